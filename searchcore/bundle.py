@@ -1,0 +1,187 @@
+"""The asset bundle: one self-describing folder per collection, the same on disk and in a Hub dataset repo.
+
+Layout (``BUNDLE_FORMAT`` 1)::
+
+    manifest.json            format, backbone spec, word-vector source, dims, counts, sha256 + size of every file
+    items.jsonl              one item per line: id, path (under images/), label, caption
+    features.npy             (count, feature_dim) float32 penultimate features
+    logits.npy               (count, num_classes) float32 ImageNet logits (ConSE and class re-weighting use them)
+    images/                  the photos
+    indexes/NAME.hnsw|json   images (features), semantic (images in word space), words, tags
+    head/                    optional trained DeViSE head: config.json, model.safetensors, README.md
+
+:func:`open_bundle` refuses a bundle whose files disagree with the manifest (missing, truncated or altered files,
+wrong dims or counts) with a :class:`BundleError` that names the file and says how to rebuild it. The manifest is
+always written last, so a bundle is either complete or refused.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import storage
+from .collection import Item
+from .errors import AssetSourceError, BundleError
+from .index import VectorIndex
+
+BUNDLE_FORMAT = 1
+MANIFEST = "manifest.json"
+ITEMS = "items.jsonl"
+FEATURES = "features.npy"
+LOGITS = "logits.npy"
+IMAGES = "images"
+INDEXES = "indexes"
+HEAD = "head"
+INDEX_NAMES = ("images", "semantic", "words", "tags")
+REBUILD = "Rebuild it with: python -m training.build_assets --collection ... --out {root}"
+
+
+def rebuild_hint(root: Path) -> str:
+    return REBUILD.format(root=root)
+
+
+def resolve(source: str | Path) -> Path:
+    """A local bundle folder, or a Hub dataset repo id (``user/repo``) downloaded with ``snapshot_download``."""
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return path
+    text = str(source)
+    if re.fullmatch(r"[\w.-]+/[\w.-]+", text) and not path.exists() and not text.startswith((".", "/")):
+        from huggingface_hub import snapshot_download
+
+        try:
+            return Path(snapshot_download(repo_id=text, repo_type="dataset"))
+        except Exception as exc:  # noqa: BLE001 - offline, missing repo, auth: all mean "cannot get it"
+            raise AssetSourceError(
+                f"Could not download the bundle {text!r} from the Hugging Face Hub ({type(exc).__name__}: {exc}). "
+                "Check the repo id and your network, or pass a local bundle folder."
+            ) from exc
+    raise AssetSourceError(f"No bundle at {text!r}: pass a local bundle folder or a Hub dataset repo id like "
+                           "'user/my-photos-bundle'.")
+
+
+def read_items(path: Path) -> list[Item]:
+    items = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            try:
+                row = json.loads(line)
+                items.append(Item(int(row["id"]), row["path"], row["label"], row.get("caption", "")))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise BundleError(f"line {n} is not a valid item ({exc}).", path, rebuild_hint(path.parent)) from exc
+    return items
+
+
+def write_items(path: Path, items: list[Item]) -> None:
+    storage.write_text(path, "".join(json.dumps(item._asdict(), ensure_ascii=False) + "\n" for item in items))
+
+
+def data_files(root: Path) -> list[Path]:
+    """Every file the manifest vouches for (all but the manifest itself and the photos, which are listed by count)."""
+    files = [root / ITEMS, root / FEATURES, root / LOGITS]
+    files += sorted((root / INDEXES).glob("*.hnsw")) + sorted((root / INDEXES).glob("*.json"))
+    if (root / HEAD).is_dir():
+        files += sorted(p for p in (root / HEAD).iterdir() if p.suffix in (".json", ".safetensors"))
+    return [f for f in files if f.is_file()]
+
+
+def write_manifest(root: Path, fields: dict[str, Any]) -> dict[str, Any]:
+    """Record checksums of every data file, then write manifest.json atomically (always the last write)."""
+    files = {p.relative_to(root).as_posix(): {"sha256": storage.sha256(p), "bytes": p.stat().st_size}
+             for p in data_files(root)}
+    manifest = {"format": BUNDLE_FORMAT, **fields, "files": files}
+    storage.write_json(root / MANIFEST, manifest)
+    return manifest
+
+
+def _load_npy(path: Path, shape: tuple[int, int], root: Path) -> np.ndarray:
+    try:
+        array = np.load(path, mmap_mode="r")
+    except (ValueError, OSError) as exc:
+        raise BundleError(f"cannot be read as a numpy array ({exc}).", path, rebuild_hint(root)) from exc
+    if tuple(array.shape) != shape:
+        raise BundleError(f"has shape {tuple(array.shape)} but the manifest says {shape}.", path, rebuild_hint(root))
+    return np.asarray(array, dtype=np.float32)
+
+
+@dataclass
+class Bundle:
+    """A verified bundle in memory: manifest, items, features, logits and the hnswlib indexes."""
+
+    root: Path
+    manifest: dict[str, Any]
+    items: list[Item]
+    features: np.ndarray
+    logits: np.ndarray
+    indexes: dict[str, VectorIndex]
+
+    @property
+    def name(self) -> str:
+        return str(self.manifest.get("name", self.root.name))
+
+    @property
+    def head_dir(self) -> Path | None:
+        folder = self.root / HEAD
+        return folder if (folder / "config.json").is_file() else None
+
+    def image_path(self, item: Item) -> Path:
+        return self.root / IMAGES / item.path
+
+
+def verify(root: Path, check_sums: bool = True) -> dict[str, Any]:
+    """Check the manifest against the files on disk; return the manifest or raise :class:`BundleError`."""
+    manifest_path = root / MANIFEST
+    if not manifest_path.is_file():
+        raise BundleError("no manifest.json: this folder is not a bundle, or its build did not finish.", root,
+                          rebuild_hint(root))
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise BundleError(f"is not valid JSON ({exc}).", manifest_path, rebuild_hint(root)) from exc
+    if manifest.get("format") != BUNDLE_FORMAT:
+        raise BundleError(f"has format {manifest.get('format')!r}; this version reads format {BUNDLE_FORMAT}.",
+                          manifest_path, rebuild_hint(root))
+    for rel, expected in manifest.get("files", {}).items():
+        path = root / rel
+        if not path.is_file():
+            raise BundleError("is missing.", path, rebuild_hint(root))
+        size = path.stat().st_size
+        if size != expected["bytes"]:
+            raise BundleError(f"is {size} bytes but the manifest says {expected['bytes']} (truncated or replaced).",
+                              path, rebuild_hint(root))
+        if check_sums and storage.sha256(path) != expected["sha256"]:
+            raise BundleError("does not match its checksum in manifest.json (the file was changed or damaged).",
+                              path, rebuild_hint(root))
+    return manifest
+
+
+def open_bundle(source: str | Path, check_sums: bool = True) -> Bundle:
+    """Resolve, verify and load a bundle (indexes included)."""
+    root = resolve(source)
+    manifest = verify(root, check_sums)
+    count, feature_dim = int(manifest["count"]), int(manifest["feature_dim"])
+    items = read_items(root / ITEMS)
+    if len(items) != count or [it.id for it in items] != list(range(count)):
+        raise BundleError(f"lists {len(items)} items with ids that are not 0..{count - 1}; the manifest says {count}.",
+                          root / ITEMS, rebuild_hint(root))
+    features = _load_npy(root / FEATURES, (count, feature_dim), root)
+    logits = _load_npy(root / LOGITS, (count, int(manifest["num_classes"])), root)
+    expected_dims = {"images": feature_dim, "semantic": int(manifest["word_dim"]),
+                     "words": int(manifest["word_dim"]), "tags": int(manifest["word_dim"])}
+    indexes = {}
+    for name in INDEX_NAMES:
+        index = VectorIndex.load(root / INDEXES / name)
+        if index.dim != expected_dims[name]:
+            raise BundleError(f"has dimension {index.dim} but the manifest says {expected_dims[name]}.",
+                              root / INDEXES / f"{name}.json", rebuild_hint(root))
+        if name in ("images", "semantic") and len(index) != count:
+            raise BundleError(f"holds {len(index)} items but the bundle has {count}.",
+                              root / INDEXES / f"{name}.json", rebuild_hint(root))
+        indexes[name] = index
+    return Bundle(root, manifest, items, features, logits, indexes)

@@ -1,0 +1,226 @@
+"""SearchEngine: the five searches over one bundle, and :func:`load_engine`, the one factory that builds it.
+
+    from searchcore import load_engine
+    engine = load_engine("./assets/tuxpaint")          # or a Hub dataset repo id
+    engine.search_images("cat + sofa - dog", k=8)
+
+Images may be given as anything :func:`searchcore.images.load_image` reads, or as an ``int``: the id of an item of
+the collection, whose stored features are used (no backbone pass).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple, Union
+
+import numpy as np
+
+from .backbone import Backbone, Features, load_backbone
+from .build import semantic_embeddings
+from .bundle import Bundle, open_bundle, rebuild_hint
+from .errors import BadArgumentError, BundleError
+from .head import ConSE, DeViSEHead, class_phrases, unit_rows
+from .images import ImageInput
+from .index import exact_search
+from .words import WordVectors, load_word_vectors, parse_query
+
+MAX_K = 1000
+EngineImage = Union[ImageInput, int]
+
+
+class Hit(NamedTuple):
+    """One image found: the item, its label and caption, the cosine distance, and the photo's path."""
+
+    id: int
+    label: str
+    caption: str
+    distance: float
+    path: Path
+
+
+class WordHit(NamedTuple):
+    word: str
+    distance: float
+
+
+def check_k(k: Any) -> int:
+    if isinstance(k, float) and k.is_integer():
+        k = int(k)
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= MAX_K:
+        raise BadArgumentError(f"k must be a whole number from 1 to {MAX_K}; got {k!r}.")
+    return int(k)
+
+
+@dataclass
+class EngineInfo:
+    collection: str
+    count: int
+    labels: list[str]
+    backbone: str
+    words: str
+    word_dim: int
+    semantic: str  # "conse", "head" or "head+conse(mix=…)"
+    metrics: dict[str, Any]
+    root: Path
+
+
+class SearchEngine:
+    """All five searches. Build it with :func:`load_engine`; it is read-only and safe to share between threads."""
+
+    def __init__(self, bundle: Bundle, backbone: Backbone, words: WordVectors, head: DeViSEHead | None = None):
+        manifest, root = bundle.manifest, bundle.root
+        if backbone.feature_dim != int(manifest["feature_dim"]):
+            raise BundleError(f"was built with {manifest['feature_dim']}-d features ({manifest['backbone']}) but the "
+                              f"backbone {backbone.spec} gives {backbone.feature_dim}-d.", root, rebuild_hint(root))
+        if words.dim != int(manifest["word_dim"]) or words.source != manifest["words"]:
+            raise BundleError(f"was built with word vectors {manifest['words']!r} ({manifest['word_dim']}-d), not "
+                              f"{words.source!r} ({words.dim}-d).", root, rebuild_hint(root))
+        if head is not None and (head.in_dim != backbone.feature_dim or head.out_dim != words.dim):
+            raise BundleError(f"head maps {head.in_dim}→{head.out_dim} but the bundle needs "
+                              f"{backbone.feature_dim}→{words.dim}.", root / "head",
+                              "Retrain it with: python -m training.train_devise --bundle " + str(root))
+        self.bundle, self.backbone, self.words, self.head = bundle, backbone, words, head
+        self.conse = ConSE.from_words(backbone.class_names, words, top_t=int(manifest.get("conse_top_t", 10)))
+        self._weights = backbone.classifier_weights()
+        self._by_class: OrderedDict[int, np.ndarray] = OrderedDict()  # small LRU of re-weighted collections
+        self._lock = threading.Lock()
+
+    # ---- facts about the engine -------------------------------------------------------------------------------
+    @property
+    def info(self) -> EngineInfo:
+        m = self.bundle.manifest
+        return EngineInfo(self.bundle.name, int(m["count"]), list(m.get("labels", [])), m["backbone"], m["words"],
+                          int(m["word_dim"]), m.get("semantic", "conse"), dict(m.get("metrics", {})), self.bundle.root)
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.backbone.class_names
+
+    def resolve_class(self, value: int | str) -> int:
+        """An ImageNet class from its index (0–999, also as text) or its name ("Siamese cat"), case-insensitive."""
+        n = len(self.class_names)
+        if isinstance(value, str):
+            text = value.strip()
+            match = re.match(r"^(\d+)\b", text)  # "284", "284: Siamese cat, Siamese"
+            if match:
+                value = int(match.group(1))
+            else:
+                return self._class_by_name(text)
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value < n:
+            raise BadArgumentError(f"The ImageNet class must be an index from 0 to {n - 1} or a class name; "
+                                   f"got {value!r}.")
+        return int(value)
+
+    def _class_by_name(self, text: str) -> int:
+        key = text.lower()
+        if not key:
+            raise BadArgumentError("Pick an ImageNet class: type a name such as 'Siamese cat' or an index like 284.")
+        exact = [i for i, d in enumerate(self.class_names) if key in (" ".join(p) for p in class_phrases(d))
+                 or key == d.lower()]
+        if exact:
+            return exact[0]
+        partial = [i for i, d in enumerate(self.class_names) if key in d.lower()]
+        if len(partial) == 1:
+            return partial[0]
+        if partial:
+            shown = "; ".join(f"{i}: {self.class_names[i]}" for i in partial[:5])
+            raise BadArgumentError(f"'{text}' matches {len(partial)} ImageNet classes ({shown} …); be more specific.")
+        raise BadArgumentError(f"No ImageNet class is called '{text}'; type another name or an index from 0 to "
+                               f"{len(self.class_names) - 1}.")
+
+    # ---- building blocks ---------------------------------------------------------------------------------------
+    def features(self, image: EngineImage) -> Features:
+        """Backbone features of one image, or the stored features of a collection item (``int``)."""
+        if isinstance(image, (int, np.integer)) and not isinstance(image, bool):
+            if not 0 <= image < len(self.bundle.items):
+                raise BadArgumentError(f"There is no item {image} in the collection (0–{len(self.bundle.items) - 1}).")
+            return Features(self.bundle.features[image : image + 1], self.bundle.logits[image : image + 1])
+        return self.backbone.extract_one(image)
+
+    def embed_image(self, image: EngineImage) -> np.ndarray:
+        """The image in word space (head, head+ConSE blend, or ConSE when there is no head)."""
+        feats = self.features(image)
+        return semantic_embeddings(feats.features, feats.logits, self.conse, self.head)[0][0]
+
+    def _hits(self, ids: np.ndarray, dists: np.ndarray) -> list[Hit]:
+        items = self.bundle.items
+        return [Hit(int(i), items[i].label, items[i].caption, float(d), self.bundle.image_path(items[i]))
+                for i, d in zip(ids, dists)]
+
+    # ---- the five searches ---------------------------------------------------------------------------------------
+    def similar_images(self, image: EngineImage, k: int = 10) -> list[Hit]:
+        """Image → Image: cosine neighbours of the backbone's penultimate features."""
+        k = check_k(k)
+        found = self.bundle.indexes["images"].query(self.features(image).features, k)
+        return self._hits(found.ids[0], found.distances[0])
+
+    def similar_images_by_class(self, image: EngineImage, imagenet_class: int | str, k: int = 10) -> list[Hit]:
+        """Image → Image with query and collection features re-weighted by one ImageNet class's classifier row."""
+        k = check_k(k)
+        cls = self.resolve_class(imagenet_class)
+        query = self.features(image).features[0] * self._weights[cls]
+        found = exact_search(self._reweighted(cls), query, k)  # exact: one matrix product over the collection
+        return self._hits(found.ids[0], found.distances[0])
+
+    def _reweighted(self, cls: int) -> np.ndarray:
+        with self._lock:
+            if cls in self._by_class:
+                self._by_class.move_to_end(cls)
+                return self._by_class[cls]
+        matrix = unit_rows(self.bundle.features * self._weights[cls])
+        with self._lock:
+            self._by_class[cls] = matrix
+            while len(self._by_class) > 8:
+                self._by_class.popitem(last=False)
+        return matrix
+
+    def similar_words(self, query: str, k: int = 10) -> list[WordHit]:
+        """Text → Text: nearest words to the query vector; the query's own words are left out."""
+        k = check_k(k)
+        terms = parse_query(query)
+        vector = self.words.combine(terms)
+        own = {self.words.id(t.word) for t in terms}
+        found = self.bundle.indexes["words"].query(vector, k + len(own))
+        hits = [WordHit(self.words.words[i], float(d)) for i, d in zip(found.ids[0], found.distances[0]) if i not in own]
+        return hits[:k]
+
+    def tag_image(self, image: EngineImage, k: int = 10) -> list[WordHit]:
+        """Image → Tags: nearest everyday words to the image's word-space embedding."""
+        k = check_k(k)
+        found = self.bundle.indexes["tags"].query(self.embed_image(image), k)
+        return [WordHit(self.words.words[i], float(d)) for i, d in zip(found.ids[0], found.distances[0])]
+
+    def search_images(self, query: str, k: int = 10) -> list[Hit]:
+        """Text → Image: the query in word space against the images' word-space embeddings."""
+        k = check_k(k)
+        found = self.bundle.indexes["semantic"].query(self.words.encode(query), k)
+        return self._hits(found.ids[0], found.distances[0])
+
+
+def load_engine(source: str | Path, *, check_sums: bool = True, backbone: Backbone | None = None,
+                words: WordVectors | None = None) -> SearchEngine:
+    """Build the engine for a bundle: a local folder or a Hub dataset repo id.
+
+    The backbone, word vectors and head are the ones the bundle's manifest names; pass ``backbone``/``words`` only
+    to reuse objects already loaded (they are checked against the manifest).
+    """
+    bundle = open_bundle(source, check_sums=check_sums)
+    manifest = bundle.manifest
+    backbone = backbone or load_backbone(manifest["backbone"])
+    words = words or load_word_vectors(manifest["words"])
+    head = None
+    if bundle.head_dir is not None:
+        try:
+            head = DeViSEHead.from_pretrained(str(bundle.head_dir)).eval()
+        except Exception as exc:  # noqa: BLE001 - any unreadable head is a bundle problem the user can fix
+            raise BundleError(f"the trained head cannot be loaded ({type(exc).__name__}: {exc}).", bundle.head_dir,
+                              "Retrain it with: python -m training.train_devise --bundle " + str(bundle.root)) from exc
+        if head.backbone and head.backbone != manifest["backbone"]:
+            raise BundleError(f"the head was trained on {head.backbone} features, the bundle has "
+                              f"{manifest['backbone']}.", bundle.head_dir / "config.json",
+                              "Retrain it with: python -m training.train_devise --bundle " + str(bundle.root))
+    return SearchEngine(bundle, backbone, words, head)

@@ -1,0 +1,52 @@
+"""The exceptions searchcore raises.
+
+The core raises these; only the UI (app.py) turns them into user-facing errors. Every message says what was wrong
+and what to do about it, so it can be shown to a person as is.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class SearchError(Exception):
+    """Base class of every error a user of searchcore can act on."""
+
+
+class BadArgumentError(SearchError, ValueError):
+    """An argument is out of range or of the wrong kind (k, an ImageNet class, a source name)."""
+
+
+class ImageError(SearchError, ValueError):
+    """An image could not be read, or is too large to be read safely."""
+
+
+class QueryError(SearchError, ValueError):
+    """A text query is empty or cannot be parsed."""
+
+
+class UnknownWordError(QueryError, KeyError):
+    """A word is not in the word-vector vocabulary."""
+
+    def __init__(self, word: str, hint: str = "") -> None:
+        self.word = word
+        message = f"'{word}' is not in the vocabulary of the word vectors."
+        super().__init__(message + (f" {hint}" if hint else " Try a more common spelling or another word."))
+
+    def __str__(self) -> str:  # KeyError would otherwise print the message in quotes
+        return str(self.args[0])
+
+
+class BundleError(SearchError):
+    """An asset bundle is missing, incomplete or inconsistent with its manifest."""
+
+    def __init__(self, message: str, path: str | Path | None = None, hint: str | None = None) -> None:
+        self.path = Path(path) if path is not None else None
+        text = message if path is None else f"{path}: {message}"
+        if hint:
+            text += f" {hint}"
+        super().__init__(text)
+
+
+class AssetSourceError(BadArgumentError):
+    """A source (bundle, word vectors or backbone) names nothing that can be loaded."""

@@ -1,0 +1,121 @@
+"""Map image features into the word space: the trained DeViSE head, and ConSE, which needs no training.
+
+* :class:`DeViSEHead` is the seed's head (features → 2000 → word dim, BatchNorm, ReLU, Dropout) as an
+  ``nn.Module`` with ``PyTorchModelHubMixin``: ``save_pretrained(folder)`` writes ``config.json`` beside
+  ``model.safetensors`` and ``from_pretrained(folder_or_repo_id)`` rebuilds it from that config.
+* :class:`ConSE` (Norouzi et al., 2014) embeds an image as the probability-weighted mean of the word vectors of its
+  top-T ImageNet classes. It is the fallback whenever a bundle has no trained head, and the baseline the head must
+  beat.
+* :func:`blend` mixes the two with the weight the training run chose on its validation split (``conse_mix``).
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import torch
+from huggingface_hub import PyTorchModelHubMixin
+from torch import nn
+
+from .words import WordVectors
+
+
+def unit_rows(matrix: np.ndarray) -> np.ndarray:
+    matrix = np.asarray(matrix, dtype=np.float32)
+    return matrix / np.maximum(np.linalg.norm(matrix, axis=-1, keepdims=True), 1e-12)
+
+
+class DeViSEHead(
+    nn.Module,
+    PyTorchModelHubMixin,
+    library_name="semantic-search",
+    tags=["devise", "image-search", "zero-shot-image-classification"],
+    license="mit",
+):
+    """features (in_dim) → hidden_dim → out_dim (the word-vector dim). Outputs are compared by cosine."""
+
+    def __init__(
+        self,
+        in_dim: int = 4096,
+        hidden_dim: int = 2000,
+        out_dim: int = 300,
+        dropout: float = 0.25,
+        backbone: str = "",
+        words: str = "",
+        conse_mix: float = 0.0,
+    ) -> None:
+        super().__init__()
+        # backbone/words/conse_mix are recorded in config.json so a head is never paired with the wrong features
+        self.in_dim, self.hidden_dim, self.out_dim = in_dim, hidden_dim, out_dim
+        self.backbone, self.words, self.conse_mix = backbone, words, float(conse_mix)
+        self.net = nn.Sequential(
+            nn.BatchNorm1d(in_dim),
+            nn.Dropout(dropout / 2),
+            nn.Linear(in_dim, hidden_dim),
+            nn.ReLU(inplace=True),
+            nn.BatchNorm1d(hidden_dim),
+            nn.Dropout(dropout),
+            nn.Linear(hidden_dim, out_dim),
+        )
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.net(features)
+
+    @torch.inference_mode()
+    def embed(self, features: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+        """Unit vectors in word space for a (n, in_dim) feature matrix, in eval mode."""
+        was_training = self.training
+        self.eval()
+        feats = np.asarray(features, dtype=np.float32)
+        out = [self(torch.from_numpy(feats[i : i + batch_size])).numpy() for i in range(0, len(feats), batch_size)]
+        self.train(was_training)
+        return unit_rows(np.concatenate(out) if out else np.zeros((0, self.out_dim), np.float32))
+
+
+def class_phrases(description: str) -> list[list[str]]:
+    """ImageNet descriptions hold synonyms: ``"tabby, tabby cat"`` → ``[["tabby"], ["tabby", "cat"]]``."""
+    return [re.split(r"[\s\-_']+", syn.strip().lower()) for syn in description.split(",") if syn.strip()]
+
+
+def class_word_matrix(class_names: list[str], words: WordVectors) -> tuple[np.ndarray, np.ndarray]:
+    """One unit word vector per class (its first synonym whose words are all known) and a mask of known classes."""
+    matrix = np.zeros((len(class_names), words.dim), np.float32)
+    known = np.zeros(len(class_names), bool)
+    for i, name in enumerate(class_names):
+        for phrase in class_phrases(name):
+            parts = [p for p in phrase if p]
+            if parts and all(p in words for p in parts):
+                matrix[i] = words.phrase(parts)
+                known[i] = True
+                break
+    return matrix, known
+
+
+class ConSE:
+    """Convex combination of semantic embeddings: Σ_top-T p(c|x)·v(c) / Σ p, over classes with a known word vector."""
+
+    def __init__(self, class_vectors: np.ndarray, known: np.ndarray, top_t: int = 10) -> None:
+        self.class_vectors = unit_rows(class_vectors)
+        self.known = np.asarray(known, bool)
+        self.top_t = int(top_t)
+
+    @classmethod
+    def from_words(cls, class_names: list[str], words: WordVectors, top_t: int = 10) -> ConSE:
+        return cls(*class_word_matrix(class_names, words), top_t=top_t)
+
+    def embed(self, logits: np.ndarray) -> np.ndarray:
+        logits = np.atleast_2d(np.asarray(logits, dtype=np.float64))
+        logits = np.where(self.known[None, :], logits, -np.inf)  # classes without a word vector cannot vote
+        probs = np.exp(logits - logits.max(1, keepdims=True))
+        probs /= probs.sum(1, keepdims=True)
+        t = min(self.top_t, int(self.known.sum()))
+        top = np.argpartition(-probs, t - 1, axis=1)[:, :t]
+        weights = np.take_along_axis(probs, top, 1)
+        emb = np.einsum("nt,ntd->nd", weights / weights.sum(1, keepdims=True), self.class_vectors[top])
+        return unit_rows(emb)
+
+
+def blend(head_embedding: np.ndarray, conse_embedding: np.ndarray, conse_mix: float) -> np.ndarray:
+    """``(1-m)·head + m·ConSE`` on unit vectors, renormalised; m=0 is the head alone, m=1 ConSE alone."""
+    return unit_rows((1.0 - conse_mix) * unit_rows(head_embedding) + conse_mix * unit_rows(conse_embedding))

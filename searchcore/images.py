@@ -1,0 +1,127 @@
+"""Turn whatever image a user hands in into a safe RGB ``PIL.Image``.
+
+Uploads come as paths, bytes, numpy arrays (Gradio) or PIL images, in any mode PIL can open. This module is the
+one place that decides how odd inputs become RGB: transparency is flattened onto white (the seed's stamps and
+many PNGs are cut-outs), CMYK and palette images are converted, 16-bit and float data are rescaled, EXIF rotation
+is applied, and images above a pixel budget are refused before they are decoded (decompression bombs).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import ImageError
+
+#: The most pixels an input image may have (width × height). 40 MP covers any camera photo; PIL's own
+#: bomb check only warns below 2× its limit, so we enforce ours before decoding.
+MAX_PIXELS = int(os.environ.get("SEARCH_MAX_PIXELS", 40_000_000))
+#: Images smaller than this on either side are refused: there is nothing to recognise.
+MIN_SIDE = 8
+
+ImageInput = Union[str, os.PathLike, bytes, Image.Image, np.ndarray]
+
+
+def _open(source: ImageInput) -> Image.Image:
+    if isinstance(source, Image.Image):
+        return source
+    if isinstance(source, np.ndarray):
+        return _from_array(source)
+    if isinstance(source, (bytes, bytearray)):
+        stream: io.BytesIO | Path = io.BytesIO(source)
+        name = "the uploaded bytes"
+    elif isinstance(source, (str, os.PathLike)):
+        stream = Path(source)
+        name = str(source)
+        if not stream.is_file():
+            raise ImageError(f"No image file at {name}. Check the path or upload the image again.")
+    else:
+        raise ImageError(f"Cannot read an image from a {type(source).__name__}; pass a path, bytes or a PIL image.")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(stream)
+            _check_size(img.size)
+            img.load()
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(f"The image is too large to process safely ({exc}). Resize it and try again.") from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(
+            f"Could not read {name} as an image ({type(exc).__name__}: {exc}). "
+            "The file may be corrupt or truncated; try saving it again as JPEG or PNG."
+        ) from exc
+    return img
+
+
+def _from_array(arr: np.ndarray) -> Image.Image:
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 3, 4)):
+        raise ImageError(f"An image array must be H×W or H×W×{{1,3,4}}; got shape {arr.shape}.")
+    _check_size((arr.shape[1], arr.shape[0]))
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if arr.dtype != np.uint8:
+        arr = _to_uint8(arr.astype(np.float64))
+    mode = "L" if arr.ndim == 2 else ("RGB" if arr.shape[2] == 3 else "RGBA")
+    return Image.fromarray(np.ascontiguousarray(arr), mode=mode)
+
+
+def _to_uint8(arr: np.ndarray) -> np.ndarray:
+    """Rescale 16-bit or float data into 0..255 by its own range, as viewers do."""
+    finite = arr[np.isfinite(arr)]
+    if finite.size == 0:
+        raise ImageError("The image holds no finite pixel values.")
+    lo, hi = float(finite.min()), float(finite.max())
+    if lo >= 0.0 and hi <= 1.0:
+        lo, hi = 0.0, 1.0  # float images in [0, 1] keep their brightness
+    elif lo >= 0.0 and hi <= 255.0:
+        lo, hi = 0.0, 255.0
+    scaled = (np.nan_to_num(arr, nan=lo) - lo) / max(hi - lo, 1e-12)
+    return (np.clip(scaled, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def _check_size(size: tuple[int, int]) -> None:
+    width, height = size
+    if width * height > MAX_PIXELS:
+        raise ImageError(
+            f"The image is {width}×{height} pixels ({width * height / 1e6:.0f} MP), above the limit of "
+            f"{MAX_PIXELS / 1e6:.0f} MP. Resize it and try again."
+        )
+    if min(width, height) < MIN_SIDE:
+        raise ImageError(f"The image is {width}×{height} pixels; it needs at least {MIN_SIDE} pixels on each side.")
+
+
+def to_rgb(img: Image.Image, background: tuple[int, int, int] = (255, 255, 255)) -> Image.Image:
+    """Any PIL mode → RGB, transparency flattened onto ``background``."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        img = Image.fromarray(_to_uint8(np.asarray(img, dtype=np.float64)), mode="L")
+    if img.mode == "P":
+        img = img.convert("RGBA")  # palette transparency becomes real alpha
+    if img.mode in ("LA", "La", "PA"):
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "RGBa"):
+        base = Image.new("RGB", img.size, background)
+        base.paste(img, mask=img.getchannel("A"))
+        return base
+    return img.convert("RGB") if img.mode != "RGB" else img
+
+
+def load_image(source: ImageInput) -> Image.Image:
+    """Read ``source`` and return an RGB image with EXIF rotation applied; raise :class:`ImageError` if unusable."""
+    img = _open(source)
+    _check_size(img.size)
+    try:
+        img = ImageOps.exif_transpose(img) or img
+    except Exception:  # noqa: BLE001 - a broken EXIF block must not make a good image unreadable
+        pass
+    try:
+        return to_rgb(img)
+    except (OSError, ValueError) as exc:
+        raise ImageError(f"Could not convert the image (mode {img.mode}) to RGB: {exc}.") from exc

@@ -1,0 +1,169 @@
+"""Nearest-neighbour indexes: hnswlib (approximate, fast) with a JSON sidecar, and exact numpy search beside it.
+
+An index is two files, ``NAME.hnsw`` (hnswlib's own format) and ``NAME.json`` (dim, count, space, M,
+ef_construction, ef, what the vectors are). hnswlib does not store ``ef``, so the sidecar restores it on load.
+Labels in the index are item ids (rows of the matrix the index was built from, or ids given at build time).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from . import storage
+from .errors import BadArgumentError, BundleError
+
+SPACES = ("cosine", "l2", "ip")
+
+
+class Neighbours(NamedTuple):
+    ids: np.ndarray  # (q, k) int64
+    distances: np.ndarray  # (q, k) float32; cosine distance = 1 - cosine similarity
+
+
+@dataclass
+class IndexInfo:
+    dim: int
+    count: int
+    space: str = "cosine"
+    M: int = 16
+    ef_construction: int = 200
+    ef: int = 64
+    vectors: str = ""  # what the vectors are, e.g. "tf_efficientnet_lite0@pypi penultimate features"
+
+
+def _check_k(k: int) -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+        raise BadArgumentError(f"k must be a whole number, not {k!r}.")
+    if k < 1:
+        raise BadArgumentError(f"k must be at least 1 (got {k}).")
+    return int(k)
+
+
+def _as_queries(queries: np.ndarray, dim: int) -> np.ndarray:
+    q = np.asarray(queries, dtype=np.float32)
+    if q.ndim == 1:
+        q = q[None, :]
+    if q.ndim != 2 or q.shape[1] != dim:
+        raise BadArgumentError(f"Query vectors must have {dim} dimensions; got shape {tuple(q.shape)}.")
+    return q
+
+
+def exact_search(matrix: np.ndarray, queries: np.ndarray, k: int, space: str = "cosine") -> Neighbours:
+    """Brute-force k nearest rows of ``matrix`` with hnswlib's distance definitions, for checks and tiny sets."""
+    k = min(_check_k(k), len(matrix))
+    data = np.asarray(matrix, dtype=np.float32)
+    q = _as_queries(queries, data.shape[1])
+    if space == "cosine":
+        data = data / np.maximum(np.linalg.norm(data, axis=1, keepdims=True), 1e-12)
+        q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
+        dist = 1.0 - q @ data.T
+    elif space == "ip":
+        dist = 1.0 - q @ data.T
+    elif space == "l2":
+        dist = (q * q).sum(1)[:, None] - 2.0 * q @ data.T + (data * data).sum(1)[None, :]
+    else:
+        raise BadArgumentError(f"Unknown space {space!r}; use one of {SPACES}.")
+    part = np.argpartition(dist, k - 1, axis=1)[:, :k] if k < data.shape[0] else np.tile(np.arange(k), (len(q), 1))
+    order = np.take_along_axis(dist, part, 1).argsort(1, kind="stable")
+    ids = np.take_along_axis(part, order, 1)
+    return Neighbours(ids.astype(np.int64), np.take_along_axis(dist, ids, 1).astype(np.float32))
+
+
+class VectorIndex:
+    """An hnswlib index plus its sidecar metadata. Create with :meth:`build` or :meth:`load`."""
+
+    def __init__(self, index, info: IndexInfo) -> None:  # noqa: ANN001 - hnswlib.Index has no type stubs
+        self._index = index
+        self.info = info
+
+    @classmethod
+    def build(
+        cls,
+        vectors: np.ndarray,
+        ids: np.ndarray | None = None,
+        *,
+        space: str = "cosine",
+        M: int = 16,
+        ef_construction: int = 200,
+        ef: int = 64,
+        what: str = "",
+        threads: int = -1,
+    ) -> VectorIndex:
+        import hnswlib
+
+        if space not in SPACES:
+            raise BadArgumentError(f"Unknown space {space!r}; use one of {SPACES}.")
+        data = np.asarray(vectors, dtype=np.float32)
+        if data.ndim != 2 or len(data) == 0:
+            raise BadArgumentError(f"Need a non-empty 2-d array of vectors to index; got shape {data.shape}.")
+        labels = np.arange(len(data)) if ids is None else np.asarray(ids, dtype=np.int64)
+        index = hnswlib.Index(space=space, dim=data.shape[1])
+        index.init_index(max_elements=len(data), M=M, ef_construction=ef_construction, random_seed=100)
+        index.add_items(data, labels, num_threads=threads)
+        index.set_ef(ef)
+        return cls(index, IndexInfo(data.shape[1], len(data), space, M, ef_construction, ef, what))
+
+    @property
+    def dim(self) -> int:
+        return self.info.dim
+
+    def __len__(self) -> int:
+        return self.info.count
+
+    @property
+    def ef(self) -> int:
+        return self.info.ef
+
+    @ef.setter
+    def ef(self, value: int) -> None:
+        self.info.ef = int(value)
+        self._index.set_ef(int(value))
+
+    def query(self, queries: np.ndarray, k: int) -> Neighbours:
+        """The ``k`` nearest items to each query; ``k`` above the item count returns every item."""
+        k = min(_check_k(k), self.info.count)
+        q = _as_queries(queries, self.info.dim)
+        # hnswlib searches with max(ef, k) candidates, so k > ef needs no set_ef (which would race between threads)
+        labels, dists = self._index.knn_query(q, k=k)
+        return Neighbours(labels.astype(np.int64), dists.astype(np.float32))
+
+    def vectors(self) -> np.ndarray:
+        """The stored vectors in label order (hnswlib keeps them; cosine space keeps them unit-normalised)."""
+        labels = np.asarray(self._index.get_ids_list(), dtype=np.int64)
+        return np.asarray(self._index.get_items(np.sort(labels), return_type="numpy"), dtype=np.float32)
+
+    def save(self, path: str | Path) -> None:
+        """Write ``path.hnsw`` and ``path.json`` atomically (the index first, the sidecar that vouches for it last)."""
+        base = Path(path)
+        with storage.atomic_path(base.with_suffix(".hnsw")) as tmp:
+            self._index.save_index(str(tmp))
+        storage.write_json(base.with_suffix(".json"), asdict(self.info))
+
+    @classmethod
+    def load(cls, path: str | Path) -> VectorIndex:
+        import hnswlib
+
+        base = Path(path)
+        sidecar, data = base.with_suffix(".json"), base.with_suffix(".hnsw")
+        for needed in (sidecar, data):
+            if not needed.is_file():
+                raise BundleError("index file is missing.", needed, "Rebuild the bundle with python -m training.build_assets.")
+        try:
+            info = IndexInfo(**json.loads(sidecar.read_text(encoding="utf-8")))
+        except (ValueError, TypeError) as exc:
+            raise BundleError(f"index sidecar is unreadable ({exc}).", sidecar) from exc
+        index = hnswlib.Index(space=info.space, dim=info.dim)
+        try:
+            index.load_index(str(data), max_elements=info.count)
+        except RuntimeError as exc:
+            raise BundleError(f"hnswlib cannot read the index ({exc}).", data,
+                              "Rebuild the bundle with python -m training.build_assets.") from exc
+        if index.get_current_count() != info.count:
+            raise BundleError(f"index holds {index.get_current_count()} items but its sidecar says {info.count}.", data)
+        index.set_ef(info.ef)
+        return cls(index, info)
