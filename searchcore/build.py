@@ -16,7 +16,7 @@ import numpy as np
 
 from . import bundle as B
 from .backbone import Features
-from .collection import Collection, Item
+from .collection import Collection
 from .head import ConSE, DeViSEHead, blend
 from .index import VectorIndex
 from .words import WordVectors
@@ -84,7 +84,7 @@ def write_bundle(
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
     (root / B.MANIFEST).unlink(missing_ok=True)  # the bundle is incomplete until the new manifest lands
-    items = [Item(i, item.path, item.label, item.caption) for i, item in enumerate(collection.items)]
+    items = [item._replace(id=i) for i, item in enumerate(collection.items)]
     copy_images(collection, root)
     B.write_items(root / B.ITEMS, items)
     from .storage import save_npy

@@ -72,7 +72,8 @@ def read_items(path: Path) -> list[Item]:
         if line.strip():
             try:
                 row = json.loads(line)
-                items.append(Item(int(row["id"]), row["path"], row["label"], row.get("caption", "")))
+                items.append(Item(int(row["id"]), row["path"], row["label"], row.get("caption", ""),
+                                  tuple(row.get("captions", ()))))
             except (ValueError, KeyError, TypeError) as exc:
                 raise BundleError(f"line {n} is not a valid item ({exc}).", path, rebuild_hint(path.parent)) from exc
     return items

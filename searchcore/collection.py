@@ -42,6 +42,7 @@ class Item(NamedTuple):
     path: str  # relative to the collection root (or the bundle's images/ folder)
     label: str
     caption: str
+    captions: tuple[str, ...] = ()  # every caption when a collection has several (Pascal Sentences has five)
 
 
 @dataclass
