@@ -1,1 +1,1 @@
-"""Command-line tools that build, train, evaluate and publish the semantic-search assets (run as python -m training.X)."""
+"""Command-line tools that build, train, evaluate and publish the search assets (run: python -m training.NAME)."""
