@@ -17,8 +17,8 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from functools import cached_property
+from dataclasses import dataclass
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -41,6 +41,15 @@ class Features(NamedTuple):
 
     features: np.ndarray  # (n, feature_dim) float32
     logits: np.ndarray  # (n, num_classes) float32
+
+
+@lru_cache(maxsize=1)
+def imagenet_class_names() -> list[str]:
+    """The 1000 ImageNet-1k class descriptions in index order, from timm's bundled table (no network)."""
+    from timm.data import ImageNetInfo
+
+    info = ImageNetInfo()
+    return [info.index_to_description(i) for i in range(1000)]
 
 
 def parse_spec(spec: str) -> tuple[str, str]:
@@ -125,7 +134,6 @@ class Backbone:
     transform: Callable[[object], torch.Tensor]
     data_config: dict
     batch_size: int = 32
-    _class_names: list[str] | None = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
@@ -146,12 +154,8 @@ class Backbone:
     @property
     def class_names(self) -> list[str]:
         """ImageNet-1k descriptions ("Siamese cat, Siamese"), from timm's bundled tables; no network."""
-        if self._class_names is None:
-            from timm.data import ImageNetInfo
-
-            info = ImageNetInfo()
-            self._class_names = [info.index_to_description(i) for i in range(self.num_classes)]
-        return self._class_names
+        names = imagenet_class_names()
+        return names if len(names) == self.num_classes else [f"class {i}" for i in range(self.num_classes)]
 
     def preprocess(self, image: ImageInput) -> torch.Tensor:
         return self.transform(load_image(image))

@@ -59,6 +59,12 @@ class DeViSEHead(
             nn.Linear(hidden_dim, out_dim),
         )
 
+    def set_conse_mix(self, mix: float) -> None:
+        """Set the ConSE blend weight, also in the config that ``save_pretrained`` writes."""
+        self.conse_mix = float(mix)
+        if isinstance(self._hub_mixin_config, dict):
+            self._hub_mixin_config["conse_mix"] = self.conse_mix
+
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.net(features)
 

