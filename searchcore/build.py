@@ -29,13 +29,13 @@ Log = Callable[[str], None]
 
 
 def semantic_embeddings(
-    features: np.ndarray, logits: np.ndarray, conse: ConSE, head: DeViSEHead | None
+    features: np.ndarray, logits: np.ndarray, conse: ConSE, head: DeViSEHead | None, purpose: str = "search"
 ) -> tuple[np.ndarray, str]:
-    """Images in word space: the head blended with ConSE by the head's ``conse_mix``, or ConSE alone."""
+    """Images in word space: the head blended with ConSE by the head's weight for ``purpose``, or ConSE alone."""
     conse_emb = conse.embed(logits)
     if head is None:
         return conse_emb, "conse"
-    mix = float(head.conse_mix)
+    mix = float(head.tag_conse_mix if purpose == "tags" else head.conse_mix)
     kind = "head" if mix == 0 else f"head+conse(mix={mix:g})"
     return blend(head.embed(features), conse_emb, mix), kind
 

@@ -48,10 +48,12 @@ def rebuild_hint(root: Path) -> str:
 
 def resolve(source: str | Path) -> Path:
     """A local bundle folder, or a Hub dataset repo id (``user/repo``) downloaded with ``snapshot_download``."""
-    path = Path(source).expanduser()
+    text = str(source).strip()
+    if not text:
+        raise AssetSourceError("No bundle named: pass a local bundle folder or a Hub dataset repo id.")
+    path = Path(text).expanduser()
     if path.is_dir():
         return path
-    text = str(source)
     if re.fullmatch(r"[\w.-]+/[\w.-]+", text) and not path.exists() and not text.startswith((".", "/")):
         from huggingface_hub import snapshot_download
 

@@ -141,10 +141,15 @@ class SearchEngine:
             return Features(self.bundle.features[image : image + 1], self.bundle.logits[image : image + 1])
         return self.backbone.extract_one(image)
 
-    def embed_image(self, image: EngineImage) -> np.ndarray:
-        """The image in word space (head, head+ConSE blend, or ConSE when there is no head)."""
+    def embed_image(self, image: EngineImage, purpose: str = "search") -> np.ndarray:
+        """The image in word space (head, head+ConSE blend for ``purpose``, or ConSE when there is no head)."""
         feats = self.features(image)
-        return semantic_embeddings(feats.features, feats.logits, self.conse, self.head)[0][0]
+        head = self.head
+        if head is not None and purpose == "tags" and head.ood_distance is not None and not isinstance(image, int):
+            nearest = float(self.bundle.indexes["images"].query(feats.features, 1).distances[0, 0])
+            if nearest > head.ood_distance:
+                head = None  # unlike every photo the head learnt from: its output is guesswork, ConSE is not
+        return semantic_embeddings(feats.features, feats.logits, self.conse, head, purpose)[0][0]
 
     def _hits(self, ids: np.ndarray, dists: np.ndarray) -> list[Hit]:
         items = self.bundle.items
@@ -191,7 +196,7 @@ class SearchEngine:
     def tag_image(self, image: EngineImage, k: int = 10) -> list[WordHit]:
         """Image → Tags: nearest everyday words to the image's word-space embedding."""
         k = check_k(k)
-        found = self.bundle.indexes["tags"].query(self.embed_image(image), k)
+        found = self.bundle.indexes["tags"].query(self.embed_image(image, "tags"), k)
         return [WordHit(self.words.words[i], float(d)) for i, d in zip(found.ids[0], found.distances[0])]
 
     def search_images(self, query: str, k: int = 10) -> list[Hit]:

@@ -179,7 +179,7 @@ def train_head(
     trained_labels = sorted({labels[i] for i in train_ids})
     label_index = {lab: j for j, lab in enumerate(trained_labels)}
     label_matrix = torch.from_numpy(np.stack([targets[lab] for lab in trained_labels]))
-    x = torch.from_numpy(np.asarray(features, np.float32))
+    x = torch.from_numpy(np.array(features, np.float32))  # a writable copy of a possibly read-only memmap
     y = torch.tensor([label_index.get(lab, -1) for lab in labels])
 
     head = DeViSEHead(in_dim=x.shape[1], hidden_dim=config.hidden_dim, out_dim=words.dim, dropout=config.dropout,
@@ -201,7 +201,7 @@ def train_head(
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
-            total += float(loss) * len(batch)
+            total += loss.item() * len(batch)
         schedule.step()
         row = {"epoch": epoch, "train_loss": total / len(order)}
         head.eval()

@@ -6,7 +6,8 @@
 * :class:`ConSE` (Norouzi et al., 2014) embeds an image as the probability-weighted mean of the word vectors of its
   top-T ImageNet classes. It is the fallback whenever a bundle has no trained head, and the baseline the head must
   beat.
-* :func:`blend` mixes the two with the weight the training run chose on its validation split (``conse_mix``).
+* :func:`blend` mixes the two with the weights the training run chose on held-back items (``conse_mix`` for
+  Text→Image, ``tag_conse_mix`` for Image→Tags).
 """
 
 from __future__ import annotations
@@ -44,11 +45,18 @@ class DeViSEHead(
         backbone: str = "",
         words: str = "",
         conse_mix: float = 0.0,
+        tag_conse_mix: float | None = None,
+        ood_distance: float | None = None,
     ) -> None:
         super().__init__()
         # backbone/words/conse_mix are recorded in config.json so a head is never paired with the wrong features
         self.in_dim, self.hidden_dim, self.out_dim = in_dim, hidden_dim, out_dim
+        # conse_mix blends for Text→Image over the collection, tag_conse_mix for Image→Tags of any photo
         self.backbone, self.words, self.conse_mix = backbone, words, float(conse_mix)
+        self.tag_conse_mix = float(conse_mix if tag_conse_mix is None else tag_conse_mix)
+        # an image farther than this (cosine distance of its features to the nearest collection photo) is unlike
+        # anything the head was trained on; its tags then come from ConSE alone (see SearchEngine.embed_image)
+        self.ood_distance = None if ood_distance is None else float(ood_distance)
         self.net = nn.Sequential(
             nn.BatchNorm1d(in_dim),
             nn.Dropout(dropout / 2),
@@ -59,11 +67,13 @@ class DeViSEHead(
             nn.Linear(hidden_dim, out_dim),
         )
 
-    def set_conse_mix(self, mix: float) -> None:
-        """Set the ConSE blend weight, also in the config that ``save_pretrained`` writes."""
-        self.conse_mix = float(mix)
+    def set_serving(self, search_mix: float, tag_mix: float, ood_distance: float | None) -> None:
+        """Set the ConSE blend weights and the unseen-image distance, also in the config ``save_pretrained`` writes."""
+        self.conse_mix, self.tag_conse_mix = float(search_mix), float(tag_mix)
+        self.ood_distance = None if ood_distance is None else float(ood_distance)
         if isinstance(self._hub_mixin_config, dict):
-            self._hub_mixin_config["conse_mix"] = self.conse_mix
+            self._hub_mixin_config.update(conse_mix=self.conse_mix, tag_conse_mix=self.tag_conse_mix,
+                                          ood_distance=self.ood_distance)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.net(features)
@@ -73,7 +83,7 @@ class DeViSEHead(
         """Unit vectors in word space for a (n, in_dim) feature matrix, in eval mode."""
         was_training = self.training
         self.eval()
-        feats = np.asarray(features, dtype=np.float32)
+        feats = np.array(features, dtype=np.float32)  # a writable copy: torch refuses read-only memmaps
         out = [self(torch.from_numpy(feats[i : i + batch_size])).numpy() for i in range(0, len(feats), batch_size)]
         self.train(was_training)
         return unit_rows(np.concatenate(out) if out else np.zeros((0, self.out_dim), np.float32))
@@ -104,6 +114,8 @@ class ConSE:
     def __init__(self, class_vectors: np.ndarray, known: np.ndarray, top_t: int = 10) -> None:
         self.class_vectors = unit_rows(class_vectors)
         self.known = np.asarray(known, bool)
+        if not self.known.any():
+            raise ValueError("ConSE needs word vectors for at least one class name; these word vectors know none.")
         self.top_t = int(top_t)
 
     @classmethod

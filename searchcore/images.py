@@ -30,6 +30,12 @@ ImageInput = Union[str, os.PathLike, bytes, Image.Image, np.ndarray]
 
 def _open(source: ImageInput) -> Image.Image:
     if isinstance(source, Image.Image):
+        _check_size(source.size)
+        try:
+            source.load()  # a lazily opened PIL image may still hide a truncated file
+        except (OSError, ValueError, SyntaxError) as exc:
+            raise ImageError(f"Could not read the image ({type(exc).__name__}: {exc}). The file may be corrupt or "
+                             "truncated; try saving it again as JPEG or PNG.") from exc
         return source
     if isinstance(source, np.ndarray):
         return _from_array(source)
@@ -119,7 +125,7 @@ def load_image(source: ImageInput) -> Image.Image:
     _check_size(img.size)
     try:
         img = ImageOps.exif_transpose(img) or img
-    except Exception:  # noqa: BLE001 - a broken EXIF block must not make a good image unreadable
+    except (ValueError, TypeError, KeyError, SyntaxError):  # a broken EXIF block must not sink a good image
         pass
     try:
         return to_rgb(img)

@@ -85,19 +85,26 @@ def evaluate_embeddings(emb: np.ndarray, labels: Sequence[str], split: Split, wo
     return {k: round(v, 4) for k, v in out.items()}
 
 
+MIX_OBJECTIVES = {
+    # what each blend weight is for → the held-back figures it must do well on (seen labels and unseen classes)
+    "search": ("text_image_p10", "zero_shot_text_image_p10"),
+    "tags": ("tag_hit5", "zero_shot_tag_hit5"),
+}
+
+
 def choose_mix(embed: Callable[[float], np.ndarray], labels: Sequence[str], split: Split, words: WordVectors,
                tag_ids: np.ndarray, grid: Sequence[float] = tuple(np.round(np.linspace(0, 1, 11), 2))
-               ) -> tuple[float, dict[float, float]]:
-    """Pick the head/ConSE blend weight that scores best on held-back items.
+               ) -> tuple[dict[str, float], dict[str, dict[float, float]]]:
+    """Pick a head/ConSE blend weight per query type ("search": Text→Image, "tags": Image→Tags).
 
-    The score is the mean of text→image p@10 and tag hit@5 on the validation split and, when ``split`` holds out
-    classes, of the same two figures on those unseen classes: a blend must work for things the head never saw
-    (where ConSE is strong) as well as for the trained labels (where the head is strong).
+    Each is the grid value with the best mean of its figures on held-back items: the validation split (labels the
+    head was trained on) and, when ``split`` holds classes out, those unseen classes. A blend must work for things
+    the head never saw (where ConSE is strong) as well as for the trained labels (where the head is strong), and
+    the two query types need not agree: tags are asked of any photo, searches run over the collection.
     """
-    keys = ("text_image_p10", "tag_hit5", "zero_shot_text_image_p10", "zero_shot_tag_hit5")
-    scores = {}
-    for mix in grid:
-        metrics = evaluate_embeddings(embed(float(mix)), labels, split, words, tag_ids)
-        scores[float(mix)] = round(float(np.nanmean([metrics[k] for k in keys if k in metrics])), 4)
-    best = max(scores, key=lambda m: (scores[m], -m))  # ties go to the smaller mix: trust the trained head
-    return best, scores
+    per_mix = {float(m): evaluate_embeddings(embed(float(m)), labels, split, words, tag_ids) for m in grid}
+    chosen, scores = {}, {}
+    for name, keys in MIX_OBJECTIVES.items():
+        scores[name] = {m: round(float(np.nanmean([r[k] for k in keys if k in r])), 4) for m, r in per_mix.items()}
+        chosen[name] = max(scores[name], key=lambda m, s=scores[name]: (s[m], -m))  # ties: trust the head
+    return chosen, scores

@@ -106,8 +106,11 @@ def evaluate_bundle(root: str | Path, words: WordVectors | None = None, head: De
     if head is not None:
         embed = _embedder(head, bundle.features, bundle.logits, conse)
         results["head"] = evaluate_embeddings(embed(0.0), labels, split, words, tag_ids)
-        results["served"] = {**evaluate_embeddings(embed(head.conse_mix), labels, split, words, tag_ids),
-                             "conse_mix": head.conse_mix}
+        search = evaluate_embeddings(embed(head.conse_mix), labels, split, words, tag_ids)
+        tags = evaluate_embeddings(embed(head.tag_conse_mix), labels, split, words, tag_ids)
+        # the served figures: each query type with its own blend weight
+        results["served"] = {**search, **{k: v for k, v in tags.items() if "tag" in k},
+                             "conse_mix": head.conse_mix, "tag_conse_mix": head.tag_conse_mix}
     from .metrics import image_image_precision
 
     pool = np.concatenate([split.val, split.holdout])
@@ -115,6 +118,20 @@ def evaluate_bundle(root: str | Path, words: WordVectors | None = None, head: De
                                                                       [labels[i] for i in pool]), 4)
     results["eval_items"] = int(len(pool))
     return results
+
+
+def unseen_distance(features: np.ndarray, split: Split, quantile: float = 0.95) -> float | None:
+    """The 95th percentile of held-back photos' cosine distance to their nearest training photo.
+
+    Held-back photos come from the same collection as the training ones, so 95% of in-collection images are at
+    most this far from a training photo; a query farther than that is a kind of image the head never saw.
+    """
+    from .index import exact_search
+
+    if len(split.val) == 0 or len(split.train) == 0:
+        return None
+    nearest = exact_search(features[split.train], features[split.val], 1).distances[:, 0]
+    return round(float(np.quantile(nearest, quantile)), 4)
 
 
 def calibration_classes(labels: list[str], trained: list[str], seed: int, share: float = 0.25) -> tuple[str, ...]:
@@ -153,9 +170,10 @@ def train_bundle(
     calib = train_head(bundle.features, labels, words,
                        replace(config, holdout_classes=(*config.holdout_classes, *calibration)),
                        backbone=manifest["backbone"])
-    mix, mix_scores = choose_mix(_embedder(calib.head, bundle.features, bundle.logits, conse), labels,
+    mixes, mix_scores = choose_mix(_embedder(calib.head, bundle.features, bundle.logits, conse), labels,
                                  calib.split, words, tag_ids)
-    result.head.set_conse_mix(mix)
+    ood = unseen_distance(bundle.features, result.split)
+    result.head.set_serving(mixes["search"], mixes["tags"], ood)
     report(0.9, "evaluating")
     metrics = evaluate_bundle(root, words, result.head, result.split)
     training = {
@@ -167,7 +185,9 @@ def train_bundle(
         "train_seconds": round(result.seconds, 3),
         "extract_seconds": manifest.get("build", {}).get("extract_seconds"),
         "history": result.history,
-        "mix_scores": {str(k): v for k, v in mix_scores.items()},
+        "conse_mix": mixes,
+        "ood_distance": ood,
+        "mix_scores": {name: {str(k): v for k, v in table.items()} for name, table in mix_scores.items()},
         "calibration_classes": list(calibration),
         "command": command,
     }

@@ -41,7 +41,9 @@ def parse_query(text: str) -> list[Term]:
     """``"cat + sofa - 2:dog"`` → ``[Term(1, 'cat'), Term(1, 'sofa'), Term(-2, 'dog')]``; words lower-cased."""
     if not text or not text.strip():
         raise QueryError("The query is empty; type one or more words, e.g. 'cat sofa' or 'cat + sofa - dog'.")
-    tokens = re.findall(r"[+-](?=\s|$)|[^\s,+]+(?:\+[^\s,+]+)*|[+]", text.replace("\u2212", "-"))
+    # "+" always separates terms ("cat+sofa" is two words); "-" does only when it stands alone or starts a term,
+    # so hyphenated words such as "t-shirt" survive
+    tokens = re.findall(r"\+|-(?=\s|$)|[^\s,+]+", text.replace("\u2212", "-"))
     terms: list[Term] = []
     sign = 1.0
     for token in tokens:
@@ -168,6 +170,11 @@ def _read_sentence_transformers(folder: Path) -> tuple[list[str], np.ndarray]:
     import torch
 
     emb_dir = folder / "0_WordEmbeddings" if (folder / "0_WordEmbeddings").is_dir() else folder
+    if not (emb_dir / "whitespacetokenizer_config.json").is_file():
+        raise AssetSourceError(
+            f"{folder} holds no word vectors: expected vectors.npy + vocab.txt (the cache format) or a "
+            "sentence-transformers GloVe folder (0_WordEmbeddings/whitespacetokenizer_config.json + pytorch_model.bin)."
+        )
     vocab = json.loads((emb_dir / "whitespacetokenizer_config.json").read_text(encoding="utf-8"))["vocab"]
     weights_file = emb_dir / "pytorch_model.bin"
     if (emb_dir / "model.safetensors").is_file():
@@ -204,7 +211,13 @@ def _convert(source: str) -> tuple[list[str], np.ndarray]:
     if re.fullmatch(r"[\w.-]+/[\w.-]+", source):
         from huggingface_hub import snapshot_download
 
-        folder = snapshot_download(repo_id=source, allow_patterns=["0_WordEmbeddings/*", "*.json"])
+        try:
+            folder = snapshot_download(repo_id=source, allow_patterns=["0_WordEmbeddings/*", "*.json"])
+        except Exception as exc:  # noqa: BLE001 - offline, missing repo, auth: all mean "cannot get it"
+            raise AssetSourceError(
+                f"Could not download the word vectors {source!r} from the Hugging Face Hub ({type(exc).__name__}: "
+                f"{exc}). Check the id and your network, or use {OFFLINE_WORDS!r} (offline GloVe 50d)."
+            ) from exc
         return _read_sentence_transformers(Path(folder))
     raise AssetSourceError(
         f"Unknown word vectors {source!r}: pass {OFFLINE_WORDS!r} (offline GloVe 50d), a Hub repo id like "
@@ -215,6 +228,8 @@ def _convert(source: str) -> tuple[list[str], np.ndarray]:
 def load_word_vectors(source: str = OFFLINE_WORDS) -> WordVectors:
     """Open word vectors by name, Hub repo id or path, converting them into the binary cache on first use."""
     source = _ALIASES.get(source, source)
+    if not source or not source.strip():
+        raise AssetSourceError(f"No word vectors named: pass {OFFLINE_WORDS!r}, a Hub repo id or a local folder.")
     local = Path(source).expanduser()
     if local.is_dir() and _is_cache(local):
         return _open_cache(local, source)
