@@ -168,7 +168,9 @@ def train_bundle(
     tag_ids = words.alpha_ids(int(manifest.get("tag_vocab", 30_000)))
     calibration = calibration_classes(labels, result.labels, config.seed)
     calib = train_head(bundle.features, labels, words,
-                       replace(config, holdout_classes=(*config.holdout_classes, *calibration)),
+                       # as many epochs as the final head's best, so the calibration head is trained alike
+                       replace(config, holdout_classes=(*config.holdout_classes, *calibration),
+                               epochs=max(result.best_epoch, 1), patience=max(result.best_epoch, 1)),
                        backbone=manifest["backbone"])
     mixes, mix_scores = choose_mix(_embedder(calib.head, bundle.features, bundle.logits, conse), labels,
                                  calib.split, words, tag_ids)

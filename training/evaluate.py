@@ -1,0 +1,43 @@
+"""Evaluate a bundle's head against ConSE on the split recorded when it was trained.
+
+    python -m training.evaluate --bundle assets/tuxpaint [--json]
+
+Text→Image precision@10 per label word, Image→Image precision@10 (same label), tag hit@5 and, for classes held
+out of training, zero-shot Text→Image precision@10 — for ConSE, the head alone and the served blend side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from searchcore.errors import SearchError
+from searchcore.pipeline import evaluate_bundle
+
+from .card import metrics_table
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--bundle", required=True, type=Path, help="a bundle with a trained head")
+    p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    args = p.parse_args(argv)
+    try:
+        metrics = evaluate_bundle(args.bundle)
+    except SearchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(metrics))
+    else:
+        print(metrics_table(metrics))
+        print(f"\nImage→Image precision@10 on raw features: {metrics['features_image_image_p10']}; "
+              f"{metrics['eval_items']} held-back photos.")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
