@@ -57,7 +57,7 @@ def _word_index(out: Path, name: str, words: WordVectors, limit: int, log: Log) 
             index = VectorIndex.load(base)
             if index.info.vectors == what and index.dim == words.dim:
                 return index
-        except Exception:  # noqa: BLE001 - any unreadable leftover is simply rebuilt
+        except Exception:
             pass
     log(f"building the {name} index over {limit} words")
     ids = words.alpha_ids(limit)

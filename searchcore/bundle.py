@@ -59,7 +59,7 @@ def resolve(source: str | Path) -> Path:
 
         try:
             return Path(snapshot_download(repo_id=text, repo_type="dataset"))
-        except Exception as exc:  # noqa: BLE001 - offline, missing repo, auth: all mean "cannot get it"
+        except Exception as exc:
             raise AssetSourceError(
                 f"Could not download the bundle {text!r} from the Hugging Face Hub ({type(exc).__name__}: {exc}). "
                 "Check the repo id and your network, or pass a local bundle folder."

@@ -15,7 +15,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple, Union
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -29,7 +29,7 @@ from .index import exact_search
 from .words import WordVectors, load_word_vectors, parse_query
 
 MAX_K = 1000
-EngineImage = Union[ImageInput, int]
+EngineImage = ImageInput | int
 
 
 class Hit(NamedTuple):
@@ -190,7 +190,8 @@ class SearchEngine:
         vector = self.words.combine(terms)
         own = {self.words.id(t.word) for t in terms}
         found = self.bundle.indexes["words"].query(vector, k + len(own))
-        hits = [WordHit(self.words.words[i], float(d)) for i, d in zip(found.ids[0], found.distances[0]) if i not in own]
+        hits = [WordHit(self.words.words[i], float(d))
+                for i, d in zip(found.ids[0], found.distances[0]) if i not in own]
         return hits[:k]
 
     def tag_image(self, image: EngineImage, k: int = 10) -> list[WordHit]:
@@ -221,7 +222,7 @@ def load_engine(source: str | Path, *, check_sums: bool = True, backbone: Backbo
     if bundle.head_dir is not None:
         try:
             head = DeViSEHead.from_pretrained(str(bundle.head_dir)).eval()
-        except Exception as exc:  # noqa: BLE001 - any unreadable head is a bundle problem the user can fix
+        except Exception as exc:
             raise BundleError(f"the trained head cannot be loaded ({type(exc).__name__}: {exc}).", bundle.head_dir,
                               "Retrain it with: python -m training.train_devise --bundle " + str(bundle.root)) from exc
         if head.backbone and head.backbone != manifest["backbone"]:

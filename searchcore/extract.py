@@ -70,7 +70,8 @@ def extract_collection(
         if not chunk_file.is_file():
             if stop_after_chunks is not None and computed >= stop_after_chunks:
                 raise InterruptedError(f"stopped after {computed} chunks, as asked")
-            _extract_chunk(backbone, collection, items, chunk_file, lambda d, _t, s=done: progress and progress(s + d, n))
+            _extract_chunk(backbone, collection, items, chunk_file,
+                           lambda d, _t, s=done: progress and progress(s + d, n))
             computed += 1
         done += len(items)
         if progress is not None:

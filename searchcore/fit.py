@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import torch
@@ -82,7 +82,7 @@ def stratified_split(labels: Sequence[str], val_fraction: float = 0.2, seed: int
             holdout.extend(ids.tolist())
             continue
         ids = ids[rng.permutation(len(ids))]
-        n_val = int(round(val_fraction * len(ids))) if len(ids) > 1 else 0
+        n_val = round(val_fraction * len(ids)) if len(ids) > 1 else 0
         val.extend(ids[:n_val].tolist())
         train.extend(ids[n_val:].tolist())
     return Split(np.sort(np.array(train, np.int64)), np.sort(np.array(val, np.int64)),
@@ -92,7 +92,7 @@ def stratified_split(labels: Sequence[str], val_fraction: float = 0.2, seed: int
 def segment(word: str, words: WordVectors, max_parts: int = 3) -> list[str] | None:
     """Split a compound (``roadsigns``) into the fewest known words (``road signs``); None if impossible."""
 
-    @lru_cache(maxsize=None)
+    @cache
     def best(start: int) -> tuple[str, ...] | None:
         if start == len(word):
             return ()

@@ -8,11 +8,11 @@ is applied, and images above a pixel budget are refused before they are decoded 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import warnings
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -25,7 +25,7 @@ MAX_PIXELS = int(os.environ.get("SEARCH_MAX_PIXELS", 40_000_000))
 #: Images smaller than this on either side are refused: there is nothing to recognise.
 MIN_SIDE = 8
 
-ImageInput = Union[str, os.PathLike, bytes, Image.Image, np.ndarray]
+ImageInput = str | os.PathLike | bytes | Image.Image | np.ndarray
 
 
 def _open(source: ImageInput) -> Image.Image:
@@ -123,10 +123,8 @@ def load_image(source: ImageInput) -> Image.Image:
     """Read ``source`` and return an RGB image with EXIF rotation applied; raise :class:`ImageError` if unusable."""
     img = _open(source)
     _check_size(img.size)
-    try:
+    with contextlib.suppress(ValueError, TypeError, KeyError, SyntaxError):  # broken EXIF must not sink an image
         img = ImageOps.exif_transpose(img) or img
-    except (ValueError, TypeError, KeyError, SyntaxError):  # a broken EXIF block must not sink a good image
-        pass
     try:
         return to_rgb(img)
     except (OSError, ValueError) as exc:

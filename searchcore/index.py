@@ -77,7 +77,7 @@ def exact_search(matrix: np.ndarray, queries: np.ndarray, k: int, space: str = "
 class VectorIndex:
     """An hnswlib index plus its sidecar metadata. Create with :meth:`build` or :meth:`load`."""
 
-    def __init__(self, index, info: IndexInfo) -> None:  # noqa: ANN001 - hnswlib.Index has no type stubs
+    def __init__(self, index, info: IndexInfo) -> None:
         self._index = index
         self.info = info
 
@@ -152,7 +152,8 @@ class VectorIndex:
         sidecar, data = base.with_suffix(".json"), base.with_suffix(".hnsw")
         for needed in (sidecar, data):
             if not needed.is_file():
-                raise BundleError("index file is missing.", needed, "Rebuild the bundle with python -m training.build_assets.")
+                raise BundleError("index file is missing.", needed,
+                                  "Rebuild the bundle with python -m training.build_assets.")
         try:
             info = IndexInfo(**json.loads(sidecar.read_text(encoding="utf-8")))
         except (ValueError, TypeError) as exc:

@@ -21,10 +21,11 @@ import numpy as np
 from . import bundle as B
 from .backbone import load_backbone
 from .build import rebuild_semantic, semantic_embeddings, write_bundle
+from .card import write_card as default_card
 from .collection import Collection, load_collection
 from .extract import clear, extract_collection
 from .fit import Split, TrainConfig, TrainResult, train_head
-from .head import ConSE, DeViSEHead
+from .head import ConSE, DeViSEHead, blend
 from .metrics import choose_mix, evaluate_embeddings
 from .words import WordVectors, load_word_vectors
 
@@ -74,10 +75,10 @@ def build_bundle(
     return out, info
 
 
-def _embedder(head: DeViSEHead, features: np.ndarray, logits: np.ndarray, conse: ConSE) -> Callable[[float], np.ndarray]:
+def _embedder(head: DeViSEHead, features: np.ndarray, logits: np.ndarray, conse: ConSE
+              ) -> Callable[[float], np.ndarray]:
+    """mix → the blended embeddings of every item (both sides computed once)."""
     head_emb, conse_emb = head.embed(features), conse.embed(logits)
-    from .head import blend
-
     return lambda mix: blend(head_emb, conse_emb, mix)
 
 
@@ -116,7 +117,7 @@ def evaluate_bundle(root: str | Path, words: WordVectors | None = None, head: De
     pool = np.concatenate([split.val, split.holdout])
     results["features_image_image_p10"] = round(image_image_precision(bundle.features[pool],
                                                                       [labels[i] for i in pool]), 4)
-    results["eval_items"] = int(len(pool))
+    results["eval_items"] = len(pool)
     return results
 
 
@@ -151,7 +152,11 @@ def train_bundle(
     command: str = "",
     write_card: Callable[[Path, dict[str, Any]], None] | None = None,
 ) -> tuple[TrainResult, dict[str, Any]]:
-    """Train the head on the bundle's features, choose the ConSE blend on validation, evaluate, write it all."""
+    """Train the head on the bundle's features, choose the ConSE blends on held-back items, evaluate, write it all.
+
+    The head folder gets config.json, model.safetensors and a model card (``write_card``, default
+    :func:`searchcore.card.write_card`: README.md with the metrics and training.png).
+    """
     from .backbone import imagenet_class_names
 
     config = config or TrainConfig()
@@ -193,7 +198,7 @@ def train_bundle(
         "calibration_classes": list(calibration),
         "command": command,
     }
-    _save_head(root, result.head, {"metrics": metrics, "training": training}, write_card)
+    _save_head(root, result.head, {"metrics": metrics, "training": training}, write_card or default_card)
     fields = {k: v for k, v in manifest.items() if k not in ("format", "files")}
     fields.update(metrics=metrics, training=training)
     report(0.95, "re-embedding the collection with the new head")

@@ -19,9 +19,10 @@ import numpy as np
 
 
 def cache_dir() -> Path:
-    """Where converted word vectors and the offline bundle live: ``$SEARCH_CACHE_DIR`` or ``~/.cache/semantic-search``."""
-    root = os.environ.get("SEARCH_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "semantic-search"
-    return Path(root).expanduser()
+    """Where converted word vectors and the offline bundle live (``$SEARCH_CACHE_DIR``, else the XDG cache)."""
+    if os.environ.get("SEARCH_CACHE_DIR"):
+        return Path(os.environ["SEARCH_CACHE_DIR"]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")).expanduser() / "semantic-search"
 
 
 @contextmanager
@@ -36,6 +37,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp_path
         with open(tmp_path, "rb+") as handle:
             os.fsync(handle.fileno())
+        os.chmod(tmp_path, 0o644)  # mkstemp makes 0600 files; assets are meant to be read by servers and users
         os.replace(tmp_path, target)
     finally:
         tmp_path.unlink(missing_ok=True)
@@ -55,9 +57,8 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
 
 
 def save_npy(path: str | os.PathLike, array: np.ndarray) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as handle:
-            np.save(handle, np.ascontiguousarray(array), allow_pickle=False)
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, np.ascontiguousarray(array), allow_pickle=False)
 
 
 def sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

@@ -213,7 +213,7 @@ def _convert(source: str) -> tuple[list[str], np.ndarray]:
 
         try:
             folder = snapshot_download(repo_id=source, allow_patterns=["0_WordEmbeddings/*", "*.json"])
-        except Exception as exc:  # noqa: BLE001 - offline, missing repo, auth: all mean "cannot get it"
+        except Exception as exc:
             raise AssetSourceError(
                 f"Could not download the word vectors {source!r} from the Hugging Face Hub ({type(exc).__name__}: "
                 f"{exc}). Check the id and your network, or use {OFFLINE_WORDS!r} (offline GloVe 50d)."

@@ -9,14 +9,14 @@ out of training, zero-shot Text→Image precision@10 — for ConSE, the head alo
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
 
+from searchcore.card import metrics_table
 from searchcore.errors import SearchError
 from searchcore.pipeline import evaluate_bundle
-
-from .card import metrics_table
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,7 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     args = p.parse_args(argv)
     try:
-        metrics = evaluate_bundle(args.bundle)
+        with contextlib.redirect_stdout(sys.stderr):  # huggingface_hub prints while loading the head; keep --json clean
+            metrics = evaluate_bundle(args.bundle)
     except SearchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

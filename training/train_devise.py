@@ -15,11 +15,11 @@ import json
 import sys
 from pathlib import Path
 
+from searchcore.card import metrics_table, write_card
 from searchcore.errors import SearchError
 from searchcore.fit import LOSSES, TrainConfig
 from searchcore.pipeline import command_line, train_bundle
 
-from .card import metrics_table, write_card
 from .cli import progress_bar
 
 

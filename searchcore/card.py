@@ -1,0 +1,94 @@
+"""The head's model card: README.md (metrics table, timings, command, split) and training.png (loss curves)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from . import storage
+
+METRIC_NAMES = {
+    "text_image_p10": "Text→Image precision@10",
+    "image_image_p10": "Image→Image precision@10 (word space)",
+    "tag_hit5": "Tag hit@5",
+    "zero_shot_text_image_p10": "Zero-shot Text→Image precision@10",
+    "zero_shot_tag_hit5": "Zero-shot tag hit@5",
+}
+
+
+def metrics_table(metrics: dict[str, Any]) -> str:
+    methods = [m for m in ("conse", "head", "served") if m in metrics]
+    keys = [k for k in METRIC_NAMES if any(k in metrics[m] for m in methods)]
+    lines = ["| metric | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
+    for key in keys:
+        cells = [f"{metrics[m][key]:.3f}" if key in metrics[m] else "–" for m in methods]
+        lines.append(f"| {METRIC_NAMES[key]} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot_history(history: list[dict[str, float]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on a server
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    epochs = [row["epoch"] for row in history]
+    ax.plot(epochs, [row["train_loss"] for row in history], label="train")
+    ax.plot(epochs, [row["val_loss"] for row in history], label="validation")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.set_title("DeViSE head training")
+    ax.legend()
+    fig.tight_layout()
+    with storage.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+
+
+def write_card(folder: Path, card: dict[str, Any]) -> None:
+    """Write README.md and training.png into the head folder (called by the pipeline before the head is swapped in)."""
+    metrics, training = card["metrics"], card["training"]
+    config = training["config"]
+    plot_history(training["history"], folder / "training.png")
+    split = training["split"]
+    extract = training.get("extract_seconds")
+    speed = (f"Training took **{training['train_seconds']:.1f} s** on cached features; extracting those features "
+             f"took **{extract:.1f} s**." if extract else f"Training took **{training['train_seconds']:.1f} s**.")
+    text = f"""---
+library_name: semantic-search
+tags: [devise, image-search, zero-shot-image-classification, pytorch_model_hub_mixin]
+license: mit
+---
+
+# DeViSE head for semantic-search
+
+Maps {config.get('backbone', 'backbone')} image features into the word-vector space so that text finds images and
+images get tags. Loss: **{config['loss']}**; best epoch {training['best_epoch']} of {training['epochs_run']} run
+(early stopping on the validation split, patience {config['patience']}).
+
+{speed}
+
+Served blend with ConSE (weights chosen on held-back items, with
+{len(training.get('calibration_classes', []))} classes held out to play unseen ones): Text→Image
+{training['conse_mix']['search']:g}, Image→Tags {training['conse_mix']['tags']:g}; photos farther than cosine
+distance {training.get('ood_distance')} from every collection photo get ConSE tags.
+
+## Metrics (held-back items: {metrics.get('eval_items')} photos)
+
+{metrics_table(metrics)}
+
+Image→Image precision@10 on raw backbone features: {metrics.get('features_image_image_p10')}.
+
+![training curve](training.png)
+
+## Reproduce
+
+```
+{training.get('command') or 'python -m training.train_devise --bundle BUNDLE'}
+```
+
+Split: {len(split['train'])} training, {len(split['val'])} validation, {len(split['holdout'])} held-out-class items
+(stratified by label, seed {config['seed']}); held-out classes: {', '.join(config['holdout_classes']) or 'none'}.
+"""
+    storage.write_text(folder / "README.md", text)
