@@ -1,0 +1,152 @@
+"""Tests for the training CLIs: --help of each, and training.build_assets end to end on a folder of generated photos
+with a tiny random timm model and synthetic word vectors in the cache format. Publishing is monkeypatched: no network.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from searchcore import bundle as B
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_BACKBONE = "test_resnet@random"
+LABELS = ("cat", "dog", "bottle")
+
+
+@pytest.fixture(autouse=True)
+def _cache_in_tmp(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEARCH_CACHE_DIR", str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory) -> tuple[Path, Path]:
+    """(a folder of class folders with 2 photos each, a synthetic word-vector folder in the cache format)."""
+    base = tmp_path_factory.mktemp("cli")
+    rng = np.random.default_rng(0)
+    photos = base / "photos"
+    for n, label in enumerate(LABELS):
+        (photos / label).mkdir(parents=True)
+        for i in range(2):
+            arr = np.clip(60 * n + 30 * i + rng.integers(0, 80, (32, 40, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(arr).save(photos / label / f"{label}_{i}.png")
+    words = base / "words"
+    words.mkdir()
+    filler = ["q" + "".join(p) for p in itertools.product("abcdef", repeat=3)][:40]
+    vocab = ["the", ",", "of", *LABELS, "tabby", "siamese", "beer", "wine", "jar", "cup", "sofa", "table", *filler]
+    np.save(words / "vectors.npy", rng.standard_normal((len(vocab), 12)).astype(np.float32))
+    (words / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    return photos, words
+
+
+def build_args(photos: Path, words: Path, out: Path, *extra: str) -> list[str]:
+    return ["--collection", str(photos), "--out", str(out), "--backbone", TINY_BACKBONE, "--words", str(words),
+            "--word-vocab", "20", "--tag-vocab", "10", *extra]
+
+
+# ---- --help ----------------------------------------------------------------------------------------------------------
+HELP_OPTIONS = {
+    "build_assets": ["--collection", "--out", "--backbone", "--words", "--offline", "--push-to-hub"],
+    "train_devise": ["--bundle", "--loss", "--epochs", "--holdout-classes", "--push-to-hub", "--json"],
+    "evaluate": ["--bundle", "--json"],
+}
+
+
+def test_every_cli_has_help():
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    # started together: each spends seconds importing torch
+    procs = {name: subprocess.Popen([sys.executable, "-m", f"training.{name}", "--help"], cwd=REPO, env=env,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for name in HELP_OPTIONS}
+    for name, proc in procs.items():
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, (name, err)
+        assert f"python -m training.{name}" in out, name
+        for option in HELP_OPTIONS[name]:
+            assert option in out, (name, option)
+
+
+# ---- build_assets ----------------------------------------------------------------------------------------------------
+def test_build_assets_makes_a_verified_bundle_and_prints_a_summary(sources, tmp_path, capsys):
+    from training import build_assets
+
+    photos, words = sources
+    out = tmp_path / "bundle"
+    assert build_assets.main(build_args(photos, words, out)) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["bundle"] == str(out)
+    assert summary["photos"] == 6 and summary["skipped"] == []
+    assert summary["extract_seconds"] >= 0 and "hub" not in summary
+    manifest = B.verify(out)
+    assert manifest["count"] == 6
+    assert manifest["backbone"] == TINY_BACKBONE
+    assert manifest["words"] == str(words) and manifest["word_dim"] == 12
+    assert manifest["word_vocab"] == 20 and manifest["tag_vocab"] == 10
+    assert manifest["labels"] == sorted(LABELS)
+    assert manifest["head"] is False
+    bundle = B.open_bundle(out)
+    assert len(bundle.indexes["tags"]) == 10 and len(bundle.indexes["words"]) == 20
+    assert "build_assets" in manifest["build"]["command"] or manifest["build"]["command"].startswith("python -m")
+
+
+def test_build_assets_reports_an_unreadable_photo(sources, tmp_path, capsys):
+    import shutil
+
+    from training import build_assets
+
+    photos = Path(shutil.copytree(sources[0], tmp_path / "photos"))
+    (photos / "dog" / "broken.jpg").write_bytes(b"\xff\xd8\xff not a jpeg")
+    assert build_assets.main(build_args(photos, sources[1], tmp_path / "bundle")) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["photos"] == 6
+    assert [s["path"] for s in summary["skipped"]] == ["dog/broken.jpg"] and summary["skipped"][0]["why"]
+    assert B.verify(tmp_path / "bundle")["count"] == 6
+
+
+def test_build_assets_on_a_folder_without_photos_fails_with_a_message(sources, tmp_path, capsys):
+    from training import build_assets
+
+    empty = tmp_path / "empty"
+    (empty / "cat").mkdir(parents=True)
+    (empty / "cat" / "notes.txt").write_text("no photos here")
+    out = tmp_path / "bundle"
+    assert build_assets.main(build_args(empty, sources[1], out)) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "error:" in captured.err and str(empty) in captured.err
+    assert not (out / B.MANIFEST).exists()
+
+
+def test_build_assets_on_a_missing_folder_fails_with_a_message(sources, tmp_path, capsys):
+    from training import build_assets
+
+    missing = tmp_path / "no-such-folder"
+    assert build_assets.main(build_args(missing, sources[1], tmp_path / "bundle")) == 2
+    assert "error:" in capsys.readouterr().err
+
+
+def test_build_assets_push_to_hub_publishes_the_dataset_only(sources, tmp_path, capsys, monkeypatch):
+    import training.publish
+    from training import build_assets
+
+    calls = []
+
+    def fake_publish(bundle_dir, repo_id, **kwargs):
+        calls.append((Path(bundle_dir), repo_id, kwargs))
+        assert (Path(bundle_dir) / B.MANIFEST).is_file()  # published only once the bundle is complete
+        return {"repo_id": repo_id, "dataset": {"repo_type": "dataset"}, "model": None}
+
+    monkeypatch.setattr(training.publish, "publish_bundle", fake_publish)
+    out = tmp_path / "bundle"
+    assert build_assets.main(build_args(*sources, out, "--push-to-hub", "someone/tiny-photos")) == 0
+    assert calls == [(out, "someone/tiny-photos", {"push_head": False})]
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["hub"]["repo_id"] == "someone/tiny-photos"
