@@ -21,7 +21,7 @@ def metrics_table(metrics: dict[str, Any]) -> str:
     keys = [k for k in METRIC_NAMES if any(k in metrics[m] for m in methods)]
     lines = ["| metric | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
     for key in keys:
-        cells = [f"{metrics[m][key]:.3f}" if key in metrics[m] else "–" for m in methods]
+        cells = [f"{metrics[m][key]:.3f}" if metrics[m].get(key) is not None else "–" for m in methods]
         lines.append(f"| {METRIC_NAMES[key]} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

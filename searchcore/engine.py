@@ -23,7 +23,7 @@ from .backbone import Backbone, Features, load_backbone
 from .build import semantic_embeddings
 from .bundle import Bundle, open_bundle, rebuild_hint
 from .errors import BadArgumentError, BundleError
-from .head import ConSE, DeViSEHead, class_phrases, unit_rows
+from .head import ConSE, DeViSEHead, class_phrases, load_head, unit_rows
 from .images import ImageInput
 from .index import exact_search
 from .words import WordVectors, load_word_vectors, parse_query
@@ -221,7 +221,7 @@ def load_engine(source: str | Path, *, check_sums: bool = True, backbone: Backbo
     head = None
     if bundle.head_dir is not None:
         try:
-            head = DeViSEHead.from_pretrained(str(bundle.head_dir)).eval()
+            head = load_head(bundle.head_dir)
         except Exception as exc:
             raise BundleError(f"the trained head cannot be loaded ({type(exc).__name__}: {exc}).", bundle.head_dir,
                               "Retrain it with: python -m training.train_devise --bundle " + str(bundle.root)) from exc

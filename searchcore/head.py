@@ -12,7 +12,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -87,6 +90,12 @@ class DeViSEHead(
         out = [self(torch.from_numpy(feats[i : i + batch_size])).numpy() for i in range(0, len(feats), batch_size)]
         self.train(was_training)
         return unit_rows(np.concatenate(out) if out else np.zeros((0, self.out_dim), np.float32))
+
+
+def load_head(source: str | Path) -> DeViSEHead:
+    """``DeViSEHead.from_pretrained`` in eval mode, without the mixin's "Loading weights" line on stdout."""
+    with contextlib.redirect_stdout(io.StringIO()):  # CLIs print JSON on stdout; keep it clean
+        return DeViSEHead.from_pretrained(str(source)).eval()
 
 
 def class_phrases(description: str) -> list[list[str]]:

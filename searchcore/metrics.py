@@ -82,7 +82,12 @@ def evaluate_embeddings(emb: np.ndarray, labels: Sequence[str], split: Split, wo
     if unseen:
         out["zero_shot_text_image_p10"] = _mean(text_image_precision(emb[pool], pool_labels, words, unseen))
         out["zero_shot_tag_hit5"] = tag_hits(emb[split.holdout], [labels[i] for i in split.holdout], words, tag_ids)
-    return {k: round(v, 4) for k, v in out.items()}
+    return {k: finite(v) for k, v in out.items()}
+
+
+def finite(value: float) -> float | None:
+    """Rounded, or None where a figure cannot be computed (JSON has no NaN)."""
+    return round(float(value), 4) if np.isfinite(value) else None
 
 
 MIX_OBJECTIVES = {
@@ -105,6 +110,8 @@ def choose_mix(embed: Callable[[float], np.ndarray], labels: Sequence[str], spli
     per_mix = {float(m): evaluate_embeddings(embed(float(m)), labels, split, words, tag_ids) for m in grid}
     chosen, scores = {}, {}
     for name, keys in MIX_OBJECTIVES.items():
-        scores[name] = {m: round(float(np.nanmean([r[k] for k in keys if k in r])), 4) for m, r in per_mix.items()}
-        chosen[name] = max(scores[name], key=lambda m, s=scores[name]: (s[m], -m))  # ties: trust the head
+        scores[name] = {m: finite(np.nanmean([r[k] for k in keys if r.get(k) is not None] or [np.nan]))
+                        for m, r in per_mix.items()}
+        # ties (and figures that cannot be computed) go to the smaller mix: trust the trained head
+        chosen[name] = max(scores[name], key=lambda m, s=scores[name]: (s[m] if s[m] is not None else -1.0, -m))
     return chosen, scores

@@ -25,8 +25,8 @@ from .card import write_card as default_card
 from .collection import Collection, load_collection
 from .extract import clear, extract_collection
 from .fit import Split, TrainConfig, TrainResult, train_head
-from .head import ConSE, DeViSEHead, blend
-from .metrics import choose_mix, evaluate_embeddings
+from .head import ConSE, DeViSEHead, blend, load_head
+from .metrics import choose_mix, evaluate_embeddings, finite
 from .words import WordVectors, load_word_vectors
 
 Report = Callable[[float, str], None]
@@ -97,7 +97,7 @@ def evaluate_bundle(root: str | Path, words: WordVectors | None = None, head: De
                                 f"Train one with: python -m training.train_devise --bundle {bundle.root}")
         split = Split.from_dict(training["split"])
     if head is None and bundle.head_dir is not None:
-        head = DeViSEHead.from_pretrained(str(bundle.head_dir)).eval()
+        head = load_head(bundle.head_dir)
     labels = [it.label for it in bundle.items]
     conse = ConSE.from_words(imagenet_class_names(), words, top_t=int(manifest.get("conse_top_t", 10)))
     tag_ids = words.alpha_ids(int(manifest.get("tag_vocab", 30_000)))
@@ -115,8 +115,8 @@ def evaluate_bundle(root: str | Path, words: WordVectors | None = None, head: De
     from .metrics import image_image_precision
 
     pool = np.concatenate([split.val, split.holdout])
-    results["features_image_image_p10"] = round(image_image_precision(bundle.features[pool],
-                                                                      [labels[i] for i in pool]), 4)
+    results["features_image_image_p10"] = finite(image_image_precision(bundle.features[pool],
+                                                                       [labels[i] for i in pool]))
     results["eval_items"] = len(pool)
     return results
 
@@ -233,6 +233,6 @@ def semantic_for(root: str | Path) -> np.ndarray:
 
     bundle = B.open_bundle(root)
     words = load_word_vectors(bundle.manifest["words"])
-    head = DeViSEHead.from_pretrained(str(bundle.head_dir)).eval() if bundle.head_dir else None
+    head = load_head(bundle.head_dir) if bundle.head_dir else None
     conse = ConSE.from_words(imagenet_class_names(), words)
     return semantic_embeddings(bundle.features, bundle.logits, conse, head)[0]
