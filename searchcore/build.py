@@ -16,14 +16,11 @@ import numpy as np
 
 from . import bundle as B
 from .backbone import Features
+from .bundle import CONSE_TOP_T, TAG_VOCAB, WORD_VOCAB
 from .collection import Collection
 from .head import ConSE, DeViSEHead, blend
 from .index import VectorIndex
 from .words import WordVectors
-
-WORD_VOCAB = 100_000  # Text→Text searches the 100k most frequent alphabetic words
-TAG_VOCAB = 30_000  # tags come from the 30k most frequent, so they read as everyday words
-CONSE_TOP_T = 10
 
 Log = Callable[[str], None]
 

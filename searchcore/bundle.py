@@ -31,6 +31,9 @@ from .errors import AssetSourceError, BundleError
 from .index import VectorIndex
 
 BUNDLE_FORMAT = 1
+WORD_VOCAB = 100_000  # Text→Text searches the 100k most frequent alphabetic words
+TAG_VOCAB = 30_000  # tags come from the 30k most frequent, so they read as everyday words
+CONSE_TOP_T = 10
 MANIFEST = "manifest.json"
 ITEMS = "items.jsonl"
 FEATURES = "features.npy"

@@ -33,7 +33,9 @@ class Extraction(NamedTuple):
 
 
 def _plan(backbone: Backbone, collection: Collection, chunk_size: int) -> dict:
-    listing = "\n".join(f"{it.path}\t{collection.path(it).stat().st_size}" for it in collection.items)
+    # path, size and modification time: a photo replaced in place must not keep its old features
+    stats = ((it.path, collection.path(it).stat()) for it in collection.items)
+    listing = "\n".join(f"{path}\t{st.st_size}\t{st.st_mtime_ns}" for path, st in stats)
     return {"backbone": backbone.spec, "chunk_size": chunk_size, "count": len(collection),
             "items_sha256": hashlib.sha256(listing.encode()).hexdigest()}
 

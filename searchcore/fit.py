@@ -15,13 +15,16 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cache
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
-from .head import DeViSEHead
 from .words import WordVectors
+
+if TYPE_CHECKING:  # torch is imported where it is used, so TrainConfig and --help stay light
+    import torch
+
+    from .head import DeViSEHead
 
 LOSSES = ("hinge", "cosine")
 
@@ -136,6 +139,8 @@ def label_targets(labels: Sequence[str], words: WordVectors) -> dict[str, np.nda
 def hinge_rank_loss(pred: torch.Tensor, target_idx: torch.Tensor, label_matrix: torch.Tensor,
                     margin: float = 0.1) -> torch.Tensor:
     """DeViSE's rank loss on cosine scores against every label vector (rows of ``label_matrix`` are unit)."""
+    import torch.nn.functional as F
+
     scores = F.normalize(pred, dim=1) @ label_matrix.T  # (b, L)
     true = scores.gather(1, target_idx[:, None])
     losses = (margin - true + scores).clamp_min(0.0)
@@ -144,6 +149,8 @@ def hinge_rank_loss(pred: torch.Tensor, target_idx: torch.Tensor, label_matrix: 
 
 
 def cosine_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    import torch.nn.functional as F
+
     return (1.0 - F.cosine_similarity(pred, target, dim=1)).mean()
 
 
@@ -163,6 +170,10 @@ def train_head(
     progress: Callable[[int, int, dict], None] | None = None,
 ) -> TrainResult:
     """Fit a :class:`DeViSEHead` with early stopping on the validation split; returns the best epoch's weights."""
+    import torch
+
+    from .head import DeViSEHead
+
     config = config or TrainConfig()
     if config.loss not in LOSSES:
         raise ValueError(f"Unknown loss {config.loss!r}; use one of {LOSSES}.")

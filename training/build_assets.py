@@ -17,10 +17,9 @@ import sys
 from pathlib import Path
 
 from searchcore.backbone import DEFAULT_BACKBONE, OFFLINE_BACKBONE
-from searchcore.build import TAG_VOCAB, WORD_VOCAB
+from searchcore.bundle import TAG_VOCAB, WORD_VOCAB
 from searchcore.collection import Collection, load_collection
 from searchcore.errors import SearchError
-from searchcore.pipeline import build_bundle, command_line
 from searchcore.words import DEFAULT_WORDS, OFFLINE_WORDS
 
 from .cli import progress_bar
@@ -62,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.offline:
         args.backbone, args.words = OFFLINE_BACKBONE, OFFLINE_WORDS
+    from searchcore.pipeline import build_bundle, command_line  # torch: only once there is work to do
+
     try:
         collection = resolve_collection(args)
         with progress_bar(f"building {args.out}") as report:

@@ -14,9 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from searchcore.card import metrics_table
 from searchcore.errors import SearchError
-from searchcore.pipeline import evaluate_bundle
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,6 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bundle", required=True, type=Path, help="a bundle with a trained head")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     args = p.parse_args(argv)
+    from searchcore.card import metrics_table  # torch: only once there is work to do
+    from searchcore.pipeline import evaluate_bundle
+
     try:
         with contextlib.redirect_stdout(sys.stderr):  # huggingface_hub prints while loading the head; keep --json clean
             metrics = evaluate_bundle(args.bundle)

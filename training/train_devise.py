@@ -15,10 +15,8 @@ import json
 import sys
 from pathlib import Path
 
-from searchcore.card import metrics_table, write_card
 from searchcore.errors import SearchError
 from searchcore.fit import LOSSES, TrainConfig
-from searchcore.pipeline import command_line, train_bundle
 
 from .cli import progress_bar
 
@@ -43,6 +41,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    from searchcore.card import metrics_table, write_card  # torch: only once there is work to do
+    from searchcore.pipeline import command_line, train_bundle
     config = TrainConfig(loss=args.loss, epochs=args.epochs, patience=args.patience, lr=args.lr,
                          batch_size=args.batch_size, seed=args.seed,
                          holdout_classes=tuple(c.strip() for c in args.holdout_classes.split(",") if c.strip()))
