@@ -44,6 +44,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--word-vocab", type=int, default=WORD_VOCAB, help="words searchable in Text→Text")
     p.add_argument("--tag-vocab", type=int, default=TAG_VOCAB, help="words that can be tags")
     p.add_argument("--push-to-hub", metavar="REPO_ID", default=None, help="upload the bundle to this dataset repo")
+    p.add_argument("--dry-run", metavar="DIR", type=Path, default=None,
+                   help="with --push-to-hub: write exactly what would be uploaded into DIR, contact nothing")
     return p
 
 
@@ -75,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.push_to_hub:
             from .publish import publish_bundle
 
-            summary["hub"] = publish_bundle(out, args.push_to_hub, push_head=False)
+            summary["hub"] = publish_bundle(out, args.push_to_hub, push_head=False,
+                                            **({"dry_run_dir": args.dry_run} if args.dry_run else {}))
     except SearchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -33,6 +33,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--holdout-classes", default="", help="comma-separated labels kept out of training (zero-shot)")
+    p.add_argument("--dry-run", metavar="DIR", type=Path, default=None,
+                   help="with --push-to-hub: write exactly what would be uploaded into DIR, contact nothing")
     p.add_argument("--push-to-hub", metavar="REPO_ID", default=None,
                    help="upload the head (model repo) and the bundle (dataset repo); token from HF_TOKEN")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
@@ -55,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.push_to_hub:
             from .publish import publish_bundle
 
-            summary["hub"] = publish_bundle(args.bundle, args.push_to_hub)
+            summary["hub"] = publish_bundle(args.bundle, args.push_to_hub,
+                                            **({"dry_run_dir": args.dry_run} if args.dry_run else {}))
     except (SearchError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
