@@ -143,7 +143,9 @@ class Backbone:
 
     @cached_property
     def feature_dim(self) -> int:
-        return int(self.model.num_features)
+        # what forward_head(pre_logits=True) returns: for VGG16 that is fc7's 4096 (head_hidden_size), not the
+        # 512 channels of the last conv layer that timm calls num_features
+        return int(getattr(self.model, "head_hidden_size", None) or self.model.num_features)
 
     @property
     def num_classes(self) -> int:

@@ -172,9 +172,28 @@ def train_head(
     """Fit a :class:`DeViSEHead` with early stopping on the validation split; returns the best epoch's weights."""
     import torch
 
+    threads = torch.get_num_threads()
+    # The head's matrices are small: one thread is as fast as two on an idle machine and several times faster on a
+    # busy one, where BLAS threads wait on each other (docs/benchmarks.md, "Training").
+    torch.set_num_threads(1)
+    try:
+        return _train_head(features, labels, words, config or TrainConfig(), backbone, progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train_head(
+    features: np.ndarray,
+    labels: Sequence[str],
+    words: WordVectors,
+    config: TrainConfig,
+    backbone: str,
+    progress: Callable[[int, int, dict], None] | None,
+) -> TrainResult:
+    import torch
+
     from .head import DeViSEHead
 
-    config = config or TrainConfig()
     if config.loss not in LOSSES:
         raise ValueError(f"Unknown loss {config.loss!r}; use one of {LOSSES}.")
     start = time.perf_counter()
