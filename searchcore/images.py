@@ -29,6 +29,8 @@ ImageInput = str | os.PathLike | bytes | Image.Image | np.ndarray
 
 
 def _open(source: ImageInput) -> Image.Image:
+    if source is None:
+        raise ImageError("No image given: upload a photo, paste one, or pick an example.")
     if isinstance(source, Image.Image):
         _check_size(source.size)
         try:

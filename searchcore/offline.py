@@ -11,6 +11,7 @@ import fcntl
 from pathlib import Path
 
 from . import bundle as B
+from . import storage
 from .backbone import OFFLINE_BACKBONE
 from .collection import TUXPAINT_ROOT
 from .errors import BundleError
@@ -18,6 +19,9 @@ from .fit import TrainConfig
 from .pipeline import Report, _quiet, build_bundle, train_bundle
 from .storage import cache_dir
 from .words import OFFLINE_WORDS
+
+#: Bumped whenever the way the offline bundle is built or trained changes, so caches made by older code are rebuilt.
+RECIPE = "3"
 
 
 def offline_collection() -> str:
@@ -33,25 +37,29 @@ def _usable(root: Path) -> bool:
         manifest = B.verify(root, check_sums=False)
     except BundleError:
         return False
-    return manifest.get("backbone") == OFFLINE_BACKBONE and manifest.get("words") == OFFLINE_WORDS
+    recipe = root / ".recipe"
+    return (manifest.get("backbone") == OFFLINE_BACKBONE and manifest.get("words") == OFFLINE_WORDS
+            and recipe.is_file() and recipe.read_text().strip() == RECIPE)
 
 
 def ensure_offline_bundle(report: Report = _quiet, collection: str | None = None) -> Path:
     """Return the cached offline bundle, building it (features, indexes, trained head) on first use."""
     collection = collection or offline_collection()
     root = offline_bundle_dir(collection)
-    if _usable(root) and (collection == "samples" or (root / B.HEAD / "config.json").is_file()):
+    if _usable(root):
         report(1.0, "cached offline bundle")
         return root
     root.parent.mkdir(parents=True, exist_ok=True)
     with open(root.parent / f".{root.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another process may have finished it while we waited
         if not _usable(root):
+            (root / ".recipe").unlink(missing_ok=True)
             build_bundle(collection, root, OFFLINE_BACKBONE, OFFLINE_WORDS,
                          report=lambda f, m: report(0.7 * f, m), command=f"ensure_offline_bundle({collection!r})")
-        if collection != "samples" and not (root / B.HEAD / "config.json").is_file():
-            # the samples are one photo per label: nothing to train on, so that bundle serves ConSE
-            train_bundle(root, TrainConfig(), report=lambda f, m: report(0.7 + 0.3 * f, m),
-                         command=f"ensure_offline_bundle({collection!r})")
+            if collection != "samples":
+                # the samples are one photo per label: nothing to train on, so that bundle serves ConSE
+                train_bundle(root, TrainConfig(), report=lambda f, m: report(0.7 + 0.3 * f, m),
+                             command=f"ensure_offline_bundle({collection!r})")
+            storage.write_text(root / ".recipe", RECIPE + "\n")  # written last: the bundle is complete
     report(1.0, "offline bundle ready")
     return root
