@@ -147,7 +147,16 @@ def _build_served(report: Callable[[float, str], None]) -> Served:
     return _served(engine, why + _offline_note())
 
 
+def _serving_threads() -> None:
+    """One torch thread per request by default: the queue already runs several searches at once, and two-thread
+    kernels on a busy 2-core machine wait on each other (up to 60× slower; docs/benchmarks.md, section 2)."""
+    import torch
+
+    torch.set_num_threads(max(1, int(os.environ.get("SEARCH_TORCH_THREADS", "1"))))
+
+
 def _served(engine: SearchEngine, why: str) -> Served:
+    _serving_threads()  # after any bundle build, which batches images and gains from every core
     images = engine.bundle.root / "images"
     # A Hub snapshot's photos are symlinks into the Hub cache's blobs/ folder, and Gradio checks resolved paths.
     folders = {str(images.resolve())}

@@ -61,7 +61,7 @@ def exact_search(matrix: np.ndarray, queries: np.ndarray, k: int, space: str = "
     if space == "cosine":
         data = data / np.maximum(np.linalg.norm(data, axis=1, keepdims=True), 1e-12)
         q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
-        dist = 1.0 - q @ data.T
+        dist = np.maximum(1.0 - q @ data.T, 0.0)  # float error can make an identical vector's distance -1e-7
     elif space == "ip":
         dist = 1.0 - q @ data.T
     elif space == "l2":
@@ -130,6 +130,8 @@ class VectorIndex:
         q = _as_queries(queries, self.info.dim)
         # hnswlib searches with max(ef, k) candidates, so k > ef needs no set_ef (which would race between threads)
         labels, dists = self._index.knn_query(q, k=k)
+        if self.info.space == "cosine":
+            dists = np.maximum(dists, 0.0)  # float error can make an identical vector's distance -1e-7
         return Neighbours(labels.astype(np.int64), dists.astype(np.float32))
 
     def vectors(self) -> np.ndarray:
