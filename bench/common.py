@@ -46,6 +46,9 @@ _SECTIONS = (
     ("bench_words", "1. Word search"),
     ("bench_backbone", "2. Image features"),
     ("bench_loading", "3. Loading"),
+    ("bench_training", "4. Training"),
+    ("bench_e2e", "5. End to end"),
+    ("bench_quality", "6. Quality"),
 )
 
 
