@@ -6,14 +6,13 @@ table in the cache format. Every corruption must be refused with a BundleError w
 
 from __future__ import annotations
 
-import itertools
 import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from _synthetic import LABELS, TINY_BACKBONE, make_photos, synthetic_vocab
 
 from searchcore import bundle as B
 from searchcore.backbone import load_backbone
@@ -21,30 +20,6 @@ from searchcore.build import write_bundle
 from searchcore.collection import folder_collection
 from searchcore.errors import AssetSourceError, BundleError
 from searchcore.words import load_word_vectors
-
-TINY_BACKBONE = "test_resnet@random"
-LABELS = ("cat", "dog", "bottle")
-IMAGENET_WORDS = ["siamese", "tabby", "tiger", "egyptian", "persian", "golden", "retriever", "beer", "wine", "water",
-                  "pop", "jar", "goldfish", "espresso", "cup", "coffee", "mug", "sofa", "studio", "couch", "table"]
-
-
-def synthetic_vocab() -> list[str]:
-    filler = ["q" + "".join(p) for p in itertools.product("abcdef", repeat=3)][:60]
-    head = ["the", ",", ".", "of", "1999", *LABELS, *IMAGENET_WORDS, "u.s.", "mid-1990s"]
-    return head + filler
-
-
-def make_photos(root: Path) -> Path:
-    rng = np.random.default_rng(0)
-    bases = {"cat": (200, 120, 60), "dog": (90, 60, 30), "bottle": (40, 160, 60)}
-    for n, label in enumerate(LABELS):
-        (root / label).mkdir(parents=True)
-        for i in range(3):
-            noise = rng.integers(-60, 60, (48, 56, 3))
-            arr = np.clip(np.array(bases[label]) + noise + 20 * i, 0, 255).astype(np.uint8)
-            arr[: 8 * (i + 1), : 6 * (n + 1)] = 255 - arr[: 8 * (i + 1), : 6 * (n + 1)]
-            Image.fromarray(arr).save(root / label / f"{label}_{i}.png")
-    return root
 
 
 def make_bundle(base: Path):

@@ -7,13 +7,13 @@ the cache format, so the engine loads it from the manifest's ``words`` source wi
 
 from __future__ import annotations
 
-import itertools
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from _synthetic import LABELS, TINY_BACKBONE, make_photos, synthetic_vocab
 from PIL import Image
 
 from searchcore.backbone import load_backbone
@@ -24,29 +24,9 @@ from searchcore.errors import AssetSourceError, BadArgumentError, BundleError, Q
 from searchcore.head import DeViSEHead, blend, unit_rows
 from searchcore.words import WordVectors, load_word_vectors
 
-TINY_BACKBONE = "test_resnet@random"
-LABELS = ("cat", "dog", "bottle")
-IMAGENET_WORDS = ["siamese", "tabby", "tiger", "egyptian", "persian", "golden", "retriever", "beer", "wine", "water",
-                  "pop", "jar", "goldfish", "espresso", "cup", "coffee", "mug", "sofa", "studio", "couch", "table"]
 WORD_VOCAB, TAG_VOCAB = 40, 20
 
 
-def synthetic_vocab() -> list[str]:
-    filler = ["q" + "".join(p) for p in itertools.product("abcdef", repeat=3)][:60]
-    return ["the", ",", ".", "of", "1999", *LABELS, *IMAGENET_WORDS, "u.s.", "mid-1990s", *filler]
-
-
-def make_photos(root: Path) -> Path:
-    rng = np.random.default_rng(0)
-    bases = {"cat": (200, 120, 60), "dog": (90, 60, 30), "bottle": (40, 160, 60)}
-    for n, label in enumerate(LABELS):
-        (root / label).mkdir(parents=True)
-        for i in range(3):
-            noise = rng.integers(-60, 60, (48, 56, 3))
-            arr = np.clip(np.array(bases[label]) + noise + 20 * i, 0, 255).astype(np.uint8)
-            arr[: 8 * (i + 1), : 6 * (n + 1)] = 255 - arr[: 8 * (i + 1), : 6 * (n + 1)]
-            Image.fromarray(arr).save(root / label / f"{label}_{i}.png")
-    return root
 
 
 @pytest.fixture(scope="module")
