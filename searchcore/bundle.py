@@ -18,7 +18,6 @@ always written last, so a bundle is either complete or refused.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ import numpy as np
 from . import storage
 from .collection import Item
 from .errors import AssetSourceError, BundleError
+from .hub import download, is_repo_id
 from .index import VectorIndex
 
 BUNDLE_FORMAT = 1
@@ -57,16 +57,8 @@ def resolve(source: str | Path) -> Path:
     path = Path(text).expanduser()
     if path.is_dir():
         return path
-    if re.fullmatch(r"[\w.-]+/[\w.-]+", text) and not path.exists() and not text.startswith((".", "/")):
-        from huggingface_hub import snapshot_download
-
-        try:
-            return Path(snapshot_download(repo_id=text, repo_type="dataset"))
-        except Exception as exc:
-            raise AssetSourceError(
-                f"Could not download the bundle {text!r} from the Hugging Face Hub ({type(exc).__name__}: {exc}). "
-                "Check the repo id and your network, or pass a local bundle folder."
-            ) from exc
+    if is_repo_id(text) and not path.exists():
+        return download(text, "the bundle", "pass a local bundle folder", repo_type="dataset")
     raise AssetSourceError(f"No bundle at {text!r}: pass a local bundle folder or a Hub dataset repo id like "
                            "'user/my-photos-bundle'.")
 

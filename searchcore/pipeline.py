@@ -20,7 +20,7 @@ import numpy as np
 
 from . import bundle as B
 from .backbone import load_backbone
-from .build import rebuild_semantic, semantic_embeddings, write_bundle
+from .build import rebuild_semantic, write_bundle
 from .card import write_card as default_card
 from .collection import Collection, load_collection
 from .extract import clear, extract_collection
@@ -225,14 +225,3 @@ def _save_head(root: Path, head: DeViSEHead, card: dict[str, Any],
         staging.rename(old)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def semantic_for(root: str | Path) -> np.ndarray:
-    """The served word-space embedding of every item (for checks)."""
-    from .backbone import imagenet_class_names
-
-    bundle = B.open_bundle(root)
-    words = load_word_vectors(bundle.manifest["words"])
-    head = load_head(bundle.head_dir) if bundle.head_dir else None
-    conse = ConSE.from_words(imagenet_class_names(), words)
-    return semantic_embeddings(bundle.features, bundle.logits, conse, head)[0]

@@ -25,6 +25,7 @@ import numpy as np
 
 from . import storage
 from .errors import AssetSourceError, QueryError, UnknownWordError
+from .hub import download, is_repo_id
 
 OFFLINE_WORDS = "glove-6b-50d"
 DEFAULT_WORDS = "sentence-transformers/average_word_embeddings_glove.6B.300d"
@@ -208,17 +209,10 @@ def _convert(source: str) -> tuple[list[str], np.ndarray]:
         return read_glove_text(path)
     if path.is_dir():
         return _read_sentence_transformers(path)
-    if re.fullmatch(r"[\w.-]+/[\w.-]+", source):
-        from huggingface_hub import snapshot_download
-
-        try:
-            folder = snapshot_download(repo_id=source, allow_patterns=["0_WordEmbeddings/*", "*.json"])
-        except Exception as exc:
-            raise AssetSourceError(
-                f"Could not download the word vectors {source!r} from the Hugging Face Hub ({type(exc).__name__}: "
-                f"{exc}). Check the id and your network, or use {OFFLINE_WORDS!r} (offline GloVe 50d)."
-            ) from exc
-        return _read_sentence_transformers(Path(folder))
+    if is_repo_id(source):
+        folder = download(source, "the word vectors", f"use {OFFLINE_WORDS!r} (offline GloVe 50d)",
+                          allow_patterns=["0_WordEmbeddings/*", "*.json"])
+        return _read_sentence_transformers(folder)
     raise AssetSourceError(
         f"Unknown word vectors {source!r}: pass {OFFLINE_WORDS!r} (offline GloVe 50d), a Hub repo id like "
         f"{DEFAULT_WORDS!r}, a local folder, or a GloVe .txt file."
