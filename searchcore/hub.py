@@ -27,5 +27,6 @@ def download(repo_id: str, what: str, instead: str, **kwargs: Any) -> Path:
     except Exception as exc:
         raise AssetSourceError(
             f"Could not download {what} {repo_id!r} from the Hugging Face Hub ({type(exc).__name__}: {exc}). "
-            f"Check the repo id and your network, or {instead}."
+            "Check the repo id and your network; a private repo also needs a token that can read it (HF_TOKEN, or "
+            f"hf auth login; on a Space, the secret HF_TOKEN). Or {instead}."
         ) from exc

@@ -2,15 +2,18 @@
 
 Both repos get the same id, so ``load_engine("user/name")`` finds the bundle (a dataset repo) and the head can be
 loaded on its own with ``DeViSEHead.from_pretrained("user/name")`` (a model repo). The bundle is verified against
-its manifest before anything is sent. The token comes from ``--token``/``token=`` or the ``HF_TOKEN`` variable
-(and otherwise from ``huggingface-cli login``).
+its manifest before anything is sent. Each repo then mirrors what is published exactly: files an earlier, bigger
+publication left there are deleted in the same commit. New repos get the Hub's default visibility (yours or your
+organisation's) unless ``--private`` is given. The token comes from ``--token``/``token=`` or the ``HF_TOKEN``
+variable (and otherwise from ``hf auth login``).
 
 Run it::
 
     HF_TOKEN=hf_... python -m training.publish assets/pascal user/pascal-search
     python -m training.publish assets/pascal user/pascal-search --dry-run /tmp/preview   # copies, contacts nothing
 
-In Python (``training.build_assets --push-to-hub`` and ``training.train_devise --push-to-hub`` call this)::
+In Python (``training.build_assets --push-to-hub`` and ``training.train_devise --push-to-hub`` call this after
+building or training)::
 
     from training.publish import publish_bundle
     summary = publish_bundle(Path("assets/pascal"), "user/pascal-search")
@@ -41,6 +44,9 @@ HEAD_OPTIONAL = ("training.png",)
 # downloads and Python caches. Patterns follow huggingface_hub's own matching, so the dry run lists exactly what
 # upload_folder sends.
 DATASET_IGNORE = (".*", "*/.*", "*.tmp", "*.part", "__pycache__/", "*/__pycache__/*", "*.pyc")
+# Every remote file matches: upload_folder then deletes whatever this publication does not send (the files it sends
+# are overwritten, not deleted, and huggingface_hub always keeps .gitattributes), so the repo mirrors the bundle.
+MIRROR = ("*",)
 DEFAULT_MESSAGE = "Upload semantic-search bundle"
 _REPO_ID = re.compile(r"(?:[\w.-]+/)?[\w.-]+")
 TRAIN_HINT = "Train one with: python -m training.train_devise --bundle {root}"
@@ -94,6 +100,11 @@ def publish_bundle(bundle_dir: Path, repo_id: str, *, token: str | None = None, 
     With ``dry_run_dir`` nothing is contacted: the files that would be uploaded are copied into
     ``dry_run_dir/model`` and ``dry_run_dir/dataset`` (both replaced). Returns a summary: for each repo its type,
     URL (or dry-run path) and file list, plus notes.
+
+    Each repo ends up holding exactly the listed files: remote files this publication does not send are deleted.
+    ``private=True`` creates missing repos as private; otherwise nothing is said about visibility, so a new repo
+    gets the Hub's default for its owner (an organisation may default to private). An existing repo keeps its
+    visibility either way.
     """
     bundle_dir = Path(bundle_dir)
     _check_repo_id(repo_id)
@@ -121,20 +132,27 @@ def publish_bundle(bundle_dir: Path, repo_id: str, *, token: str | None = None, 
         if model_files:
             _copy(bundle_dir / HEAD, model_files, dry_run_dir / "model")
             summary["model"] = {"repo_type": "model", "path": str(dry_run_dir / "model"), "files": model_files}
+        elif (dry_run_dir / "model").exists():
+            shutil.rmtree(dry_run_dir / "model")  # an earlier plan's head, which this plan does not publish
         _copy(bundle_dir, data_files, dry_run_dir / "dataset")
         summary["dataset"] = {"repo_type": "dataset", "path": str(dry_run_dir / "dataset"), "files": data_files}
-        notes.append(f"dry run: nothing was sent to the Hub; the files are in {dry_run_dir}")
+        notes.append(f"dry run: nothing was sent to the Hub; the files are in {dry_run_dir}. Publishing makes each "
+                     "Hub repo hold exactly these files: any other file already there is deleted.")
         return summary
 
     api = HfApi(token=token or os.environ.get("HF_TOKEN") or None)
+    # private=False would override an organisation that makes its repos private by default: say only what was asked.
+    visibility = {"private": True} if private else {}
     if model_files:
-        url = api.create_repo(repo_id, repo_type="model", exist_ok=True, private=private)
+        url = api.create_repo(repo_id, repo_type="model", exist_ok=True, **visibility)
         api.upload_folder(folder_path=str(bundle_dir / HEAD), repo_id=repo_id, repo_type="model",
-                          commit_message=commit_message, allow_patterns=list(model_files))
+                          commit_message=commit_message, allow_patterns=list(model_files),
+                          delete_patterns=list(MIRROR))
         summary["model"] = {"repo_type": "model", "url": str(url), "files": model_files}
-    url = api.create_repo(repo_id, repo_type="dataset", exist_ok=True, private=private)
+    url = api.create_repo(repo_id, repo_type="dataset", exist_ok=True, **visibility)
     api.upload_folder(folder_path=str(bundle_dir), repo_id=repo_id, repo_type="dataset",
-                      commit_message=commit_message, ignore_patterns=list(DATASET_IGNORE))
+                      commit_message=commit_message, ignore_patterns=list(DATASET_IGNORE),
+                      delete_patterns=list(MIRROR))
     summary["dataset"] = {"repo_type": "dataset", "url": str(url), "files": data_files}
     return summary
 
@@ -144,10 +162,13 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m training.publish",
         description="Publish a bundle: its trained head to the model repo REPO_ID and the whole bundle to the "
                     "dataset repo REPO_ID on the Hugging Face Hub. The bundle is verified first.",
-        epilog="The token comes from --token, else HF_TOKEN, else huggingface-cli login.")
+        epilog="Each Hub repo ends up holding exactly the published files (others there are deleted). "
+               "The token comes from --token, else HF_TOKEN, else hf auth login.")
     parser.add_argument("bundle", type=Path, help="the bundle folder, e.g. assets/pascal")
     parser.add_argument("repo_id", help="the Hub repo id for both repos, e.g. user/pascal-search")
-    parser.add_argument("--private", action="store_true", help="create the repos as private")
+    parser.add_argument("--private", action="store_true",
+                        help="create missing repos as private (default: the Hub's default for you or your "
+                             "organisation; an existing repo keeps its visibility)")
     head = parser.add_mutually_exclusive_group()
     head.add_argument("--head", dest="push_head", action="store_true", default=None,
                       help="require a trained head (fail if the bundle has none)")

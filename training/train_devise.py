@@ -6,12 +6,17 @@
 The head goes to BUNDLE/head (config.json, model.safetensors, README.md model card with the metrics, training.png);
 the bundle's Text→Image index is rebuilt with it. 80/20 split stratified by label with a fixed seed; early
 stopping on the validation split.
+
+``--push-to-hub REPO_ID`` trains first (as above, replacing any head the bundle had) and then publishes the result,
+as ``python -m training.publish BUNDLE REPO_ID`` would. To publish a head you have already trained, run
+``python -m training.publish`` instead: it sends the bundle as it is.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -36,21 +41,26 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", metavar="DIR", type=Path, default=None,
                    help="with --push-to-hub: write exactly what would be uploaded into DIR, contact nothing")
     p.add_argument("--push-to-hub", metavar="REPO_ID", default=None,
-                   help="upload the head (model repo) and the bundle (dataset repo); token from HF_TOKEN")
+                   help="train, then publish: the new head to the model repo REPO_ID and the bundle to the dataset "
+                        "repo REPO_ID (to publish a head already trained, without training again, run python -m "
+                        "training.publish BUNDLE REPO_ID); token from HF_TOKEN or hf auth login")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    cli = parser()
+    args = cli.parse_args(argv)
+    # recorded with the head: this module's name and its own arguments (sys.argv is the caller's under Python)
+    command = f"{cli.prog} {shlex.join(sys.argv[1:] if argv is None else argv)}"
     from searchcore.card import metrics_table, write_card  # torch: only once there is work to do
-    from searchcore.pipeline import command_line, train_bundle
+    from searchcore.pipeline import train_bundle
     config = TrainConfig(loss=args.loss, epochs=args.epochs, patience=args.patience, lr=args.lr,
                          batch_size=args.batch_size, seed=args.seed,
                          holdout_classes=tuple(c.strip() for c in args.holdout_classes.split(",") if c.strip()))
     try:
         with progress_bar(f"training {args.bundle}") as report:
-            result, metrics = train_bundle(args.bundle, config, report=report, command=command_line(),
+            result, metrics = train_bundle(args.bundle, config, report=report, command=command,
                                            write_card=write_card)
         summary = {"bundle": str(args.bundle), "best_epoch": result.best_epoch,
                    "train_seconds": round(result.seconds, 2), "metrics": metrics}
