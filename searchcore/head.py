@@ -6,8 +6,11 @@
 * :class:`ConSE` (Norouzi et al., 2014) embeds an image as the probability-weighted mean of the word vectors of its
   top-T ImageNet classes. It is the fallback whenever a bundle has no trained head, and the baseline the head must
   beat.
-* :func:`blend` mixes the two with the weights the training run chose on held-back items (``conse_mix`` for
-  Text→Image, ``tag_conse_mix`` for Image→Tags).
+* :func:`blend` mixes the two embeddings with the weight the training run chose on validation items for
+  Image→Tags (``tag_conse_mix``).
+* :func:`query_mix` and :func:`fused_scores` give Text→Image its per-query trust: a query of words the head was
+  trained on (``seen_words``) mixes the two rankings with ``conse_mix``, a query of words it never saw with
+  ``unseen_conse_mix``, both chosen on validation items.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import io
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +54,8 @@ class DeViSEHead(
         conse_mix: float = 0.0,
         tag_conse_mix: float | None = None,
         ood_distance: float | None = None,
+        unseen_conse_mix: float | None = None,
+        seen_words: list[str] | None = None,
     ) -> None:
         super().__init__()
         # backbone/words/conse_mix are recorded in config.json so a head is never paired with the wrong features
@@ -57,6 +63,9 @@ class DeViSEHead(
         # conse_mix blends for Text→Image over the collection, tag_conse_mix for Image→Tags of any photo
         self.backbone, self.words, self.conse_mix = backbone, words, float(conse_mix)
         self.tag_conse_mix = float(conse_mix if tag_conse_mix is None else tag_conse_mix)
+        # Text→Image trusts the head for words it was trained on and leans on ConSE for the others
+        self.unseen_conse_mix = float(conse_mix if unseen_conse_mix is None else unseen_conse_mix)
+        self.seen_words = frozenset(seen_words or ())
         # an image farther than this (cosine distance of its features to the nearest collection photo) is unlike
         # anything the head was trained on; its tags then come from ConSE alone (see SearchEngine.embed_image)
         self.ood_distance = None if ood_distance is None else float(ood_distance)
@@ -70,13 +79,28 @@ class DeViSEHead(
             nn.Linear(hidden_dim, out_dim),
         )
 
-    def set_serving(self, search_mix: float, tag_mix: float, ood_distance: float | None) -> None:
-        """Set the ConSE blend weights and the unseen-image distance, also in the config ``save_pretrained`` writes."""
+    def set_serving(self, search_mix: float, tag_mix: float, ood_distance: float | None,
+                    unseen_mix: float | None = None, seen_words: list[str] | None = None) -> None:
+        """Set the ConSE weights, the unseen-image distance and the seen words, also in the saved config.json."""
         self.conse_mix, self.tag_conse_mix = float(search_mix), float(tag_mix)
+        self.unseen_conse_mix = float(search_mix if unseen_mix is None else unseen_mix)
         self.ood_distance = None if ood_distance is None else float(ood_distance)
+        if seen_words is not None:
+            self.seen_words = frozenset(seen_words)
         if isinstance(self._hub_mixin_config, dict):
             self._hub_mixin_config.update(conse_mix=self.conse_mix, tag_conse_mix=self.tag_conse_mix,
-                                          ood_distance=self.ood_distance)
+                                          ood_distance=self.ood_distance, unseen_conse_mix=self.unseen_conse_mix,
+                                          seen_words=sorted(self.seen_words))
+
+    def knows(self, word: str) -> bool:
+        """Was ``word`` (or its singular) in the targets the head was trained on?"""
+        from .text import singular
+
+        forms = getattr(self, "_seen_forms", None)
+        if forms is None or forms[0] is not self.seen_words:  # cached per seen-word set
+            forms = (self.seen_words, frozenset(singular(w) for w in self.seen_words))
+            self._seen_forms = forms
+        return word in self.seen_words or singular(word) in forms[1]
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.net(features)
@@ -103,15 +127,44 @@ def class_phrases(description: str) -> list[list[str]]:
     return [re.split(r"[\s\-_']+", syn.strip().lower()) for syn in description.split(",") if syn.strip()]
 
 
-def class_word_matrix(class_names: list[str], words: WordVectors) -> tuple[np.ndarray, np.ndarray]:
-    """One unit word vector per class (its first synonym whose words are all known) and a mask of known classes."""
+EVERYDAY = 20_000  # a broader word must be among this many most frequent words: "fish", not "cyprinid"
+
+
+def broader_word(words: WordVectors, chain: Sequence[Sequence[str]], limit: int = EVERYDAY) -> str | None:
+    """The nearest single everyday word above a class in WordNet (goldfish → fish, alp → mountain), or None."""
+    for level in chain:
+        for lemma in level:
+            if lemma.isalpha() and lemma.isascii() and lemma in words and words.id(lemma) < limit:
+                return lemma
+    return None
+
+
+def imagenet_broader(class_names: Sequence[str]) -> list[Sequence[Sequence[str]]] | None:
+    """The packaged WordNet chains of the 1000 ImageNet classes, when ``class_names`` are those classes."""
+    from .wordnet import load_visual_vocab
+
+    try:
+        classes = load_visual_vocab().imagenet
+    except (OSError, ValueError):
+        return None
+    return [c.broader for c in classes] if len(classes) == len(class_names) else None
+
+
+def class_word_matrix(class_names: list[str], words: WordVectors,
+                      broader: Sequence[Sequence[Sequence[str]]] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One unit word vector per class (its first synonym whose words are all known) and a mask of known classes.
+
+    With ``broader`` (each class's WordNet hypernym chain) the vector is the name's and the nearest everyday
+    broader word's, averaged: GloVe's ``alp`` is the Australian Labor Party, ``alp`` + ``mountain`` is a mountain.
+    """
     matrix = np.zeros((len(class_names), words.dim), np.float32)
     known = np.zeros(len(class_names), bool)
     for i, name in enumerate(class_names):
         for phrase in class_phrases(name):
             parts = [p for p in phrase if p]
             if parts and all(p in words for p in parts):
-                matrix[i] = words.phrase(parts)
+                above = broader_word(words, broader[i]) if broader is not None else None
+                matrix[i] = words.phrase(parts + [above] * len(parts) if above and above not in parts else parts)
                 known[i] = True
                 break
     return matrix, known
@@ -128,8 +181,11 @@ class ConSE:
         self.top_t = int(top_t)
 
     @classmethod
-    def from_words(cls, class_names: list[str], words: WordVectors, top_t: int = 10) -> ConSE:
-        return cls(*class_word_matrix(class_names, words), top_t=top_t)
+    def from_words(cls, class_names: list[str], words: WordVectors, top_t: int = 10, disambiguate: bool = True
+                   ) -> ConSE:
+        """Class vectors from their names; for ImageNet's classes also their WordNet broader word (``disambiguate``)."""
+        broader = imagenet_broader(class_names) if disambiguate else None
+        return cls(*class_word_matrix(class_names, words, broader), top_t=top_t)
 
     def embed(self, logits: np.ndarray) -> np.ndarray:
         logits = np.atleast_2d(np.asarray(logits, dtype=np.float64))
@@ -141,6 +197,20 @@ class ConSE:
         weights = np.take_along_axis(probs, top, 1)
         emb = np.einsum("nt,ntd->nd", weights / weights.sum(1, keepdims=True), self.class_vectors[top])
         return unit_rows(emb)
+
+
+def query_mix(terms: list[tuple[float, str]], head: DeViSEHead | None) -> float:
+    """ConSE's share in a Text→Image ranking: each term votes, by its weight, for the mix of a seen or unseen word."""
+    if head is None:
+        return 1.0
+    weights = [abs(float(w)) for w, _ in terms]
+    mixes = [head.conse_mix if head.knows(word) else head.unseen_conse_mix for _, word in terms]
+    return float(np.dot(weights, mixes) / max(sum(weights), 1e-12))
+
+
+def fused_scores(query: np.ndarray, head_embedding: np.ndarray, conse_embedding: np.ndarray, mix: float) -> np.ndarray:
+    """Cosine scores of items for a unit ``query``: ``(1-mix)·cos(head) + mix·cos(ConSE)`` (rows are unit)."""
+    return (1.0 - mix) * (head_embedding @ query) + mix * (conse_embedding @ query)
 
 
 def blend(head_embedding: np.ndarray, conse_embedding: np.ndarray, conse_mix: float) -> np.ndarray:

@@ -19,8 +19,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError
 
-#: The most pixels an input image may have (width × height). 40 MP covers any camera photo; PIL's own
-#: bomb check only warns below 2× its limit, so we enforce ours before decoding.
+#: The most pixels an input image may have (width × height), from ``$SEARCH_MAX_PIXELS``. 40 MP covers any camera
+#: photo. It is checked before decoding, and it governs even above PIL's own decompression-bomb limit
+#: (``Image.MAX_IMAGE_PIXELS``, about 89.5 MP), which is raised to it when lower (see :func:`_allow_pil`).
 MAX_PIXELS = int(os.environ.get("SEARCH_MAX_PIXELS", 40_000_000))
 #: Images smaller than this on either side are refused: there is nothing to recognise.
 MIN_SIDE = 8
@@ -51,22 +52,39 @@ def _open(source: ImageInput) -> Image.Image:
             raise ImageError(f"No image file at {name}. Check the path or upload the image again.")
     else:
         raise ImageError(f"Cannot read an image from a {type(source).__name__}; pass a path, bytes or a PIL image.")
+    _allow_pil()
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # PIL warns between its limit and twice it; _check_size below decides instead, naming our limit.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = Image.open(stream)
             _check_size(img.size)
             img.load()
     except ImageError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(f"The image is too large to process safely ({exc}). Resize it and try again.") from exc
+    except Image.DecompressionBombError as exc:  # above twice PIL's limit, which _allow_pil keeps at or above ours
+        raise ImageError(f"The image has more pixels than this server's limit of {MAX_PIXELS / 1e6:.3g} MP. Resize "
+                         "it and try again.") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ImageError(
             f"Could not read {name} as an image ({type(exc).__name__}: {exc}). "
             "The file may be corrupt or truncated; try saving it again as JPEG or PNG."
         ) from exc
     return img
+
+
+def _allow_pil() -> None:
+    """Raise PIL's decompression-bomb limit to ``MAX_PIXELS`` when that is higher, so our setting decides.
+
+    ``Image.open`` refuses images above twice ``Image.MAX_IMAGE_PIXELS`` (and warns above it) before we see their
+    size, so without this a ``SEARCH_MAX_PIXELS`` above PIL's limit could not take effect. The limit is a
+    process-wide global: it is only ever raised, never restored, because a temporary change would race with other
+    threads' decodes. It is never lowered either (a smaller ``MAX_PIXELS`` is enforced by :func:`_check_size`), and
+    a limit someone disabled (``None``) stays disabled.
+    """
+    current = Image.MAX_IMAGE_PIXELS
+    if current is not None and current < MAX_PIXELS:
+        Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 
 def _from_array(arr: np.ndarray) -> Image.Image:
@@ -99,11 +117,14 @@ def _check_size(size: tuple[int, int]) -> None:
     width, height = size
     if width * height > MAX_PIXELS:
         raise ImageError(
-            f"The image is {width}×{height} pixels ({width * height / 1e6:.0f} MP), above the limit of "
-            f"{MAX_PIXELS / 1e6:.0f} MP. Resize it and try again."
+            f"The image is {width}×{height} pixels ({width * height / 1e6:.0f} MP), above "
+            f"this server's limit of {MAX_PIXELS / 1e6:.3g} MP. Resize it and try again."
         )
     if min(width, height) < MIN_SIDE:
         raise ImageError(f"The image is {width}×{height} pixels; it needs at least {MIN_SIDE} pixels on each side.")
+
+
+CUTOUT_MARGIN = 0.15  # more than a 0.875 centre crop removes (6.25 % a side), so the object stays whole
 
 
 def to_rgb(img: Image.Image, background: tuple[int, int, int] = (255, 255, 255)) -> Image.Image:
@@ -115,10 +136,24 @@ def to_rgb(img: Image.Image, background: tuple[int, int, int] = (255, 255, 255))
     if img.mode in ("LA", "La", "PA"):
         img = img.convert("RGBA")
     if img.mode in ("RGBA", "RGBa"):
+        alpha = img.getchannel("A")
         base = Image.new("RGB", img.size, background)
-        base.paste(img, mask=img.getchannel("A"))
-        return base
+        base.paste(img, mask=alpha)
+        return frame(base, background) if alpha.getextrema()[0] == 0 else base
     return img.convert("RGB") if img.mode != "RGB" else img
+
+
+def frame(img: Image.Image, background: tuple[int, int, int] = (255, 255, 255)) -> Image.Image:
+    """A cut-out object centred on a square with a margin, so a model's centre crop never cuts it.
+
+    A photo with transparent pixels is an object cut out of its scene (Tux Paint's stamps); its extent is the
+    subject, unlike a photo's, whose edges the usual centre crop may trim (``bench/bench_quality.py`` measures
+    what framing changes on the Tux Paint collection).
+    """
+    side = round(max(img.size) * (1 + CUTOUT_MARGIN))
+    out = Image.new("RGB", (side, side), background)
+    out.paste(img, ((side - img.width) // 2, (side - img.height) // 2))
+    return out
 
 
 def load_image(source: ImageInput) -> Image.Image:

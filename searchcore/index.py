@@ -134,6 +134,13 @@ class VectorIndex:
             dists = np.maximum(dists, 0.0)  # float error can make an identical vector's distance -1e-7
         return Neighbours(labels.astype(np.int64), dists.astype(np.float32))
 
+    def get(self, ids: np.ndarray | list[int]) -> np.ndarray:
+        """The stored vectors of items ``ids`` (unit-normalised in cosine space), in the order given."""
+        ids = np.asarray(ids, dtype=np.int64).ravel()
+        if len(ids) == 0:
+            return np.zeros((0, self.info.dim), np.float32)
+        return np.asarray(self._index.get_items(ids, return_type="numpy"), dtype=np.float32)
+
     def vectors(self) -> np.ndarray:
         """The stored vectors in label order (hnswlib keeps them; cosine space keeps them unit-normalised)."""
         labels = np.asarray(self._index.get_ids_list(), dtype=np.int64)

@@ -1,117 +1,144 @@
-"""Retrieval metrics for a bundle's held-back items: how well do images and words meet in the word space?
+"""Retrieval metrics: how well do images and words meet in the word space? All exact (matrix products).
 
-All figures are computed exactly (matrix products), on the items that training did not see:
+A *ranker* scores every collection item for a query (its unit vector and its parsed terms), so ConSE, the head
+alone and the served per-query mix (:func:`searchcore.head.fused_scores`) are measured by the same code:
 
-* ``text_image_p10``: for each label, its word vector ranks the evaluation images; precision over the top
-  min(10, n) where n is how many evaluation images carry the label (so a label with 3 images can score 1.0);
-  averaged over labels. ``zero_shot_text_image_p10`` is the same for labels held out of training.
-* ``image_image_p10``: each evaluation image ranks the others; precision of the same label, as above.
-* ``tag_hit5``: share of evaluation images whose label word is among their top-5 tags.
+* ``text_image_p10``: each label's words rank the pool of evaluation photos; precision over the top min(10, n)
+  where n is how many pool photos carry the label (a label with 3 photos can score 1.0); the mean over labels.
+  ``zero_shot_text_image_p10`` is the same for labels held out of training.
+* ``caption_word_p5``: every content word (no stop words) used by at least 3 captions of the collection ranks the
+  pool; a photo is relevant when its caption or label uses the word (``bird`` = ``birds``); precision@min(5, n).
+* ``tag_hit5``: the share of photos with at least one wanted word among their top-5 tags; for collection photos
+  the wanted words are the label's, for the public real-photo set (:mod:`searchcore.realphotos`) a person's.
+
+Which items form the pool is the caller's choice: the pipeline chooses on the validation split and reports on the
+test split, so no reported figure comes from photos a choice has seen.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
-from .fit import Split, label_words
-from .head import unit_rows
-from .words import WordVectors
+from .fit import label_words
+from .head import DeViSEHead, fused_scores, query_mix
+from .tagging import TagVocabulary, exact_search_fn, rank_tags
+from .text import content_words, same_word, singular
+from .words import Term, WordVectors
+
+Ranker = Callable[[np.ndarray, list[Term]], np.ndarray]  # (unit query, terms) → a score per collection item
 
 
-def _precision(scores: np.ndarray, relevant: np.ndarray) -> float:
-    k = min(10, int(relevant.sum()))
-    top = np.argsort(-scores, kind="stable")[:k]
-    return float(relevant[top].mean()) if k else float("nan")
+def precision_at(scores: np.ndarray, relevant: np.ndarray, k: int) -> float:
+    """Precision over the top min(k, number relevant) by score (stable order); NaN when nothing is relevant."""
+    n = min(k, int(np.sum(relevant)))
+    if n == 0:
+        return float("nan")
+    top = np.argsort(-np.asarray(scores), kind="stable")[:n]
+    return float(np.asarray(relevant)[top].mean())
 
 
-def text_image_precision(emb: np.ndarray, labels: Sequence[str], words: WordVectors,
-                         query_labels: Sequence[str]) -> dict[str, float]:
-    """Per label: precision@min(10, n) of the label's word vector against ``emb`` (unit rows)."""
-    labels_arr = np.asarray(labels)
-    result = {}
+def mean(values: Iterable[float]) -> float:
+    finite_values = [v for v in values if np.isfinite(v)]
+    return float(np.mean(finite_values)) if finite_values else float("nan")
+
+
+def finite(value: float | None) -> float | None:
+    """Rounded, or None where a figure cannot be computed (JSON has no NaN)."""
+    return round(float(value), 4) if value is not None and np.isfinite(value) else None
+
+
+def rankers(conse_emb: np.ndarray, head_emb: np.ndarray | None = None, head: DeViSEHead | None = None,
+            mix: float | None = None) -> dict[str, Ranker]:
+    """ConSE, the head alone and the served mix (per query, or the fixed ``mix`` when given) as rankers."""
+    out: dict[str, Ranker] = {"conse": lambda q, _t: conse_emb @ q}
+    if head_emb is not None:
+        out["head"] = lambda q, _t: head_emb @ q
+
+        def served(q: np.ndarray, terms: list[Term]) -> np.ndarray:
+            m = mix if mix is not None else query_mix([(t.weight, t.word) for t in terms], head)
+            return fused_scores(q, head_emb, conse_emb, m)
+
+        out["served"] = served
+    return out
+
+
+def image_image_precision(features: np.ndarray, labels: Sequence[str]) -> float:
+    """Each image ranks the others by cosine; precision@min(10, n) of its own label, the mean over images."""
+    unit = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+    sims = unit @ unit.T
+    np.fill_diagonal(sims, -np.inf)
+    lab = np.asarray(labels)
+    others = ~np.eye(len(lab), dtype=bool)  # an image is not its own neighbour, nor counted as relevant to itself
+    return mean(precision_at(sims[i], (lab == lab[i]) & others[i], 10) for i in range(len(lab))
+                if (lab == lab[i]).sum() > 1)
+
+
+def item_words(label: str, captions: Sequence[str], words: WordVectors) -> set[str]:
+    """The singular forms of the words an item is known by: its label's and its captions' content words."""
+    found = set(label_words(label, words) or label.lower().split())
+    found.update(content_words(captions))
+    return {singular(w) for w in found}
+
+
+def caption_queries(captions: Sequence[Sequence[str]], words: WordVectors, min_captions: int = 3) -> list[str]:
+    """Content words (known to the vectors) that at least ``min_captions`` items' captions use, sorted."""
+    per_item = [set(content_words(c, lambda w: w in words)) for c in captions]
+    counts: dict[str, int] = {}
+    for found in per_item:
+        for w in found:
+            counts[w] = counts.get(w, 0) + 1
+    return sorted(w for w, n in counts.items() if n >= min_captions)
+
+
+def query_precision(ranker: Ranker, pool: np.ndarray, queries: Sequence[tuple[list[Term], np.ndarray]],
+                    words: WordVectors, k: int) -> dict[str, float]:
+    """Per query (terms, relevant mask over ``pool``): precision@min(k, n) of the pool ranked by ``ranker``."""
+    out = {}
+    for terms, relevant in queries:
+        if relevant.any():
+            scores = ranker(words.combine(terms), terms)[pool]
+            out[" ".join(t.word for t in terms)] = precision_at(scores, relevant, k)
+    return out
+
+
+def label_queries(labels: Sequence[str], pool: np.ndarray, query_labels: Iterable[str],
+                  words: WordVectors) -> list[tuple[list[Term], np.ndarray]]:
+    pool_labels = np.asarray([labels[i] for i in pool])
+    out = []
     for label in sorted(set(query_labels)):
         parts = label_words(label, words)
-        relevant = labels_arr == label
-        if parts and relevant.any():
-            result[label] = _precision(emb @ words.phrase(parts), relevant)
-    return result
-
-
-def image_image_precision(emb: np.ndarray, labels: Sequence[str]) -> float:
-    labels_arr = np.asarray(labels)
-    sims = unit_rows(emb) @ unit_rows(emb).T
-    np.fill_diagonal(sims, -np.inf)
-    values = [_precision(sims[i], labels_arr == labels_arr[i]) for i in range(len(labels_arr))
-              if (labels_arr == labels_arr[i]).sum() > 1]
-    return float(np.mean(values)) if values else float("nan")
-
-
-def tag_hits(emb: np.ndarray, labels: Sequence[str], words: WordVectors, tag_ids: np.ndarray, k: int = 5) -> float:
-    vocab = unit_rows(np.asarray(words.vectors[tag_ids]))
-    top = np.argsort(-(emb @ vocab.T), axis=1)[:, :k]
-    hits = []
-    for row, label in zip(top, labels):
-        parts = label_words(label, words)
         if parts:
-            wanted = {*parts, label.replace(" ", "")}
-            hits.append(any(words.words[tag_ids[j]] in wanted for j in row))
+            out.append(([Term(1.0, p) for p in parts], pool_labels == label))
+    return out
+
+
+def word_queries(known: Sequence[set[str]], pool: np.ndarray, query_words: Iterable[str]
+                 ) -> list[tuple[list[Term], np.ndarray]]:
+    """Single-word queries; an item is relevant when ``known[item]`` (singular forms) holds the word."""
+    return [([Term(1.0, w)], np.array([singular(w) in known[i] for i in pool], bool)) for w in query_words]
+
+
+def tag_hits(embeddings: np.ndarray, wanted: Sequence[Iterable[str]], vocab: TagVocabulary, vectors: np.ndarray,
+             k: int = 5, leads: Sequence[Sequence[int]] | None = None,
+             neighbours: Sequence[Sequence[int]] | None = None) -> float:
+    """Share of images with a wanted word in their top-``k`` tags (a phrase hits when one of its words is wanted).
+
+    ``leads`` (the classifier's tags per image) and ``neighbours`` (tags voted by near collection photos) are
+    :func:`searchcore.tagging.rank_tags`'s; without them the tags are the words nearest each embedding.
+    """
+    hits = []
+    for n, (emb, want) in enumerate(zip(embeddings, wanted)):
+        want = list(want)
+        if want:
+            tags = top_tags(emb, vocab, vectors, k, () if leads is None else leads[n],
+                            () if neighbours is None else neighbours[n])
+            hits.append(any(same_word(part, w) for tag in tags for part in tag.split() for w in want))
     return float(np.mean(hits)) if hits else float("nan")
 
 
-def _mean(values: dict[str, float]) -> float:
-    finite = [v for v in values.values() if np.isfinite(v)]
-    return float(np.mean(finite)) if finite else float("nan")
-
-
-def evaluate_embeddings(emb: np.ndarray, labels: Sequence[str], split: Split, words: WordVectors,
-                        tag_ids: np.ndarray) -> dict[str, float]:
-    """The metrics of one way of embedding images (``emb``: all items, unit rows) on the split's held-back items."""
-    labels = list(labels)
-    pool = np.concatenate([split.val, split.holdout]).astype(np.int64)
-    pool_labels = [labels[i] for i in pool]
-    seen = sorted({labels[i] for i in split.val})
-    unseen = sorted({labels[i] for i in split.holdout})
-    val_emb, val_labels = emb[split.val], [labels[i] for i in split.val]
-    out = {
-        "text_image_p10": _mean(text_image_precision(emb[pool], pool_labels, words, seen)),
-        "image_image_p10": image_image_precision(emb[pool], pool_labels),
-        "tag_hit5": tag_hits(val_emb, val_labels, words, tag_ids),
-    }
-    if unseen:
-        out["zero_shot_text_image_p10"] = _mean(text_image_precision(emb[pool], pool_labels, words, unseen))
-        out["zero_shot_tag_hit5"] = tag_hits(emb[split.holdout], [labels[i] for i in split.holdout], words, tag_ids)
-    return {k: finite(v) for k, v in out.items()}
-
-
-def finite(value: float) -> float | None:
-    """Rounded, or None where a figure cannot be computed (JSON has no NaN)."""
-    return round(float(value), 4) if np.isfinite(value) else None
-
-
-MIX_OBJECTIVES = {
-    # what each blend weight is for → the held-back figures it must do well on (seen labels and unseen classes)
-    "search": ("text_image_p10", "zero_shot_text_image_p10"),
-    "tags": ("tag_hit5", "zero_shot_tag_hit5"),
-}
-
-
-def choose_mix(embed: Callable[[float], np.ndarray], labels: Sequence[str], split: Split, words: WordVectors,
-               tag_ids: np.ndarray, grid: Sequence[float] = tuple(np.round(np.linspace(0, 1, 11), 2))
-               ) -> tuple[dict[str, float], dict[str, dict[float, float]]]:
-    """Pick a head/ConSE blend weight per query type ("search": Text→Image, "tags": Image→Tags).
-
-    Each is the grid value with the best mean of its figures on held-back items: the validation split (labels the
-    head was trained on) and, when ``split`` holds classes out, those unseen classes. A blend must work for things
-    the head never saw (where ConSE is strong) as well as for the trained labels (where the head is strong), and
-    the two query types need not agree: tags are asked of any photo, searches run over the collection.
-    """
-    per_mix = {float(m): evaluate_embeddings(embed(float(m)), labels, split, words, tag_ids) for m in grid}
-    chosen, scores = {}, {}
-    for name, keys in MIX_OBJECTIVES.items():
-        scores[name] = {m: finite(np.nanmean([r[k] for k in keys if r.get(k) is not None] or [np.nan]))
-                        for m, r in per_mix.items()}
-        # ties (and figures that cannot be computed) go to the smaller mix: trust the trained head
-        chosen[name] = max(scores[name], key=lambda m, s=scores[name]: (s[m] if s[m] is not None else -1.0, -m))
-    return chosen, scores
+def top_tags(embedding: np.ndarray, vocab: TagVocabulary, vectors: np.ndarray, k: int = 5,
+             lead: Sequence[int] = (), neighbours: Sequence[int] = ()) -> list[str]:
+    search, vectors_of = exact_search_fn(vectors)
+    return [vocab.phrases[i] for i, _ in rank_tags(embedding, search, vectors_of, vocab, k, lead, neighbours)]

@@ -6,9 +6,7 @@ one the app makes for itself are the same thing. Progress goes to a ``report(fra
 
 from __future__ import annotations
 
-import shlex
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -23,10 +21,10 @@ from .backbone import load_backbone
 from .build import rebuild_semantic, write_bundle
 from .card import write_card as default_card
 from .collection import Collection, load_collection
+from .evaluation import Space, choose_serving, evaluate_bundle  # evaluate_bundle: re-exported for the CLIs
 from .extract import clear, extract_collection
 from .fit import Split, TrainConfig, TrainResult, train_head
-from .head import ConSE, DeViSEHead, blend, load_head
-from .metrics import choose_mix, evaluate_embeddings, finite
+from .head import ConSE, DeViSEHead
 from .words import WordVectors, load_word_vectors
 
 Report = Callable[[float, str], None]
@@ -34,10 +32,6 @@ Report = Callable[[float, str], None]
 
 def _quiet(_fraction: float, _message: str) -> None:
     pass
-
-
-def command_line() -> str:
-    return "python -m " + " ".join(shlex.quote(a) for a in [Path(sys.argv[0]).stem, *sys.argv[1:]])
 
 
 def build_bundle(
@@ -48,7 +42,7 @@ def build_bundle(
     *,
     report: Report = _quiet,
     word_vocab: int | None = None,
-    tag_vocab: int | None = None,
+    use_wordnet: bool = True,
     batch_size: int | None = None,
     command: str = "",
 ) -> tuple[Path, dict[str, Any]]:
@@ -63,7 +57,9 @@ def build_bundle(
                                                                                  f"features {d}/{n}"))
     extract_seconds = time.perf_counter() - started
     report(0.86, "building indexes")
-    extra = {k: v for k, v in (("word_vocab", word_vocab), ("tag_vocab", tag_vocab)) if v}
+    extra: dict[str, Any] = {"use_wordnet": use_wordnet}
+    if word_vocab:
+        extra["word_vocab"] = word_vocab
     info = {"command": command, "collection": coll.name, "source": str(coll.root),
             "extract_seconds": round(extract_seconds, 3),
             "images_per_second": round(len(extraction.collection) / max(extract_seconds, 1e-9), 2),
@@ -73,52 +69,6 @@ def build_bundle(
     clear(out)
     report(1.0, f"bundle ready: {len(extraction.collection)} photos")
     return out, info
-
-
-def _embedder(head: DeViSEHead, features: np.ndarray, logits: np.ndarray, conse: ConSE
-              ) -> Callable[[float], np.ndarray]:
-    """mix → the blended embeddings of every item (both sides computed once)."""
-    head_emb, conse_emb = head.embed(features), conse.embed(logits)
-    return lambda mix: blend(head_emb, conse_emb, mix)
-
-
-def evaluate_bundle(root: str | Path, words: WordVectors | None = None, head: DeViSEHead | None = None,
-                    split: Split | None = None) -> dict[str, Any]:
-    """ConSE, the head alone and the served blend side by side on the split recorded at training time."""
-    from .backbone import imagenet_class_names
-
-    bundle = B.open_bundle(root)
-    manifest = bundle.manifest
-    words = words or load_word_vectors(manifest["words"])
-    training = manifest.get("training", {})
-    if split is None:
-        if "split" not in training:
-            raise B.BundleError("has no trained head to evaluate.", bundle.root / B.MANIFEST,
-                                f"Train one with: python -m training.train_devise --bundle {bundle.root}")
-        split = Split.from_dict(training["split"])
-    if head is None and bundle.head_dir is not None:
-        head = load_head(bundle.head_dir)
-    labels = [it.label for it in bundle.items]
-    conse = ConSE.from_words(imagenet_class_names(), words, top_t=int(manifest.get("conse_top_t", 10)))
-    tag_ids = words.alpha_ids(int(manifest.get("tag_vocab", 30_000)))
-    results: dict[str, Any] = {
-        "conse": evaluate_embeddings(conse.embed(bundle.logits), labels, split, words, tag_ids),
-    }
-    if head is not None:
-        embed = _embedder(head, bundle.features, bundle.logits, conse)
-        results["head"] = evaluate_embeddings(embed(0.0), labels, split, words, tag_ids)
-        search = evaluate_embeddings(embed(head.conse_mix), labels, split, words, tag_ids)
-        tags = evaluate_embeddings(embed(head.tag_conse_mix), labels, split, words, tag_ids)
-        # the served figures: each query type with its own blend weight
-        results["served"] = {**search, **{k: v for k, v in tags.items() if "tag" in k},
-                             "conse_mix": head.conse_mix, "tag_conse_mix": head.tag_conse_mix}
-    from .metrics import image_image_precision
-
-    pool = np.concatenate([split.val, split.holdout])
-    results["features_image_image_p10"] = finite(image_image_precision(bundle.features[pool],
-                                                                       [labels[i] for i in pool]))
-    results["eval_items"] = len(pool)
-    return results
 
 
 def unseen_distance(features: np.ndarray, split: Split, quantile: float = 0.95) -> float | None:
@@ -144,6 +94,21 @@ def calibration_classes(labels: list[str], trained: list[str], seed: int, share:
     return tuple(sorted(candidates[i] for i in chosen)) if len(candidates) > 2 else ()
 
 
+def caption_keep(words: WordVectors) -> Callable[[str], bool]:
+    """Which caption words may join a training target: things you can see (WordNet's nouns, ImageNet's words).
+
+    Without the packaged WordNet data every content word the vectors know is kept.
+    """
+    from .tagging import _visual
+    from .text import singular
+
+    visual = _visual()
+    if visual is None:
+        return lambda _w: True
+    nouns = set(visual.nouns) | {w for c in visual.imagenet for lemma in c.lemmas for w in lemma.split()}
+    return lambda w: w in nouns or singular(w) in nouns
+
+
 def train_bundle(
     root: str | Path,
     config: TrainConfig | None = None,
@@ -151,8 +116,9 @@ def train_bundle(
     report: Report = _quiet,
     command: str = "",
     write_card: Callable[[Path, dict[str, Any]], None] | None = None,
+    real_photos: bool = True,
 ) -> tuple[TrainResult, dict[str, Any]]:
-    """Train the head on the bundle's features, choose the ConSE blends on held-back items, evaluate, write it all.
+    """Train the head, choose how it is served on validation items, measure it on the test split, write it all.
 
     The head folder gets config.json, model.safetensors and a model card (``write_card``, default
     :func:`searchcore.card.write_card`: README.md with the metrics and training.png).
@@ -165,42 +131,58 @@ def train_bundle(
     manifest = bundle.manifest
     words = load_word_vectors(manifest["words"])
     labels = [it.label for it in bundle.items]
+    captions = [tuple(it.captions or (it.caption,)) for it in bundle.items]
+    keep = caption_keep(words)
     report(0.0, f"training the head ({config.loss} loss)")
-    result = train_head(bundle.features, labels, words, config, backbone=manifest["backbone"],
+    result = train_head(bundle.features, labels, words, config, captions=captions, keep=keep,
+                        backbone=manifest["backbone"],
                         progress=lambda e, n, row: report(0.5 * e / n, f"epoch {e}: val loss {row['val_loss']:.4f}"))
-    report(0.5, "calibrating the head/ConSE blend with classes held out")
+    for line in result.targets.lines() if result.targets else []:
+        report(0.5, line)
+    report(0.5, "choosing the served mix on validation items, with a quarter of the labels held out")
     conse = ConSE.from_words(imagenet_class_names(), words, top_t=int(manifest.get("conse_top_t", 10)))
-    tag_ids = words.alpha_ids(int(manifest.get("tag_vocab", 30_000)))
     calibration = calibration_classes(labels, result.labels, config.seed)
     calib = train_head(bundle.features, labels, words,
                        # as many epochs as the final head's best, so the calibration head is trained alike
+                       # and never on validation items, which the choices below are made on
                        replace(config, holdout_classes=(*config.holdout_classes, *calibration),
-                               epochs=max(result.best_epoch, 1), patience=max(result.best_epoch, 1)),
-                       backbone=manifest["backbone"])
-    mixes, mix_scores = choose_mix(_embedder(calib.head, bundle.features, bundle.logits, conse), labels,
-                                 calib.split, words, tag_ids)
+                               epochs=max(result.best_epoch, 1), patience=max(result.best_epoch, 1), refit=False),
+                       captions=captions, keep=keep, backbone=manifest["backbone"])
+    calib.head.set_serving(0.0, 0.0, None, 0.0, calib.seen_words)
+    space = Space.of(bundle, words, conse, calib.head)
+    reserved = set(result.split.test.tolist()) | set(result.split.holdout.tolist())  # never seen by a choice
+    unseen_items = np.array([i for i in calib.split.holdout if i not in reserved], np.int64)
+    pool = np.concatenate([result.split.val, unseen_items]).astype(np.int64)
+    serving = choose_serving(space, pool, set(result.labels) - set(calibration), set(calibration),
+                             result.split.val, unseen_items, calib.split.train)
     ood = unseen_distance(bundle.features, result.split)
-    result.head.set_serving(mixes["search"], mixes["tags"], ood)
-    report(0.9, "evaluating")
-    metrics = evaluate_bundle(root, words, result.head, result.split)
+    result.head.set_serving(serving.conse_mix, serving.tag_conse_mix, ood, serving.unseen_conse_mix,
+                            result.seen_words)
+    report(0.9, "measuring on the test split")
+    metrics = evaluate_bundle(root, words, result.head, result.split, real_photos=real_photos,
+                              tag_rule=serving.tag_rule)
     training = {
         "config": config.to_dict(),
         "split": result.split.to_dict(),
+        "split_seed": config.seed,
         "trained_labels": result.labels,
+        "targets": result.targets.to_dict() if result.targets else {},
         "best_epoch": result.best_epoch,
         "epochs_run": len(result.history),
         "train_seconds": round(result.seconds, 3),
         "extract_seconds": manifest.get("build", {}).get("extract_seconds"),
         "history": result.history,
-        "conse_mix": mixes,
+        "conse_mix": serving.to_dict(),
         "ood_distance": ood,
-        "mix_scores": {name: {str(k): v for k, v in table.items()} for name, table in mix_scores.items()},
+        "mix_scores": serving.scores,
         "calibration_classes": list(calibration),
         "command": command,
     }
     _save_head(root, result.head, {"metrics": metrics, "training": training}, write_card or default_card)
     fields = {k: v for k, v in manifest.items() if k not in ("format", "files")}
-    fields.update(metrics=metrics, training=training)
+    rule = serving.tag_rule
+    fields.update(metrics=metrics, training=training,
+                  serving={"class_min_prob": rule.class_min_prob, "neighbour_distance": rule.neighbour_distance})
     report(0.95, "re-embedding the collection with the new head")
     rebuild_semantic(root, words, imagenet_class_names(), result.head, fields=fields)
     report(1.0, "head trained")

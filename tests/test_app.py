@@ -87,8 +87,9 @@ def test_tag_image_on_a_cat_photo_names_a_cat(client: Client) -> None:
     tags = words(result)
     assert len(tags) == 10
     assert CAT_WORDS & set(tags), tags
-    distances = [row[1] for row in result["data"]]
-    assert distances == sorted(distances)
+    assert len(set(tags)) == 10
+    # the classifier's and the collection's tags lead; each row still carries its cosine distance to the photo
+    assert all(0.0 <= row[1] <= 2.0 for row in result["data"])
 
 
 def test_similar_words_said(client: Client) -> None:

@@ -34,7 +34,7 @@ def make_bundle(base: Path):
     backbone = load_backbone(TINY_BACKBONE)
     feats = backbone.extract([collection.path(item) for item in collection.items])
     root = write_bundle(base / "bundle", collection, feats, backbone.spec, backbone.class_names, words,
-                        word_vocab=40, tag_vocab=20)
+                        word_vocab=40)
     return Path(root), collection, backbone, words
 
 
@@ -106,11 +106,17 @@ def test_open_bundle_accepts_a_str_path(built):
     assert len(B.open_bundle(str(built[0])).items) == 9
 
 
-def test_word_indexes_hold_only_alphabetic_words_in_frequency_order(built):
+def test_word_index_holds_alphabetic_words_and_the_tag_index_the_tag_vocabulary(built):
     root, _, _, words = built
     bundle = B.open_bundle(root)
-    tags = np.sort(bundle.indexes["tags"]._index.get_ids_list())
-    np.testing.assert_array_equal(tags, words.alpha_ids(20))
+    phrases = bundle.tags.phrases
+    assert len(bundle.indexes["tags"]) == len(phrases) == len(set(phrases))
+    assert {"cat", "dog", "bottle"} <= set(phrases)  # the labels
+    assert {"goldfish", "espresso", "tabby"} <= set(phrases)  # ImageNet class names the vocabulary knows
+    assert "the" not in phrases and all(p.replace(" ", "").isalpha() for p in phrases)  # no function words, no tokens
+    # each phrase's stored vector is the mean of its words' unit vectors
+    np.testing.assert_allclose(bundle.indexes["tags"].get([phrases.index("goldfish")])[0], words.unit("goldfish"),
+                               atol=1e-5)
     assert len(bundle.indexes["words"]) == 40
     assert all(words.words[i].isalpha() for i in bundle.indexes["words"]._index.get_ids_list())
 

@@ -1,5 +1,6 @@
 """Tests for the training CLIs: --help of each, and training.build_assets end to end on a folder of generated photos
-with a tiny random timm model and synthetic word vectors in the cache format. Publishing is monkeypatched: no network.
+with a tiny random timm model and synthetic word vectors in the cache format. Publishing runs its real --dry-run
+path, which contacts nothing.
 """
 
 from __future__ import annotations
@@ -7,9 +8,11 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -49,7 +52,7 @@ def sources(tmp_path_factory) -> tuple[Path, Path]:
 
 def build_args(photos: Path, words: Path, out: Path, *extra: str) -> list[str]:
     return ["--collection", str(photos), "--out", str(out), "--backbone", TINY_BACKBONE, "--words", str(words),
-            "--word-vocab", "20", "--tag-vocab", "10", *extra]
+            "--word-vocab", "20", *extra]
 
 
 # ---- --help ----------------------------------------------------------------------------------------------------------
@@ -80,7 +83,8 @@ def test_build_assets_makes_a_verified_bundle_and_prints_a_summary(sources, tmp_
 
     photos, words = sources
     out = tmp_path / "bundle"
-    assert build_assets.main(build_args(photos, words, out)) == 0
+    args = build_args(photos, words, out)
+    assert build_assets.main(args) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["bundle"] == str(out)
     assert summary["photos"] == 6 and summary["skipped"] == []
@@ -89,12 +93,13 @@ def test_build_assets_makes_a_verified_bundle_and_prints_a_summary(sources, tmp_
     assert manifest["count"] == 6
     assert manifest["backbone"] == TINY_BACKBONE
     assert manifest["words"] == str(words) and manifest["word_dim"] == 12
-    assert manifest["word_vocab"] == 20 and manifest["tag_vocab"] == 10
+    assert manifest["word_vocab"] == 20 and manifest["tag_vocab"]["count"] > 0
     assert manifest["labels"] == sorted(LABELS)
     assert manifest["head"] is False
     bundle = B.open_bundle(out)
-    assert len(bundle.indexes["tags"]) == 10 and len(bundle.indexes["words"]) == 20
-    assert "build_assets" in manifest["build"]["command"] or manifest["build"]["command"].startswith("python -m")
+    assert len(bundle.indexes["tags"]) == len(bundle.tags.phrases) and len(bundle.indexes["words"]) == 20
+    # the command that rebuilds this bundle: the module and the arguments main() was given (not pytest's argv)
+    assert manifest["build"]["command"] == "python -m training.build_assets " + shlex.join(args)
 
 
 def test_build_assets_reports_an_unreadable_photo(sources, tmp_path, capsys):
@@ -133,20 +138,23 @@ def test_build_assets_on_a_missing_folder_fails_with_a_message(sources, tmp_path
     assert "error:" in capsys.readouterr().err
 
 
-def test_build_assets_push_to_hub_publishes_the_dataset_only(sources, tmp_path, capsys, monkeypatch):
-    import training.publish
+def test_build_assets_push_to_hub_dry_run_publishes_the_dataset_only(sources, tmp_path, capsys):
+    """Through the real publish --dry-run path: the exact files a push would send, and no Hub client at all."""
     from training import build_assets
+    from training.publish import dataset_files
 
-    calls = []
-
-    def fake_publish(bundle_dir, repo_id, **kwargs):
-        calls.append((Path(bundle_dir), repo_id, kwargs))
-        assert (Path(bundle_dir) / B.MANIFEST).is_file()  # published only once the bundle is complete
-        return {"repo_id": repo_id, "dataset": {"repo_type": "dataset"}, "model": None}
-
-    monkeypatch.setattr(training.publish, "publish_bundle", fake_publish)
-    out = tmp_path / "bundle"
-    assert build_assets.main(build_args(*sources, out, "--push-to-hub", "someone/tiny-photos")) == 0
-    assert calls == [(out, "someone/tiny-photos", {"push_head": False})]
-    summary = json.loads(capsys.readouterr().out)
-    assert summary["hub"]["repo_id"] == "someone/tiny-photos"
+    out, preview = tmp_path / "bundle", tmp_path / "preview"
+    with mock.patch("training.publish.HfApi", side_effect=AssertionError("the dry run contacted the Hub")):
+        assert build_assets.main(build_args(*sources, out, "--push-to-hub", "someone/tiny-photos",
+                                            "--dry-run", str(preview))) == 0
+    hub = json.loads(capsys.readouterr().out)["hub"]
+    assert hub["repo_id"] == "someone/tiny-photos" and hub["dry_run"] is True
+    assert hub["model"] is None  # build_assets publishes no head (push_head=False): there is none yet
+    files = dataset_files(out)
+    assert "manifest.json" in files and "items.jsonl" in files  # published only once the bundle is complete
+    assert hub["dataset"] == {"repo_type": "dataset", "path": str(preview / "dataset"), "files": files}
+    copied = sorted(p.relative_to(preview / "dataset").as_posix() for p in (preview / "dataset").rglob("*")
+                    if p.is_file())
+    assert copied == files
+    assert not (preview / "model").exists()
+    B.verify(preview / "dataset")  # what would be uploaded is itself a complete, verifiable bundle

@@ -24,7 +24,7 @@ from searchcore.errors import AssetSourceError, BadArgumentError, BundleError, Q
 from searchcore.head import DeViSEHead, blend, unit_rows
 from searchcore.words import WordVectors, load_word_vectors
 
-WORD_VOCAB, TAG_VOCAB = 40, 20
+WORD_VOCAB = 40
 
 
 
@@ -46,7 +46,7 @@ def built(tmp_path_factory):
         backbone = load_backbone(TINY_BACKBONE)
         feats = backbone.extract([collection.path(item) for item in collection.items])
         root = write_bundle(base / "bundle", collection, feats, backbone.spec, backbone.class_names, words,
-                            word_vocab=WORD_VOCAB, tag_vocab=TAG_VOCAB)
+                            word_vocab=WORD_VOCAB)
         yield Path(root), collection, backbone, words
 
 
@@ -241,13 +241,12 @@ def test_empty_or_cancelling_query_is_refused(engine, query):
 
 
 # ---- Image → Tags, Text → Image --------------------------------------------------------------------------------------
-def test_tag_image_returns_word_hits_from_the_tag_vocabulary(engine, built):
-    words = built[3]
-    allowed = {words.words[i] for i in words.alpha_ids(TAG_VOCAB)}
+def test_tag_image_returns_word_hits_from_the_tag_vocabulary(engine):
     hits = engine.tag_image(2, k=5)
-    assert len(hits) == 5
+    assert len(hits) == 5 == len({h.word for h in hits})
     assert all(isinstance(h, WordHit) and isinstance(h.distance, float) for h in hits)
-    assert {h.word for h in hits} <= allowed
+    assert {h.word for h in hits} <= set(engine.bundle.tags.phrases)
+    # no classifier lead and no neighbour rule on an untrained bundle: the nearest words, nearest first
     assert [h.distance for h in hits] == sorted(h.distance for h in hits)
 
 
@@ -260,8 +259,8 @@ def test_tag_image_by_path_matches_by_id(engine):
 
 
 def test_embed_image_is_a_unit_word_vector(engine):
-    emb = engine.embed_image(0)
-    assert emb.shape == (16,)
+    emb, feats = engine.embed_image(0)
+    assert emb.shape == (16,) and feats.features.shape == (1, engine.backbone.feature_dim)
     assert abs(float(np.linalg.norm(emb)) - 1.0) < 1e-5
 
 
@@ -276,7 +275,7 @@ def test_search_images_returns_hits(engine):
 
 def test_search_images_finds_an_image_from_its_own_embedding(engine):
     # the semantic index holds the images' ConSE embeddings: an item's embedding is nearest to itself
-    emb = engine.embed_image(5)
+    emb, _ = engine.embed_image(5)
     found = engine.bundle.indexes["semantic"].query(emb, 1)
     assert found.ids[0, 0] == 5
 
@@ -353,12 +352,42 @@ def test_engine_with_a_head_blends_it_with_conse(built, tmp_path):
 
     engine = load_engine(root, backbone=backbone)
     assert engine.head is not None and not engine.head.training
-    assert engine.info.semantic == "head+conse(mix=0.5)"
+    assert engine.info.semantic == "head+conse per query"
     feats = engine.bundle.features[4:5]
+    # tags: the head's and ConSE's embeddings blended by tag_conse_mix (conse_mix when not given)
     expected = blend(head.embed(feats), engine.conse.embed(engine.bundle.logits[4:5]), 0.5)[0]
-    np.testing.assert_allclose(engine.embed_image(4), expected, atol=1e-5)
-    assert engine.bundle.indexes["semantic"].query(engine.embed_image(4), 1).ids[0, 0] == 4
+    np.testing.assert_allclose(engine.embed_image(4)[0], expected, atol=1e-5)
+    # the semantic index holds the head's own embeddings, the conse index ConSE's
+    assert engine.bundle.indexes["semantic"].query(head.embed(feats), 1).ids[0, 0] == 4
+    assert engine.bundle.indexes["conse"].query(engine.conse.embed(engine.bundle.logits[4:5]), 1).ids[0, 0] == 4
     assert len(engine.search_images("dog", k=3)) == 3
+
+
+def test_search_images_trusts_the_head_for_seen_words_and_conse_for_unseen_ones(built, tmp_path):
+    root, _, backbone, words = built
+    root = Path(shutil.copytree(root, tmp_path / "trust"))
+    torch.manual_seed(1)
+    head = DeViSEHead(in_dim=backbone.feature_dim, hidden_dim=32, out_dim=16, backbone=backbone.spec,
+                      words=words.source).eval()
+    head.set_serving(0.0, 0.5, None, unseen_mix=1.0, seen_words=["dog"])
+    head.save_pretrained(root / "head")
+    rebuild_semantic(root, words, backbone.class_names, head)
+    engine = load_engine(root, backbone=backbone)
+    n = len(engine.bundle.items)
+    head_emb, conse_emb = head.embed(engine.bundle.features), engine.conse.embed(engine.bundle.logits)
+
+    def ranking(scores: np.ndarray) -> list[int]:
+        return [int(i) for i in np.argsort(-scores, kind="stable")]
+
+    # "dog" was trained on: the head alone ranks; "cat" was not: ConSE alone
+    assert [h.id for h in engine.search_images("dog", k=n)] == ranking(head_emb @ words.unit("dog"))
+    assert [h.id for h in engine.search_images("cat", k=n)] == ranking(conse_emb @ words.unit("cat"))
+    # a query of both: each term votes for its own mix, (0 + 1) / 2
+    q = words.encode("dog cat")
+    mixed = 0.5 * (head_emb @ q) + 0.5 * (conse_emb @ q)
+    hits = engine.search_images("dog cat", k=n)
+    assert [h.id for h in hits] == ranking(mixed)
+    np.testing.assert_allclose([h.distance for h in hits], 1 - np.sort(mixed)[::-1], atol=1e-4)
 
 
 def test_head_trained_on_another_backbone_is_refused(built, tmp_path):

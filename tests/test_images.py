@@ -50,9 +50,10 @@ def test_rgba_transparent_pixel_becomes_white_and_opaque_pixel_is_kept():
     arr[:, 8:] = (0, 0, 0, 0)  # fully transparent black right half
     out = load_image(Image.fromarray(arr, mode="RGBA"))
     assert out.mode == "RGB"
-    assert out.size == (16, 16)
-    assert pixel(out, 2, 2) == (200, 10, 10)
-    assert pixel(out, 12, 2) == WHITE
+    assert out.size == (18, 18)  # a cut-out is framed whole on a square, 15 % wider than its longer side
+    assert pixel(out, 1 + 2, 1 + 2) == (200, 10, 10)
+    assert pixel(out, 1 + 12, 1 + 2) == WHITE
+    assert pixel(out, 0, 0) == WHITE
 
 
 def test_rgba_png_file_is_flattened(tmp_path: Path):
@@ -228,9 +229,16 @@ def test_array_hw4_transparent_becomes_white():
     arr = np.zeros((12, 20, 4), np.uint8)
     arr[:, :10] = (5, 6, 7, 255)
     out = load_image(arr)
-    assert out.mode == "RGB" and out.size == (20, 12)
-    assert pixel(out, 2, 2) == (5, 6, 7)
-    assert pixel(out, 15, 2) == WHITE
+    assert out.mode == "RGB" and out.size == (23, 23)  # framed: round(20 * 1.15), centred
+    assert pixel(out, 1 + 2, 5 + 2) == (5, 6, 7)
+    assert pixel(out, 1 + 15, 5 + 2) == WHITE
+
+
+def test_an_opaque_rgba_image_is_not_framed():
+    arr = np.full((12, 20, 4), 255, np.uint8)
+    arr[..., :3] = (5, 6, 7)
+    out = load_image(arr)
+    assert out.size == (20, 12) and pixel(out, 0, 0) == (5, 6, 7)
 
 
 def test_non_contiguous_array_view_is_read():
@@ -345,6 +353,50 @@ def test_png_header_claiming_huge_dimensions_is_refused_without_decoding():
 def test_png_header_claiming_gigantic_dimensions_is_refused():
     with pytest.raises(ImageError, match=r"large|limit"):
         load_image(png_header_only(100_000, 100_000))
+
+
+@pytest.fixture
+def pil_limit(monkeypatch) -> int:
+    """PIL's own decompression-bomb limit, restored afterwards (searchcore raises the process-wide global)."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)
+    return Image.MAX_IMAGE_PIXELS
+
+
+def test_max_pixels_above_pils_default_limit_lets_a_bigger_image_through(monkeypatch, pil_limit: int):
+    # 9500×9500 = 90.25 MP, just above PIL's default limit (about 89.5 MP, where PIL starts to warn). A 1-bit image
+    # compresses to 11 kB and decodes in a fraction of a second.
+    assert pil_limit < 9500 * 9500
+    data = png_bytes(Image.new("1", (9500, 9500)))
+    monkeypatch.setattr(images, "MAX_PIXELS", 100_000_000)
+    img = load_image(data)
+    assert img.size == (9500, 9500) and img.mode == "RGB"
+
+
+def test_max_pixels_above_twice_pils_limit_lets_a_bigger_image_through(monkeypatch, pil_limit: int):
+    # The same beyond twice PIL's limit, where PIL raises instead of warning; scaled down (a limit of 1,000 pixels
+    # stands for PIL's 89.5 MP) so a real photo-sized decode stays cheap.
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1_000)
+    monkeypatch.setattr(images, "MAX_PIXELS", 20_000)
+    img = load_image(png_bytes(Image.new("RGB", (100, 100), (10, 20, 30))))
+    assert img.size == (100, 100) and pixel(img, 5, 5) == (10, 20, 30)
+    assert Image.MAX_IMAGE_PIXELS == 20_000  # raised to the setting, so PIL no longer decides
+
+
+def test_image_above_a_raised_max_pixels_is_refused_with_the_limit(monkeypatch, pil_limit: int):
+    monkeypatch.setattr(images, "MAX_PIXELS", 100_000_000)
+    with pytest.raises(ImageError) as err:
+        load_image(png_header_only(12_000, 10_000))  # 120 MP: above the setting, below twice PIL's limit
+    assert str(err.value) == ("The image is 12000×10000 pixels (120 MP), above this server's limit of 100 MP. "
+                              "Resize it and try again.")
+    with pytest.raises(ImageError) as err:
+        load_image(png_header_only(100_000, 100_000))  # 10,000 MP: PIL itself refuses it, with our message
+    assert str(err.value) == "The image has more pixels than this server's limit of 100 MP. Resize it and try again."
+
+
+def test_max_pixels_below_pils_limit_leaves_pils_limit_alone(pil_limit: int):
+    assert pil_limit > images.MAX_PIXELS
+    load_image(png_bytes(Image.new("RGB", (20, 20))))
+    assert pil_limit == Image.MAX_IMAGE_PIXELS
 
 
 def test_huge_array_is_refused(monkeypatch):

@@ -30,7 +30,7 @@ def samples_engine(tmp_path_factory, test_cache: Path, monkeypatch_module):
     """A head-less bundle of scikit-image's photos: the engine must fall back to ConSE and say so."""
     monkeypatch_module.setenv("SEARCH_CACHE_DIR", str(test_cache))
     out = tmp_path_factory.mktemp("samples") / "bundle"
-    build_bundle("samples", out, OFFLINE_BACKBONE, OFFLINE_WORDS, word_vocab=20_000, tag_vocab=10_000)
+    build_bundle("samples", out, OFFLINE_BACKBONE, OFFLINE_WORDS, word_vocab=20_000)
     return load_engine(out)
 
 

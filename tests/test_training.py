@@ -238,7 +238,7 @@ def test_train_head_early_stopping_keeps_the_best_epoch():
     features = rng.standard_normal((30, 16)).astype(np.float32)
     labels = [HEAD_LABELS[i] for i in rng.integers(0, 3, 30)]
     words = word_table(["the", *HEAD_LABELS], dim=8, seed=3)
-    config = TrainConfig(epochs=200, patience=3, hidden_dim=64, lr=1e-2, batch_size=8)
+    config = TrainConfig(epochs=200, patience=3, hidden_dim=64, lr=1e-2, batch_size=8, refit=False)
     result = train_head(features, labels, words, config)
     history = result.history
     assert [row["epoch"] for row in history] == list(range(1, len(history) + 1))
@@ -358,7 +358,7 @@ def trained(tmp_path_factory):
         photos = make_photos(base / "photos")
         words_dir = write_words_cache(base / "words")
         root, info = pipeline.build_bundle(str(photos), base / "bundle", TINY_BACKBONE, str(words_dir),
-                                           word_vocab=40, tag_vocab=30)
+                                           word_vocab=40)
         untrained = Path(shutil.copytree(root, base / "untrained"))
         reports = []
         config = TrainConfig(epochs=5, hidden_dim=64, holdout_classes=("dog",))
@@ -390,6 +390,10 @@ def test_train_bundle_writes_the_head_and_its_card(trained):
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
 
 
+def metrics_split(manifest: dict) -> str:
+    return manifest["metrics"]["split"]
+
+
 def test_train_bundle_records_training_and_metrics_in_the_manifest(trained):
     root, result = trained["root"], trained["result"]
     manifest = B.verify(root)  # the rewritten manifest vouches for every file, the head included
@@ -400,8 +404,10 @@ def test_train_bundle_records_training_and_metrics_in_the_manifest(trained):
     assert 1 <= len(training["history"]) <= 5 and training["config"]["epochs"] == 5
     assert training["split"] == result.split.to_dict()
     split = training["split"]
-    assert sum(len(split[k]) for k in ("train", "val", "holdout")) == manifest["count"] == 32
-    assert len(split["val"]) == 6 and len(split["holdout"]) == 8  # round(0.2 * 8) per trained label; all dogs
+    assert sum(len(split[k]) for k in ("train", "val", "test", "holdout")) == manifest["count"] == 32
+    # per trained label of 8 photos: round(0.2 * 8) = 2 to test, 2 to validation, 4 to training; all dogs held out
+    assert (len(split["train"]), len(split["val"]), len(split["test"]), len(split["holdout"])) == (12, 6, 6, 8)
+    assert training["split_seed"] == 0 and metrics_split(manifest) == "test"
     assert training["config"]["holdout_classes"] == ["dog"]
     assert training["trained_labels"] == ["bottle", "cat", "roadsigns"]  # "roadsigns" trained via road + signs
     assert "dog" not in training["calibration_classes"] and len(training["calibration_classes"]) == 1
@@ -409,8 +415,8 @@ def test_train_bundle_records_training_and_metrics_in_the_manifest(trained):
     assert {"conse", "head", "served"} <= set(metrics)
     assert metrics["eval_items"] == 14
     for method in ("conse", "head", "served"):
-        for key in ("text_image_p10", "image_image_p10", "tag_hit5", "zero_shot_text_image_p10",
-                    "zero_shot_tag_hit5"):
+        for key in ("text_image_p10", "caption_word_p5", "tag_hit5", "zero_shot_text_image_p10",
+                    "zero_shot_tag_hit5", "real_photo_tag_hit5"):
             assert 0.0 <= metrics[method][key] <= 1.0, (method, key)
     assert same(metrics, trained["metrics"])
 

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 
 from searchcore.backbone import DEFAULT_BACKBONE, OFFLINE_BACKBONE
-from searchcore.bundle import TAG_VOCAB, WORD_VOCAB
+from searchcore.bundle import WORD_VOCAB
 from searchcore.collection import Collection, load_collection
 from searchcore.errors import SearchError
 from searchcore.words import DEFAULT_WORDS, OFFLINE_WORDS
@@ -42,8 +43,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--pascal-url", default=None, help="the Pascal Sentences page (default: the official one)")
     p.add_argument("--batch-size", type=int, default=None, help="images per backbone batch (default 32)")
     p.add_argument("--word-vocab", type=int, default=WORD_VOCAB, help="words searchable in Text→Text")
-    p.add_argument("--tag-vocab", type=int, default=TAG_VOCAB, help="words that can be tags")
-    p.add_argument("--push-to-hub", metavar="REPO_ID", default=None, help="upload the bundle to this dataset repo")
+    p.add_argument("--no-wordnet", action="store_true",
+                   help="tags from ImageNet class names, labels and captions only, without the packaged WordNet "
+                        "nouns and broader words")
+    p.add_argument("--push-to-hub", metavar="REPO_ID", default=None,
+                   help="after building, publish the bundle to this dataset repo (python -m training.publish "
+                        "--no-head does the same for a bundle built earlier); token from HF_TOKEN or hf auth login")
     p.add_argument("--dry-run", metavar="DIR", type=Path, default=None,
                    help="with --push-to-hub: write exactly what would be uploaded into DIR, contact nothing")
     return p
@@ -60,17 +65,21 @@ def resolve_collection(args: argparse.Namespace) -> Collection:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    cli = parser()
+    args = cli.parse_args(argv)
+    # The manifest records how to rebuild the bundle: this module's own name and the arguments it was given (not
+    # sys.argv, which is the caller's when main() is called from Python, and names the file, not the module).
+    command = f"{cli.prog} {shlex.join(sys.argv[1:] if argv is None else argv)}"
     if args.offline:
         args.backbone, args.words = OFFLINE_BACKBONE, OFFLINE_WORDS
-    from searchcore.pipeline import build_bundle, command_line  # torch: only once there is work to do
+    from searchcore.pipeline import build_bundle  # torch: only once there is work to do
 
     try:
         collection = resolve_collection(args)
         with progress_bar(f"building {args.out}") as report:
             out, info = build_bundle(collection, args.out, args.backbone, args.words, report=report,
                                      batch_size=args.batch_size, word_vocab=args.word_vocab,
-                                     tag_vocab=args.tag_vocab, command=command_line())
+                                     use_wordnet=not args.no_wordnet, command=command)
         summary = {"bundle": str(out), "photos": len(collection) - len(info["skipped"]),
                    "skipped": info["skipped"], "extract_seconds": info["extract_seconds"],
                    "images_per_second": info["images_per_second"]}

@@ -1,0 +1,275 @@
+"""Measure a bundle's word space, and choose how it is served: ConSE, the head, and the served mix side by side.
+
+:func:`evaluate_bundle` reports every figure on the **test** split (photos no choice has seen) plus the held-out
+classes (zero-shot) and the public real-photo set (:mod:`searchcore.realphotos`). :func:`choose_serving` picks the
+served settings on **validation** items with a calibration head that never saw a quarter of the labels:
+
+* ``conse_mix`` / ``unseen_conse_mix``: ConSE's share in Text→Image for words the head was trained on and for
+  words it never saw (:func:`searchcore.head.query_mix`);
+* ``tag_conse_mix``: ConSE's share in the embedding that Image→Tags ranks tags by.
+
+    python -m training.evaluate --bundle BUNDLE --json
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import bundle as B
+from .fit import Split
+from .head import ConSE, DeViSEHead, blend, load_head
+from .index import exact_search
+from .metrics import (
+    caption_queries,
+    finite,
+    image_image_precision,
+    item_words,
+    label_queries,
+    mean,
+    query_precision,
+    rankers,
+    tag_hits,
+    word_queries,
+)
+from .tagging import TagRule, TagVocabulary, classifier_tags, item_tags, neighbour_tags
+from .words import WordVectors, load_word_vectors
+
+GRID = tuple(float(m) for m in np.round(np.linspace(0, 1, 11), 2))
+DISTANCES = (None, *(float(d) for d in np.round(np.arange(0.3, 0.81, 0.05), 2)))  # None: no neighbour tags
+CLASS_PROBS = (None, 0.5, 0.3, 0.2, 0.15, 0.1, 0.05)  # None: only a confident class names the photo
+NEIGHBOURS = 5  # as many as the engine asks (searchcore.engine.NEIGHBOURS)
+
+
+@dataclass
+class Space:
+    """Everything the metrics need about one collection and one head: embeddings, words, tags."""
+
+    labels: list[str]
+    captions: list[tuple[str, ...]]
+    words: WordVectors
+    conse_emb: np.ndarray
+    logits: np.ndarray
+    tags: TagVocabulary
+    tag_vectors: np.ndarray
+    features: np.ndarray
+    head: DeViSEHead | None = None
+    head_emb: np.ndarray | None = None
+    known: list[set[str]] = field(default_factory=list)  # per item: the singular words it is known by
+    caption_words: list[str] = field(default_factory=list)  # the caption-word queries
+    item_tags: list[list[int]] = field(default_factory=list)  # per item: the tags its label and captions give
+
+    def served_tags(self, emb: np.ndarray, logits: np.ndarray, feats: np.ndarray, wanted: list[set[str]] | list,
+                    rule: TagRule | None, reference: np.ndarray) -> float:
+        """Tag hit@5 of images (rows of ``emb``, ``logits``, ``feats``); ``rule`` None: the nearest words alone."""
+        if rule is None:
+            return tag_hits(emb, wanted, self.tags, self.tag_vectors)
+        leads = [classifier_tags(row, self.tags, rule.class_min_prob) for row in logits]
+        voted = self.voted(feats, reference, rule.neighbour_distance)
+        return tag_hits(emb, wanted, self.tags, self.tag_vectors, leads=leads, neighbours=voted)
+
+    def voted(self, queries: np.ndarray, reference: np.ndarray, max_distance: float | None) -> list[list[int]]:
+        """Per query (features), the tags voted for by its near ``reference`` items (:func:`neighbour_tags`)."""
+        if max_distance is None or len(reference) == 0:
+            return [[] for _ in range(len(queries))]
+        found = exact_search(self.features[reference], queries, NEIGHBOURS)
+        return [neighbour_tags(reference[ids], dists, self.item_tags, max_distance)
+                for ids, dists in zip(found.ids, found.distances)]
+
+    @classmethod
+    def of(cls, bundle: B.Bundle, words: WordVectors, conse: ConSE, head: DeViSEHead | None) -> Space:
+        labels = [it.label for it in bundle.items]
+        captions = [tuple(it.captions or (it.caption,)) for it in bundle.items]
+        return cls(labels, captions, words, conse.embed(bundle.logits), np.asarray(bundle.logits), bundle.tags,
+                   bundle.tags.vectors(words), np.asarray(bundle.features), head,
+                   None if head is None else head.embed(bundle.features),
+                   [item_words(lab, cap, words) for lab, cap in zip(labels, captions)],
+                   caption_queries(captions, words), item_tags(bundle.tags, labels, captions, words))
+
+    def tag_embeddings(self, tag_mix: float | None) -> dict[str, np.ndarray]:
+        out = {"conse": self.conse_emb}
+        if self.head_emb is not None:
+            out["head"] = self.head_emb
+            mix = self.head.tag_conse_mix if tag_mix is None else tag_mix
+            out["served"] = blend(self.head_emb, self.conse_emb, mix)
+        else:
+            out["served"] = self.conse_emb
+        return out
+
+
+def figures(space: Space, pool: np.ndarray, seen_labels: set[str], zero_labels: set[str], tag_items: np.ndarray,
+            mix: float | None = None, tag_mix: float | None = None, zero_tag_items: np.ndarray | None = None,
+            reference: np.ndarray | None = None, tag_rule: TagRule | None = None
+            ) -> dict[str, dict[str, float]]:
+    """Per ranker: Text→Image p@10 (labels), caption-word p@5, zero-shot p@10, tag hit@5 (not rounded).
+
+    Served tags use the collection's ``reference`` items as neighbours (never the pool's own items).
+    """
+    words, labels = space.words, space.labels
+    pool_labels = {labels[i] for i in pool}
+    trained_q = label_queries(labels, pool, pool_labels & seen_labels, words)
+    zero_q = label_queries(labels, pool, pool_labels & zero_labels, words)
+    caption_q = word_queries(space.known, pool, space.caption_words)
+    tag_emb = space.tag_embeddings(tag_mix)
+    out: dict[str, dict[str, float]] = {}
+    for name, ranker in rankers(space.conse_emb, space.head_emb, space.head, mix).items():
+        row = {"text_image_p10": mean(query_precision(ranker, pool, trained_q, words, 10).values()),
+               "caption_word_p5": mean(query_precision(ranker, pool, caption_q, words, 5).values())}
+        if zero_q:
+            row["zero_shot_text_image_p10"] = mean(query_precision(ranker, pool, zero_q, words, 10).values())
+        out[name] = row
+    reference = np.zeros(0, np.int64) if reference is None else reference
+    for name, emb in tag_emb.items():
+        rule = tag_rule if name == "served" else None  # the classifier and neighbour rules are part of serving
+        for key, items in (("tag_hit5", tag_items), ("zero_shot_tag_hit5", zero_tag_items)):
+            if items is not None and len(items):
+                out.setdefault(name, {})[key] = _tag_hits(space, emb, items, rule, reference)
+    return out
+
+
+def _tag_hits(space: Space, emb: np.ndarray, items: np.ndarray, rule: TagRule | None, reference: np.ndarray
+              ) -> float:
+    return space.served_tags(emb[items], space.logits[items], space.features[items], [space.known[i] for i in items],
+                             rule, reference)
+
+
+@dataclass
+class Serving:
+    """The served settings and the validation scores they were chosen on."""
+
+    conse_mix: float
+    unseen_conse_mix: float
+    tag_conse_mix: float
+    tag_rule: TagRule
+    scores: dict[str, dict[str, float | None]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"search_seen": self.conse_mix, "search_unseen": self.unseen_conse_mix, "tags": self.tag_conse_mix,
+                "class_min_prob": self.tag_rule.class_min_prob,
+                "neighbour_distance": self.tag_rule.neighbour_distance}
+
+
+def choose_serving(space: Space, pool: np.ndarray, seen_labels: set[str], unseen_labels: set[str],
+                   tag_items: np.ndarray, unseen_tag_items: np.ndarray, reference: np.ndarray) -> Serving:
+    """Pick the served settings on validation items with a calibration head (``space.head``).
+
+    Text→Image: queries (labels and caption words of ``pool``: validation items and the items of classes the
+    calibration head never saw) are split by whether the calibration head was trained on their words, and each
+    half picks its ConSE weight. Image→Tags, one after the other: the ConSE weight, the classifier's probability
+    floor, the neighbour distance, on the tag hits of validation photos and of never-seen classes' photos, with
+    the calibration head's training items (``reference``) as the collection. Ties go to the earlier grid value:
+    the smaller weight (trust the head), the stricter rule.
+    """
+    head, words, labels = space.head, space.words, space.labels
+    pool_labels = {labels[i] for i in pool}
+    queries = label_queries(labels, pool, pool_labels & (seen_labels | unseen_labels), words)
+    queries += word_queries(space.known, pool, space.caption_words)
+    seen_q = [q for q in queries if all(head.knows(t.word) for t in q[0])]
+    unseen_q = [q for q in queries if not all(head.knows(t.word) for t in q[0])]
+    scores: dict[str, dict[str, float | None]] = {k: {} for k in ("search_seen", "search_unseen", "tags",
+                                                                  "class_min_prob", "neighbour_distance")}
+
+    def tag_score(emb: np.ndarray, rule: TagRule) -> float | None:
+        return finite(mean(_tag_hits(space, emb, items, rule, reference)
+                           for items in (tag_items, unseen_tag_items) if len(items)))
+
+    def best(table: dict[str, float | None]) -> str:
+        order = list(table)  # the grid's order: ties go to the earliest
+        return max(order, key=lambda m: (table[m] if table[m] is not None else -1.0, -order.index(m)))
+
+    for m in GRID:
+        served = rankers(space.conse_emb, space.head_emb, head, m)["served"]
+        scores["search_seen"][str(m)] = finite(mean(query_precision(served, pool, seen_q, words, 10).values()))
+        scores["search_unseen"][str(m)] = finite(mean(query_precision(served, pool, unseen_q, words, 10).values()))
+        scores["tags"][str(m)] = tag_score(blend(space.head_emb, space.conse_emb, m), TagRule())
+    tag_mix = float(best(scores["tags"]))
+    emb = blend(space.head_emb, space.conse_emb, tag_mix)
+    for p in CLASS_PROBS:
+        scores["class_min_prob"][str(p)] = tag_score(emb, TagRule(p, None))
+    chosen = best(scores["class_min_prob"])
+    min_prob = None if chosen == "None" else float(chosen)
+    for d in DISTANCES:
+        scores["neighbour_distance"][str(d)] = tag_score(emb, TagRule(min_prob, d))
+    chosen = best(scores["neighbour_distance"])
+    rule = TagRule(min_prob, None if chosen == "None" else float(chosen))
+    return Serving(float(best(scores["search_seen"])), float(best(scores["search_unseen"])), tag_mix, rule, scores)
+
+
+def real_photo_figures(bundle: B.Bundle, space: Space, conse: ConSE, rule: TagRule) -> dict[str, Any]:
+    """Tag hit@5 on the public real-photo set, for ConSE, the head and the served rule (unseen-photo fallback)."""
+    from .backbone import load_backbone
+    from .index import exact_search
+    from .realphotos import real_photo_set
+
+    photos = real_photo_set()
+    if not photos.photos:
+        return {"count": 0, "missing": photos.missing}
+    backbone = load_backbone(bundle.manifest["backbone"])
+    feats = backbone.extract([path for _, path in photos.photos])
+    wanted = [entry.words for entry, _ in photos.photos]
+    conse_emb = conse.embed(feats.logits)
+    embs = {"conse": conse_emb}
+    served = conse_emb
+    if space.head is not None:
+        head_emb = space.head.embed(feats.features)
+        embs["head"] = head_emb
+        served = blend(head_emb, conse_emb, space.head.tag_conse_mix)
+        if space.head.ood_distance is not None:
+            nearest = exact_search(bundle.features, feats.features, 1).distances[:, 0]
+            served = np.where((nearest > space.head.ood_distance)[:, None], conse_emb, served)
+    embs["served"] = served
+    out: dict[str, Any] = {"count": len(photos.photos), "missing": photos.missing}
+    every = np.arange(len(space.labels))  # the whole collection, as served
+    for name, emb in embs.items():
+        out[name] = finite(space.served_tags(emb, feats.logits, feats.features, wanted,
+                                             rule if name == "served" else None, every))
+    return out
+
+
+def evaluate_bundle(root: str | Path, words: WordVectors | None = None, head: DeViSEHead | None = None,
+                    split: Split | None = None, real_photos: bool = True,
+                    tag_rule: TagRule | None = None) -> dict[str, Any]:
+    """ConSE, the head alone and the served rules side by side on the test split recorded at training time."""
+    from .backbone import imagenet_class_names
+
+    bundle = B.open_bundle(root)
+    manifest = bundle.manifest
+    words = words or load_word_vectors(manifest["words"])
+    training = manifest.get("training", {})
+    if split is None:
+        if "split" not in training:
+            raise B.BundleError("has no trained head to evaluate.", bundle.root / B.MANIFEST,
+                                f"Train one with: python -m training.train_devise --bundle {bundle.root}")
+        split = Split.from_dict(training["split"])
+    if head is None and bundle.head_dir is not None:
+        head = load_head(bundle.head_dir)
+    tag_rule = tag_rule or TagRule.from_manifest(manifest)
+    conse = ConSE.from_words(imagenet_class_names(), words, top_t=int(manifest.get("conse_top_t", 10)))
+    space = Space.of(bundle, words, conse, head)
+    test = split.test if len(split.test) else split.val  # bundles trained before the test split: say so below
+    pool = np.concatenate([test, split.holdout]).astype(np.int64)
+    held = {space.labels[i] for i in split.holdout}
+    seen = {space.labels[i] for i in test} - held
+    reference = np.setdiff1d(np.arange(len(space.labels)), pool)  # the photos whose captions the system may use
+    table = figures(space, pool, seen, held, test, zero_tag_items=split.holdout, reference=reference,
+                    tag_rule=tag_rule)
+    results: dict[str, Any] = {name: {k: finite(v) for k, v in row.items()} for name, row in table.items()}
+    results["split"] = "test" if len(split.test) else "validation"
+    results["eval_items"] = len(pool)
+    results["caption_queries"] = len(space.caption_words)
+    if head is not None:
+        results["served"].update(conse_mix=head.conse_mix, unseen_conse_mix=head.unseen_conse_mix,
+                                 tag_conse_mix=head.tag_conse_mix)
+    results["served"].update(class_min_prob=tag_rule.class_min_prob, neighbour_distance=tag_rule.neighbour_distance)
+    if real_photos:
+        real = real_photo_figures(bundle, space, conse, tag_rule)
+        for name in ("conse", "head", "served"):
+            if name in real and name in results:
+                results[name]["real_photo_tag_hit5"] = real[name]
+        results["real_photos"] = {"count": real["count"], "missing": real["missing"]}
+    results["features_image_image_p10"] = finite(image_image_precision(bundle.features[pool],
+                                                                       [space.labels[i] for i in pool]))
+    return results

@@ -1,0 +1,261 @@
+"""Image → Tags: a vocabulary of things you can see, and the rule that ranks its phrases for one photo.
+
+The tag vocabulary (:func:`build_tag_vocabulary`) is made for images, not taken from the most frequent words of
+the word vectors (which put political parties, place names and function words among a snow scene's tags):
+
+* every ImageNet class name whose words the vectors know (``goldfish``, ``prayer rug``, ``acoustic guitar``);
+* the broader WordNet words above each class (goldfish → fish → animal), from the packaged
+  ``searchcore/data/visual_vocab.json`` (:mod:`searchcore.wordnet`), so no WordNet install is needed to serve;
+* WordNet's nouns for things you can see (animals, artefacts, food, plants, objects, people, substances), kept
+  when they are everyday words (among the :data:`COMMON` most frequent words of the vectors);
+* the collection's labels and the content words of its captions.
+
+:func:`rank_tags` ranks phrases by cosine distance to the photo's word-space embedding; when the backbone's own
+classifier is confident (softmax ≥ :data:`CONFIDENT`), that class's word and an everyday broader word lead.
+The vocabulary is saved in the bundle (``tags.json``) beside the ``tags`` index built over its phrase vectors.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import storage
+from .head import EVERYDAY, broader_word, class_phrases, unit_rows
+from .text import STOP_WORDS, content_words, singular
+from .words import WordVectors
+
+COMMON = 40_000  # WordNet nouns and broader words: only everyday words (this many most frequent GloVe words)
+RARE = 100_000  # an ImageNet class phrase: each word among this many most frequent (drops Latin binomials)
+CLASSES = 3  # the classifier's most probable classes that may name a photo
+NEIGHBOUR_TAGS = 2  # at most this many tags come from the captions of near collection photos
+NAMES = 3  # a confident class leads with at most this many of its names ("porcupine", "hedgehog"), then a broader
+CONFIDENT = 0.5  # a softmax this high is the classifier saying it knows: its class's words lead the tags
+
+
+@dataclass
+class TagVocabulary:
+    """Tag phrases (index ids are positions), and per ImageNet class the ids of its own and its broader phrase."""
+
+    phrases: list[str]
+    class_tags: list[list[int]]  # per class: ids of up to NAMES of its names, in ImageNet's order
+    class_broader: list[int] = field(default_factory=list)  # per class: id of its everyday broader word, or -1
+    sources: dict[str, int] = field(default_factory=dict)  # how many phrases each source added
+
+    def vectors(self, words: WordVectors) -> np.ndarray:
+        """Unit phrase vectors (mean of the words' unit vectors), in phrase order."""
+        return unit_rows(np.stack([words.phrase(p.split()) for p in self.phrases]))
+
+    def to_json(self) -> dict:
+        return {"phrases": self.phrases, "class_tags": self.class_tags, "class_broader": self.class_broader,
+                "sources": self.sources}
+
+    def save(self, path: Path) -> None:
+        storage.write_text(path, json.dumps(self.to_json(), ensure_ascii=False, separators=(",", ":")) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> TagVocabulary:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        class_tags = [list(map(int, t)) for t in data["class_tags"]]
+        broader = [int(b) for b in data.get("class_broader", [-1] * len(class_tags))]
+        return cls(list(data["phrases"]), class_tags, broader, dict(data.get("sources", {})))
+
+
+GLUE = frozenset({"a", "an", "and", "the", "of", "or", "in", "on", "for", "to", "with", "by", "at", "from"})
+
+
+def _rank(words: WordVectors, word: str) -> int:
+    """The word's frequency rank in the vectors (GloVe's order is frequency order); unknown words rank last."""
+    return words.id(word) if word in words else len(words)
+
+
+def _known(words: WordVectors, phrase: Sequence[str], limit: int) -> bool:
+    """Every word known and common enough, and no function word ("piece of cloth", "bird of night" are not tags)."""
+    return bool(phrase) and all(w.isalpha() and w.isascii() and w not in GLUE and w in words
+                                and _rank(words, w) < limit for w in phrase)
+
+
+def _visual() -> object | None:
+    """The packaged WordNet data, or None when this checkout lacks it (tags then come from class names)."""
+    try:
+        from .wordnet import load_visual_vocab
+
+        return load_visual_vocab()
+    except (ImportError, OSError, ValueError):
+        return None
+
+
+def build_tag_vocabulary(
+    words: WordVectors,
+    class_names: Sequence[str],
+    labels: Sequence[str] = (),
+    captions: Sequence[str] = (),
+    visual: object | None = None,
+    *,
+    use_wordnet: bool = True,
+) -> TagVocabulary:
+    """The tag phrases for a bundle (see the module docstring); ``visual`` defaults to the packaged WordNet data."""
+    from .fit import label_words
+
+    visual = visual if visual is not None or not use_wordnet else _visual()
+    phrases: list[str] = []
+    ids: dict[str, int] = {}
+    sources: dict[str, int] = {}
+
+    def add(parts: Sequence[str], source: str) -> int | None:
+        text = " ".join(parts)
+        if text not in ids:
+            ids[text] = len(phrases)
+            phrases.append(text)
+            sources[source] = sources.get(source, 0) + 1
+        return ids[text]
+
+    classes = list(getattr(visual, "imagenet", []) or [])
+    noun_set = set(getattr(visual, "nouns", []) or [])
+    chains = [c.broader for c in classes] if len(classes) == len(class_names) else [()] * len(class_names)
+    class_tags: list[list[int]] = []
+    class_broader: list[int] = []
+    for name, chain in zip(class_names, chains):
+        own = [add(p, "imagenet") for p in class_phrases(name) if _known(words, p, RARE)]
+        for level in chain:
+            for lemma in level:
+                parts = lemma.split()
+                # a broader phrase of several words must be all nouns: "hand tool", not "soft goods"
+                if _known(words, parts, COMMON) and (len(parts) == 1 or all(p in noun_set for p in parts)):
+                    add(parts, "broader")
+        above = broader_word(words, chain, EVERYDAY)
+        class_tags.append(own[:NAMES])
+        class_broader.append(add([above], "broader") if above and own else -1)
+    for noun in getattr(visual, "nouns", []) or []:
+        if _known(words, [noun], COMMON):
+            add([noun], "nouns")
+    for label in sorted(set(labels)):
+        parts = label_words(label, words)
+        if parts:
+            add(parts, "labels")
+    for word in sorted(content_words(captions, lambda w: w in words)):
+        # with WordNet, a caption word joins only when it names a thing you can see
+        if not noun_set or word in noun_set or singular(word) in noun_set:
+            add([word], "captions")
+    return TagVocabulary(phrases, class_tags, class_broader, sources)
+
+
+@dataclass(frozen=True)
+class TagRule:
+    """How Image→Tags is served beyond the nearest words (chosen on validation items when a head is trained).
+
+    ``class_min_prob``: the classifier's top classes at least this probable name the photo (None: only a
+    confident class). ``neighbour_distance``: collection photos this near vote with their captions (None: off).
+    """
+
+    class_min_prob: float | None = None
+    neighbour_distance: float | None = None
+
+    @classmethod
+    def from_manifest(cls, manifest: dict) -> TagRule:
+        serving = manifest.get("serving", {})
+        return cls(serving.get("class_min_prob"), serving.get("neighbour_distance"))
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = np.asarray(logits, np.float64)
+    z = np.exp(z - z.max(-1, keepdims=True))
+    return z / z.sum(-1, keepdims=True)
+
+
+Search = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]  # (query, k) → (ids, cosine distances)
+
+
+def item_tags(vocab: TagVocabulary, labels: Sequence[str], captions: Sequence[Sequence[str]],
+              words: WordVectors) -> list[list[int]]:
+    """Per collection item, the ids of the tags its label and captions give it (caption words the vocabulary has)."""
+    from .fit import label_words
+
+    index = {p: i for i, p in enumerate(vocab.phrases)}
+    out = []
+    for label, texts in zip(labels, captions):
+        found = [" ".join(label_words(label, words) or [])]
+        found += list(content_words(texts))
+        out.append(list(dict.fromkeys(index[w] for w in found if w in index)))
+    return out
+
+
+def neighbour_tags(ids: Sequence[int], distances: Sequence[float], per_item: Sequence[Sequence[int]],
+                   max_distance: float | None) -> list[int]:
+    """Tags voted for by the collection photos nearer than ``max_distance``, each vote weighted by 1 − distance.
+
+    Tag transfer by neighbour voting: a hammer photo next to the collection's "A hammer." gets "hammer", which
+    neither the classifier (can opener) nor a head trained on the label "tools" says.
+    """
+    if max_distance is None:
+        return []
+    votes: dict[int, float] = {}
+    for item, d in zip(ids, distances):
+        if d <= max_distance:
+            for tag in per_item[int(item)]:
+                votes[tag] = votes.get(tag, 0.0) + 1.0 - float(d)
+    return sorted(votes, key=lambda t: (-votes[t], t))
+
+
+def classifier_tags(logits: np.ndarray, vocab: TagVocabulary, min_prob: float | None) -> list[int]:
+    """What the backbone's own classifier says, as tag ids, most probable first.
+
+    A confident top class (softmax ≥ :data:`CONFIDENT`) gives its names and its everyday broader word
+    ("porcupine", "hedgehog", "animal"); then each of the top :data:`CLASSES` classes at least ``min_prob``
+    probable gives its first name (``None``: only the confident rule).
+    """
+    probs = softmax(np.asarray(logits, np.float64))
+    order = np.argsort(-probs, kind="stable")[:CLASSES]
+    out: list[int] = []
+    top = int(order[0])
+    if probs[top] >= CONFIDENT and top < len(vocab.class_tags):
+        out += vocab.class_tags[top]
+        if top < len(vocab.class_broader) and vocab.class_broader[top] >= 0:
+            out.append(vocab.class_broader[top])
+    if min_prob is not None:
+        out += [vocab.class_tags[c][0] for c in map(int, order)
+                if probs[c] >= min_prob and c < len(vocab.class_tags) and vocab.class_tags[c]]
+    return list(dict.fromkeys(out))
+
+
+def rank_tags(embedding: np.ndarray, search: Search, vectors_of: Callable[[list[int]], np.ndarray],
+              vocab: TagVocabulary, k: int, lead: Sequence[int] = (), neighbours: Sequence[int] = ()
+              ) -> list[tuple[int, float]]:
+    """The ``k`` best tag ids with cosine distances to ``embedding``.
+
+    Order: ``lead`` (:func:`classifier_tags`), then up to :data:`NEIGHBOUR_TAGS` words of near collection photos
+    (``neighbours``, :func:`neighbour_tags`), then the single words nearest the embedding. Phrases of several
+    words come only from the classifier: ranked by distance, "mountain tent" and "bernese mountain dog" would
+    crowd out "snow" behind "mountain".
+    """
+    n = 4 * k + 8
+    while True:  # fetch more neighbours until enough single words are among them (or the vocabulary runs out)
+        ids, dists = search(embedding, n)
+        ranked = [(int(i), float(d)) for i, d in zip(ids, dists) if " " not in vocab.phrases[int(i)]][: k + 4]
+        if len(ranked) >= k + 4 or len(ids) < n or n >= len(vocab.phrases):
+            break
+        n *= 4
+    first = list(dict.fromkeys([*lead, *[t for t in neighbours if t not in lead][:NEIGHBOUR_TAGS]]))
+    if first:
+        first_d = 1.0 - vectors_of(first) @ unit_rows(embedding[None])[0]
+        ranked = [(i, float(max(d, 0.0))) for i, d in zip(first, first_d)] + [r for r in ranked if r[0] not in first]
+    return ranked[:k]
+
+
+def exact_search_fn(vectors: np.ndarray) -> tuple[Search, Callable[[list[int]], np.ndarray]]:
+    """``rank_tags``'s two callbacks over an in-memory matrix of unit phrase vectors (evaluation, tests)."""
+
+    def search(query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        sims = vectors @ unit_rows(query[None])[0]
+        top = np.argsort(-sims, kind="stable")[:k]
+        return top, 1.0 - sims[top]
+
+    return search, lambda ids: vectors[ids]
+
+
+def is_function_word(phrase: str) -> bool:
+    return any(w in STOP_WORDS for w in phrase.split())
