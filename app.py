@@ -43,7 +43,8 @@ GALLERY_K = 12
 WORDS_K = 10
 MAX_UPLOAD = "20mb"
 DEFAULT_CLASS = "284: Siamese cat, Siamese"
-TEXT_EXAMPLES = ["bird", "fruit", "dog", "ocean", "street", "cat sofa", "cat + sofa - dog"]
+# Text → Image examples: words the offline collection has photos for (bench/bench_quality.py shows their top 6)
+TEXT_EXAMPLES = ["bird", "fruit + red", "christmas tree", "guitar", "tool", "hat", "2:bird + penguin"]
 WORD_EXAMPLES = ["said", "king - man + woman", "ocean", "cat sofa"]
 # scikit-image ships a few real photos; they are the "any photo you might upload" examples (not in the collection)
 PHOTO_EXAMPLES = ["chelsea.png", "coffee.png", "astronaut.png", "motorcycle_left.png"]
@@ -150,7 +151,7 @@ def _build_served(report: Callable[[float, str], None]) -> Served:
 
 def _serving_threads() -> None:
     """One torch thread per request by default: the queue already runs several searches at once, and two-thread
-    kernels on a busy 2-core machine wait on each other (up to 60× slower; docs/benchmarks.md, section 2)."""
+    kernels lose to one thread beside a busy process (docs/benchmarks.md, section 2, "Threads with a neighbour")."""
     import torch
 
     torch.set_num_threads(max(1, int(os.environ.get("SEARCH_TORCH_THREADS", "1"))))
@@ -284,38 +285,46 @@ def similar_words(query: Any, k: Any, progress: gr.Progress = gr.Progress()) -> 
 
 @user_errors
 def tag_image(image: Any, k: Any, progress: gr.Progress = gr.Progress()) -> list[list[Any]]:  # noqa: B008
-    """Words that describe the image: its embedding in word space (DeViSE head or ConSE) against the vocabulary."""
+    """Words that describe the image: what the CNN's classifier is sure of, the captions of near collection photos,
+    then the visual tags nearest its embedding in word space (DeViSE head, or ConSE for photos unlike the
+    collection)."""
     image, k = _image(image), _k(k)
     return _table(get_engine(progress).tag_image(image, k))
 
 
 @user_errors
 def search_images(query: Any, k: Any, progress: gr.Progress = gr.Progress()) -> list[tuple[str, str]]:  # noqa: B008
-    """Photos of the collection that match words ('bird', 'cat sofa', 'cat + sofa - dog', '2:cat dog')."""
+    """Photos of the collection that match words ('bird', 'christmas tree', 'fruit + red', '2:bird + penguin')."""
     query, k = _text(query), _k(k)
     return _gallery(get_engine(progress).search_images(query, k))
 
 
 # ---- what the page says about the engine ---------------------------------------------------------------------------
 _METRIC_NAMES = {
-    "text_image_p10": "Text → Image, precision@10",
-    "image_image_p10": "Image → Image, precision@10",
-    "tag_hit5": "Image → Tags, label in the top 5",
-    "conse_mix": "ConSE's weight in the Text → Image blend",
-    "tag_conse_mix": "ConSE's weight in the Image → Tags blend",
+    "text_image_p10": "Text → Image, precision@10 (label words)",
+    "caption_word_p5": "Text → Image, precision@5 (caption words)",
+    "zero_shot_text_image_p10": "Text → Image, precision@10 (held-out classes)",
+    "tag_hit5": "Image → Tags, a right word in the top 5 (collection photos)",
+    "zero_shot_tag_hit5": "Image → Tags, a right word in the top 5 (held-out classes)",
+    "real_photo_tag_hit5": "Image → Tags, a right word in the top 5 (public real photos)",
     "features_image_image_p10": "Image → Image precision@10 on the raw CNN features",
-    "eval_items": "held-out photos measured",
+    "eval_items": "test photos measured",
 }
-_COLUMN_NAMES = {"conse": "ConSE", "head": "trained head", "served": "served (blend)"}
+_SETTING_NAMES = {
+    "conse_mix": "ConSE's weight in Text → Image for words the head was trained on",
+    "unseen_conse_mix": "ConSE's weight in Text → Image for words it never saw",
+    "seen_similarity": "a word this close to a trained word counts as seen",
+    "tag_conse_mix": "ConSE's weight in the Image → Tags embedding",
+    "class_min_prob": "the classifier names a photo from this probability",
+    "neighbour_distance": "collection photos this near lend their caption words",
+}
+_COLUMN_NAMES = {"conse": "ConSE", "head": "trained head", "served": "served"}
 
 
 def _semantic_text(semantic: str) -> str:
     if semantic.startswith("head"):
-        text = "a trained DeViSE head (image features → 2000 → word space)"
-        if "conse" in semantic:
-            mix = semantic.partition("mix=")[2].rstrip(")")
-            text += f", blended with ConSE{f' (ConSE weight {mix})' if mix else ''}"
-        return text
+        return ("a trained DeViSE head (image features → 2000 → word space), mixed per query with ConSE: words the "
+                "head was trained on lean on the head, words it never saw on ConSE")
     return ("ConSE: no trained head, each photo is the average of the GloVe vectors of its top ImageNet classes, "
             "weighted by the classifier's probabilities")
 
@@ -327,18 +336,26 @@ def _fmt(value: Any) -> str:
 
 
 def _metrics_table(metrics: dict[str, Any]) -> str:
-    columns = [name for name, value in metrics.items() if isinstance(value, dict)]
+    columns = [name for name in _COLUMN_NAMES if isinstance(metrics.get(name), dict)]
     if not columns:
         return ""
-    rows = list(dict.fromkeys(key for name in columns for key, v in metrics[name].items() if not isinstance(v, dict)))
-    header = " | ".join(_COLUMN_NAMES.get(name, name) for name in columns)
-    lines = [f"| measured on held-out photos | {header} |", "|---" * (len(columns) + 1) + "|"]
+    rows = [key for key in _METRIC_NAMES if any(metrics[name].get(key) is not None for name in columns)]
+    header = " | ".join(_COLUMN_NAMES[name] for name in columns)
+    split = metrics.get("split", "held-back")
+    lines = [f"| measured on the {split} split | {header} |", "|---" * (len(columns) + 1) + "|"]
     for key in rows:
         cells = [_fmt(metrics[name].get(key)) for name in columns]
-        lines.append(f"| {_METRIC_NAMES.get(key, key)} | " + " | ".join(cells) + " |")
-    extras = [f"{_METRIC_NAMES.get(key, key)}: {_fmt(v)}" for key, v in metrics.items() if not isinstance(v, dict)]
+        lines.append(f"| {_METRIC_NAMES[key]} | " + " | ".join(cells) + " |")
+    extras = [f"{_METRIC_NAMES[key]}: {_fmt(metrics[key])}" for key in _METRIC_NAMES if key in metrics]
+    settings = [f"{text}: {_fmt(metrics['served'][key])}" for key, text in _SETTING_NAMES.items()
+                if key in metrics.get("served", {})]
     if extras:
         lines += ["", "Also measured: " + "; ".join(extras) + "."]
+    if settings:
+        lines += ["", "Served settings, chosen on the validation split: " + "; ".join(settings) + "."]
+    if split == "test":
+        lines += ["", "The test photos were seen neither by training nor by any of those choices; the served head is "
+                  "then trained again, the same way, on every photo."]
     return "\n".join(lines)
 
 
@@ -374,8 +391,11 @@ def describe(engine: SearchEngine) -> str:
         "- **By ImageNet class:** the same features multiplied element-wise by one row of the CNN's ImageNet "
         "classifier, for your photo and for the collection, so the features that class relies on count most.",
         "- **Text → Text:** the GloVe vector of your words (`+`/`-` add and subtract, `2:cat` weighs); nearest words.",
-        "- **Image → Tags:** your photo mapped into word space; the nearest everyday words.",
-        "- **Text → Image:** your words' vector against every photo mapped into word space.",
+        "- **Image → Tags:** what the CNN's ImageNet classifier is sure of (its class names and a broader word), "
+        "the captions of collection photos very like yours, then the visual words (ImageNet classes, WordNet nouns "
+        "for things you can see, the collection's labels and captions) nearest your photo in word space.",
+        "- **Text → Image:** your words against every photo mapped into word space, by the trained head and by "
+        "ConSE, mixed per query: the head leads for words it was trained on, ConSE for words it never saw.",
     ]
     table = _metrics_table(info.metrics)
     if table:
@@ -389,7 +409,8 @@ def describe(engine: SearchEngine) -> str:
 
 def banner(served: Served) -> str:
     info = served.engine.info
-    mode = "trained DeViSE head" if info.semantic.startswith("head") else "ConSE (no trained head)"
+    mode = ("trained DeViSE head with ConSE, per query" if info.semantic.startswith("head")
+            else "ConSE (no trained head)")
     return (f"**Serving `{info.collection}`:** {info.count} photos · image features `{info.backbone}` · word vectors "
             f"`{info.words}` · text ↔ image by {mode}.  \n<small>Why this bundle: {served.why}</small>")
 
@@ -542,8 +563,9 @@ with gr.Blocks(title="Semantic search: photos and words by meaning") as demo:
             _run_example_search(tt_ex, similar_words, [tt_query, tt_k], tt_out)
 
         with gr.Tab("Image → Tags", id="tag_image"):
-            gr.Markdown("**Describe a photo in words**: the photo is mapped into the word space and the nearest "
-                        "everyday words come back. Any photo works, not only the collection's: try the cat.")
+            gr.Markdown("**Describe a photo in words**: things you can see, from what the CNN recognises, from "
+                        "the captions of similar collection photos and from the photo's place in word space. Any "
+                        "photo works, not only the collection's: try the cat.")
             with gr.Row():
                 with gr.Column(scale=1, min_width=280):
                     it_image = _image_input()
@@ -560,7 +582,8 @@ with gr.Blocks(title="Semantic search: photos and words by meaning") as demo:
 
         with gr.Tab("Text → Image", id="search_images"):
             gr.Markdown("**Find photos with words**, even words no photo is captioned with. Several words are "
-                        "averaged (`cat sofa`); `+`, `-` and weights work too (`cat + sofa - dog`, `2:cat dog`).")
+                        "averaged (`christmas tree`); `+`, `-` and weights work too (`fruit + red`, "
+                        "`2:bird + penguin`).")
             with gr.Row():
                 with gr.Column(scale=1, min_width=280):
                     ti_query = gr.Textbox(label="Words", placeholder="bird", max_lines=1)
@@ -598,7 +621,8 @@ with gr.Blocks(title="Semantic search: photos and words by meaning") as demo:
     demo.load(_on_page_load, outputs=[status, building, about, ic_class, *(ex.dataset for ex in image_examples)],
               show_progress_on=[building], api_visibility="private", concurrency_limit=None, concurrency_id="page_load")
 
-# searches share 4 workers (the engine is thread-safe); a bounded queue refuses floods instead of piling them up
+# each search endpoint runs up to 4 requests at once (Gradio gives every event its own concurrency group; the engine
+# is thread-safe); a bounded queue refuses floods instead of piling them up
 demo.queue(default_concurrency_limit=4, max_size=64)
 
 

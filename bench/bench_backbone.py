@@ -82,6 +82,7 @@ class Variant:
         import torch
 
         self.label, self.model, self.batch, self.threads, self.bf16 = label, model, batch, threads, bf16
+        self.channels_last, self.compiled = channels_last, fn is not None
         self.fn = fn or (lambda x: forward(model, x))  # a torch.compile'd forward replaces it
         x = torch.randn(batch, 3, *size, generator=torch.Generator().manual_seed(0))
         self.x = x.contiguous(memory_format=torch.channels_last) if channels_last else x
@@ -168,7 +169,9 @@ def network_part(args: Any, specs: list[str], reps: int, info: dict[str, Any]) -
     for spec in specs:
         common.log(f"loading {spec}")
         backbone = load_backbone(spec)
-        model = backbone.model
+        # load_backbone returns the model in channels_last (as the app runs it); the plain variants run a copy in
+        # PyTorch's default (contiguous) layout, so that channels_last is compared with it
+        model = copy.deepcopy(backbone.model).to(memory_format=torch.contiguous_format)
         size = tuple(backbone.data_config["input_size"][1:])
         gflop = flops_per_image(model, size) / 1e9
         batch = args.batch
@@ -177,20 +180,21 @@ def network_part(args: Any, specs: list[str], reps: int, info: dict[str, Any]) -
             Variant(f"fp32, {cores} threads", model, 1, cores, size),
             Variant("fp32, 1 thread", model, 1, 1, size),
             Variant(f"channels_last, {cores} threads", cl_model, 1, cores, size, channels_last=True),
+            Variant("channels_last, 1 thread", cl_model, 1, 1, size, channels_last=True),
             Variant(f"fp32, {cores} threads", model, batch, cores, size),
             Variant(f"channels_last, {cores} threads", cl_model, batch, cores, size, channels_last=True),
         ]
         small = gflop < 5
         if small:  # a batched 1-thread VGG16 pass takes half a minute here; batch 1 already shows the scaling
-            variants.insert(4, Variant("fp32, 1 thread", model, batch, 1, size))
+            variants.insert(5, Variant("fp32, 1 thread", model, batch, 1, size))
         skipped: dict[str, str] = {}
         # bf16 emulation costs 5–90× here: affordable for Lite0 at batch 1 only
         if bf16_ok or small:
             variants.append(Variant(f"bf16 autocast, {cores} threads", model, 1, cores, size, bf16=True))
         else:
             skipped[f"bf16 autocast, {cores} threads"] = (
-                f"not run: this CPU has no native bf16 (oneDNN bf16 support: {probe['onednn_bf16']}); a bf16 conv "
-                f"layer ran {probe['conv_slowdown']:.0f}× slower than fp32")
+                f"not run: a bf16 conv layer ran {probe['conv_slowdown']:.0f}× slower than fp32 here (oneDNN bf16 "
+                f"support: {probe['onednn_bf16']})")
         if args.compile:
             # compile the whole extract step (features + head + classifier), not just model.forward
             compiled = torch.compile(lambda x, m=model: forward(m, x), dynamic=False)
@@ -222,8 +226,18 @@ def network_part(args: Any, specs: list[str], reps: int, info: dict[str, Any]) -
                          "max_rel_err": v.max_rel_err})
         for label, why in skipped.items():
             rows.append({"variant": label, "batch": 1, "threads": cores, "skipped": why})
+        # channels_last against the default layout at the same batch and threads: median of per-round ratios
+        layout = []
+        for v in variants:
+            base = next((b for b in variants if not (b.channels_last or b.bf16 or b.compiled)
+                         and (b.batch, b.threads) == (v.batch, v.threads)), None)
+            if v.channels_last and not (v.bf16 or v.compiled) and base is not None:
+                pairs = zip(timings[f"{base.label} | {base.batch}"], timings[f"{v.label} | {v.batch}"], strict=True)
+                layout.append({"batch": v.batch, "threads": v.threads,
+                               "speedup": common.median([t_base / t_cl for t_base, t_cl in pairs])})
         results["models"][spec] = {
             "name": MODELS.get(spec, spec), "gflop_per_image": gflop, "input_size": list(size), "rows": rows,
+            "feature_dim": int(reference.shape[1]), "channels_last_speedup": layout,
             "matmul_gflops": {t: 1 / common.median(timings[f"matmul {t}"]) for t in thread_counts},
         }
         del model, cl_model, variants, backbone
@@ -242,9 +256,11 @@ def decode_part(args: Any, reps: int, info: dict[str, Any]) -> dict[str, Any]:
     cores = info["usable_cores"]
     common.log(f"decode part: {len(files)} files, {spec}, batch {batch}")
 
+    def stack(paths: list[Path]) -> Any:  # a batch as Backbone.extract hands it to the model
+        return torch.stack([backbone.preprocess(f) for f in paths]).contiguous(memory_format=torch.channels_last)
+
     def decode_all() -> list[Any]:
-        return [torch.stack([backbone.preprocess(f) for f in files[i : i + batch]])
-                for i in range(0, len(files), batch)]
+        return [stack(files[i : i + batch]) for i in range(0, len(files), batch)]
 
     decoded = decode_all()
 
@@ -257,8 +273,7 @@ def decode_part(args: Any, reps: int, info: dict[str, Any]) -> dict[str, Any]:
         out = []
         with torch.inference_mode():
             for i in range(0, len(files), batch):
-                x = torch.stack([backbone.preprocess(f) for f in files[i : i + batch]])
-                out.append(forward(backbone.model, x)[0].numpy())
+                out.append(forward(backbone.model, stack(files[i : i + batch]))[0].numpy())
         return np.vstack(out)
 
     def with_threads(threads: int, fn: Callable[[], Any]) -> Callable[[], None]:
@@ -305,7 +320,9 @@ from bench import common
 from bench.bench_backbone import Variant
 backbone = load_backbone({spec!r})
 size = tuple(backbone.data_config["input_size"][1:])
-variants = [Variant("", backbone.model, b, t, size) for b in (1, {batch}) for t in sorted({{1, {cores}}})]
+# as Backbone.extract runs it: the channels_last model on channels_last batches
+variants = [Variant("", backbone.model, b, t, size, channels_last=True) for b in (1, {batch})
+            for t in sorted({{1, {cores}}})]
 for v in variants:
     v.call(v.warm_x)
 cases = {{f"{{v.threads}}|{{v.batch}}": v.timer({budget}) for v in variants}}
@@ -411,16 +428,20 @@ def _winner(rows: list[dict[str, Any]], batch: int) -> dict[str, Any]:
 def render(res: dict[str, Any]) -> str:
     net = res["network"] or {}
     cores = res["machine"]["usable_cores"]
+    models = net.get("models", {}).values()
+    sizes = "/".join(dict.fromkeys("×".join(str(d) for d in m["input_size"]) for m in models))
+    dims = "/".join(dict.fromkeys(str(m.get("feature_dim", "?")) for m in models))
     lines = [
         f"Command: `{res['command']}`",
         "",
         f"Machine: {common.machine_line(res['machine'])} Load average at the end: {res['machine']['load_avg_end'][0]}.",
         "",
-        "The forward pass of `Backbone.extract` (features + logits) on random 224×224 inputs. Images/s: median of "
+        f"The forward pass of `Backbone.extract` (features + logits) on random {sizes} inputs. Images/s: median of "
         f"{res['reps']} interleaved rounds (range beside it). GFLOP/image counted by `torch.utils.flop_counter` "
-        "(2 per multiply-add). *% of matmul* = achieved GFLOP/s ÷ a 2048×2048 fp32 `torch.matmul` at the same "
-        "thread count, timed in the same rounds (median of per-round ratios). *Max rel. err* = the largest "
-        "difference of the 4096/1280-d features from plain fp32, relative to their largest value.",
+        f"(2 per multiply-add). *% of matmul* = achieved GFLOP/s ÷ a {MATMUL_N}×{MATMUL_N} fp32 `torch.matmul` at "
+        "the same thread count, timed in the same rounds (median of per-round ratios). *fp32* runs the model in "
+        "PyTorch's default memory layout, *channels_last* in the layout `load_backbone` gives it. *Max rel. err* = "
+        f"the largest difference of the {dims}-d features from plain fp32, relative to their largest value.",
         "",
     ] if net else [f"Command: `{res['command']}`", "", f"Machine: {common.machine_line(res['machine'])}", ""]
     for spec, m in net.get("models", {}).items():
@@ -445,6 +466,11 @@ def render(res: dict[str, Any]) -> str:
             base = next(r for r in m["rows"] if r["batch"] == batch and r["variant"] == f"fp32, {cores} threads")
             lines.append(f"- batch {batch}: fastest is **{w['variant']}**, "
                          f"{common.fmt(w['images_per_s'] / base['images_per_s'])}× the fp32 {cores}-thread default.")
+        if m.get("channels_last_speedup"):
+            lines.append("- channels_last ÷ the default layout, images/s at the same batch and threads (median of "
+                         "per-round ratios): " + "; ".join(
+                             f"batch {c['batch']}, {c['threads']} thread{'s' if c['threads'] > 1 else ''}: "
+                             f"**{common.fmt(c['speedup'])}×**" for c in m["channels_last_speedup"]) + ".")
         batches = sorted({r["batch"] for r in m["rows"]})
         if len(batches) > 1:
             best_1, best_n = _winner(m["rows"], batches[0]), _winner(m["rows"], batches[-1])
@@ -457,7 +483,7 @@ def render(res: dict[str, Any]) -> str:
         f"bf16: oneDNN reports bf16 support **{probe['onednn_bf16']}** on this CPU (CPU capability "
         f"{res['machine'].get('torch_cpu_capability')}); a bf16-autocast 64→64 3×3 conv ran "
         f"{common.fmt(probe['conv_slowdown'], 2)}× and a 512² bf16 matmul {common.fmt(probe['matmul_slowdown'], 2)}× "
-        "the fp32 time, so bf16 is emulated here and only pays on CPUs with AVX512-BF16 or AMX.",
+        "the fp32 time (under 1× is faster than fp32).",
         "",
     ]
     dec = res["decode"]

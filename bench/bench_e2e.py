@@ -1,6 +1,6 @@
 """End to end: ``python app.py`` started for real, its start-up time, its API latency with 1 and 10 clients, its memory.
 
-    python -m bench.bench_e2e            # cold start, 3 warm starts, 20 requests per client per endpoint (~20 min)
+    python -m bench.bench_e2e            # cold start, 3 warm starts, 20 requests per client per endpoint
     python -m bench.bench_e2e --no-cold  # skip the cold start (it builds the offline bundle: minutes)
     python -m bench.bench_e2e --quick    # no cold start, 1 warm start, 5 requests per client
     python -m bench.bench_e2e --write    # also update section 5 of docs/benchmarks.md
@@ -17,14 +17,19 @@ The app runs in a subprocess on 127.0.0.1 at a free port (``GRADIO_SERVER_NAME``
 Each start is timed from ``Popen`` to (a) the page answering (``GET /config`` returns 200) and (b) the first
 search answered through ``gradio_client`` (``/search_images`` "bird"), which waits for the search engine.
 
-Latency: each endpoint is called with ``gradio_client`` (``download_files=False``: the answer's file URLs are not
-fetched; image inputs are uploaded with every request, as a client does), client-side wall time per request.
-With 1 client the five endpoints take turns, request by request; with 10 clients (threads, one ``Client`` each)
-all ten hammer one endpoint at a time, ``--requests`` requests each. Image queries are scikit-image's photos
-(not in the collection), word queries a rotation of everyday words.
+Latency is measured on one more start of the app, through :data:`LAUNCHER`: app.py run as ``python app.py`` runs
+it, with a do-nothing twin of every search endpoint added to its Blocks just before its own ``launch()`` (same
+components, preprocess/postprocess, queue and concurrency settings and signature; a handler that returns an empty
+result at once; ``api_visibility="undocumented"``). A twin's latency is the framework's floor for that request on
+the same queue, in the same process, under the same load; app.py has no such endpoint. Each endpoint is called
+with ``gradio_client`` (``download_files=False``: the answer's file URLs are not fetched; image inputs are uploaded
+with every request, as a client does), client-side wall time per request. With 1 client all endpoints (searches
+and floors) take turns, request by request; with 10 clients (threads, one ``Client`` each) all ten hammer one
+endpoint at a time, ``--requests`` requests each, each search followed by its floor. Image queries are
+scikit-image's photos (not in the collection), word queries a rotation of everyday words.
 
-Memory: the resident set size of the app's process plus its children (psutil), sampled every 0.1 s; the peak
-per phase.
+Memory: the resident set size of the app's process plus its children (psutil), sampled every ``SAMPLE_S``
+seconds; the peak per phase.
 """
 
 from __future__ import annotations
@@ -55,6 +60,63 @@ PHOTOS = ("chelsea.png", "coffee.png", "astronaut.png", "motorcycle_left.png", "
 WORDS = ("bird", "fruit", "dog", "ocean", "street", "cat sofa", "king - man + woman")
 CLASS = "284: Siamese cat, Siamese"
 ENDPOINTS = ("/similar_images", "/similar_images_by_class", "/similar_words", "/tag_image", "/search_images")
+FLOOR_PREFIX = "bench_floor_"
+SAMPLE_S = 0.1  # the memory sampler's interval
+
+# Runs app.py as ``python app.py`` does (runpy, ``__name__ == "__main__"``), but first wraps ``gr.Blocks.launch``
+# so that, just before the app's own launch() call, every search endpoint gets a do-nothing twin on the same
+# Blocks and queue: the same input and output components, the same preprocess/postprocess/queue/concurrency
+# settings and the same signature (so Gradio tracks progress for it as for the search), a handler that returns an
+# empty result at once, no UI trigger, and ``api_visibility="undocumented"`` (callable, not in the API page). It
+# writes what the running app's queue settings are to $BENCH_E2E_SERVING (JSON). app.py itself is not changed.
+LAUNCHER = r"""
+import inspect, json, os, runpy, sys
+import gradio as gr
+from gradio.context import get_blocks_context
+
+APP, INFO, PREFIX, NAMES = sys.argv[1], os.environ["BENCH_E2E_SERVING"], sys.argv[2], sys.argv[3].split(",")
+ORIGINAL = gr.Blocks.launch
+
+
+def twin(block_fn):
+    def floor(*args, **kwargs):
+        return []
+    floor.__signature__ = inspect.signature(block_fn.fn)  # Gradio reads gr.Progress parameters from it
+    floor.__name__ = PREFIX + block_fn.api_name
+    return floor
+
+
+def launch(self, *args, **kwargs):
+    gr.Blocks.launch = ORIGINAL
+    searches = {f.api_name: f for f in self.fns.values() if f.api_name in NAMES}
+    with self:
+        config = get_blocks_context()
+        for name, f in searches.items():
+            config.set_event_trigger(
+                [], twin(f), f.inputs, f.outputs, preprocess=f.preprocess, postprocess=f.postprocess,
+                show_progress=f.show_progress, api_name=PREFIX + name, queue=f.queue, batch=f.batch,
+                concurrency_limit=f.concurrency_limit, api_visibility="undocumented", time_limit=f.time_limit,
+                trigger_mode=None)
+    queue = self._queue
+    default_limit = queue.default_concurrency_limit
+    fns = {}
+    for f in self.fns.values():
+        if f.api_name in NAMES or (f.api_name or "").startswith(PREFIX):
+            limit = default_limit if f.concurrency_limit == "default" else f.concurrency_limit
+            fns[f.api_name] = {"concurrency_limit": limit, "concurrency_id": f.concurrency_id, "queue": f.queue,
+                               "preprocess": f.preprocess, "postprocess": f.postprocess,
+                               "tracks_progress": f.tracks_progress, "api_visibility": f.api_visibility}
+    threads = kwargs.get("max_threads", inspect.signature(ORIGINAL).parameters["max_threads"].default)
+    with open(INFO, "w", encoding="utf-8") as out:
+        json.dump({"default_concurrency_limit": default_limit, "max_size": queue.max_size, "max_threads": threads,
+                   "launch_kwargs": sorted(kwargs), "fns": fns, "missing": sorted(set(NAMES) - set(searches))}, out)
+    return ORIGINAL(self, *args, **kwargs)
+
+
+gr.Blocks.launch = launch
+sys.argv = [APP]
+runpy.run_path(APP, run_name="__main__")
+"""
 
 
 # --------------------------------------------------------------------------------------------- the app process
@@ -69,17 +131,30 @@ def free_port() -> int:
 class App:
     """``python app.py`` in its own process group, with its log in a file."""
 
-    def __init__(self, cache: Path, log_path: Path) -> None:
+    def __init__(self, cache: Path, log_path: Path, floors: bool = False) -> None:
+        """``floors``: start it through :data:`LAUNCHER`, which adds the do-nothing twins of the searches."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.log_path = log_path
+        self.serving_path = log_path.with_suffix(".serving.json")
+        self.serving_path.unlink(missing_ok=True)
         env = {k: v for k, v in os.environ.items() if k not in ("SEARCH_BUNDLE", "GRADIO_ROOT_PATH", "GRADIO_SHARE")}
         env.update(GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(self.port), SEARCH_CACHE_DIR=str(cache),
-                   HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1")
+                   HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1",
+                   BENCH_E2E_SERVING=str(self.serving_path))
+        names = ",".join(e.lstrip("/") for e in ENDPOINTS)
+        command = ([sys.executable, "-c", LAUNCHER, str(APP), FLOOR_PREFIX, names] if floors
+                   else [sys.executable, str(APP)])
         with open(log_path, "wb") as log:
             self.started = time.perf_counter()
-            self.process = subprocess.Popen([sys.executable, str(APP)], cwd=common.ROOT, env=env, stdout=log,
+            self.process = subprocess.Popen(command, cwd=common.ROOT, env=env, stdout=log,
                                             stderr=subprocess.STDOUT, start_new_session=True)
+
+    def serving(self) -> dict[str, Any]:
+        """The running app's queue settings, as the launcher read them (floors only; else {})."""
+        import json
+
+        return json.loads(self.serving_path.read_text(encoding="utf-8")) if self.serving_path.is_file() else {}
 
     def log(self, last: int = 4000) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")[-last:] if self.log_path.is_file() else ""
@@ -121,7 +196,7 @@ class App:
 class MemorySampler:
     """Samples the RSS of a process and its children every ``interval`` seconds; peak per named phase."""
 
-    def __init__(self, pid: int, interval: float = 0.1) -> None:
+    def __init__(self, pid: int, interval: float = SAMPLE_S) -> None:
         import psutil
 
         self.proc = psutil.Process(pid)
@@ -187,8 +262,17 @@ def photos() -> list[str]:
     return found
 
 
+def floor(endpoint: str) -> str:
+    """The do-nothing twin of a search endpoint (see :data:`LAUNCHER`)."""
+    return "/" + FLOOR_PREFIX + endpoint.lstrip("/")
+
+
+def search_of(endpoint: str) -> str:
+    return "/" + endpoint.lstrip("/").removeprefix(FLOOR_PREFIX)
+
+
 def request_args(endpoint: str, i: int, images: list[str]) -> tuple[Any, ...]:
-    """The i-th request's arguments for ``endpoint`` (rotating photos and words)."""
+    """The i-th request's arguments for ``endpoint`` or its floor twin (rotating photos and words)."""
     from gradio_client import handle_file
 
     image = handle_file(images[i % len(images)])
@@ -199,7 +283,7 @@ def request_args(endpoint: str, i: int, images: list[str]) -> tuple[Any, ...]:
         "/similar_words": (word, 10),
         "/tag_image": (image, 10),
         "/search_images": (word, 12),
-    }[endpoint]
+    }[search_of(endpoint)]
 
 
 def timed(client: Any, endpoint: str, args: tuple[Any, ...]) -> float | None:
@@ -214,13 +298,13 @@ def timed(client: Any, endpoint: str, args: tuple[Any, ...]) -> float | None:
     return elapsed if result is not None else None
 
 
-def one_client(url: str, requests: int, images: list[str]) -> dict[str, dict[str, Any]]:
+def one_client(url: str, requests: int, images: list[str], endpoints: tuple[str, ...]) -> dict[str, dict[str, Any]]:
     """One client; the endpoints take turns, request by request, after 2 untimed rounds."""
     client = new_client(url)
-    times: dict[str, list[float]] = {e: [] for e in ENDPOINTS}
-    failures = dict.fromkeys(ENDPOINTS, 0)
+    times: dict[str, list[float]] = {e: [] for e in endpoints}
+    failures = dict.fromkeys(endpoints, 0)
     for i in range(2 + requests):
-        for endpoint in ENDPOINTS:
+        for endpoint in endpoints:
             t = timed(client, endpoint, request_args(endpoint, i, images))
             if i < 2:
                 continue
@@ -228,16 +312,16 @@ def one_client(url: str, requests: int, images: list[str]) -> dict[str, dict[str
                 failures[endpoint] += 1
             else:
                 times[endpoint].append(t)
-    return {e: summarise(times[e], failures[e]) for e in ENDPOINTS}
+    return {e: summarise(times[e], failures[e]) for e in endpoints}
 
 
-def many_clients(url: str, clients: int, requests: int, images: list[str],
+def many_clients(url: str, clients: int, requests: int, images: list[str], endpoints: tuple[str, ...],
                  log: Callable[[str], None]) -> dict[str, dict[str, Any]]:
     """``clients`` threads, each with its own Client, ``requests`` requests each, one endpoint at a time."""
     pool_clients = [new_client(url) for _ in range(clients)]
     out = {}
     with ThreadPoolExecutor(max_workers=clients) as pool:
-        for endpoint in ENDPOINTS:
+        for endpoint in endpoints:
 
             def work(c: int, endpoint: str = endpoint) -> list[float | None]:
                 return [timed(pool_clients[c], endpoint, request_args(endpoint, c + j, images))
@@ -264,9 +348,9 @@ def summarise(times: list[float], failures: int) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------- the run
 
 
-def start_and_time(cache: Path, log_path: Path, timeout: float, keep: bool = False
+def start_and_time(cache: Path, log_path: Path, timeout: float, keep: bool = False, floors: bool = False
                    ) -> tuple[dict[str, Any], App | None, MemorySampler | None]:
-    app = App(cache, log_path)
+    app = App(cache, log_path, floors=floors)
     sampler = MemorySampler(app.process.pid)
     try:
         with sampler.during("start"):
@@ -335,20 +419,28 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     common.log(f"offline bundle ready at {root} ({result['ensure_seconds']:.1f} s)")
 
     warm, app, sampler = [], None, None
+    # the endpoints in the order they are timed: each search next to its do-nothing twin, so both see the same load
+    endpoints = tuple(e for search in ENDPOINTS for e in (search, floor(search)))
     try:
         for i in range(warm_starts):
-            last = i == warm_starts - 1
-            out, app, sampler = start_and_time(cache, logs / f"warm{i}.log", 600.0, keep=last)
+            out, _, _ = start_and_time(cache, logs / f"warm{i}.log", 600.0)
             warm.append(out)
             common.log(f"warm start {i + 1}/{warm_starts}: page {out['page_s']:.1f} s, first answer "
                        f"{out['first_answer_s']:.1f} s")
+        # the latencies: app.py again, started through LAUNCHER, which adds the searches' do-nothing twins
+        result["serving_start"], app, sampler = start_and_time(cache, logs / "serving.log", 600.0, keep=True,
+                                                               floors=True)
         assert app is not None and sampler is not None
+        result["serving"] = app.serving()
+        if result["serving"].get("missing") or not result["serving"].get("fns"):
+            raise RuntimeError(f"the launcher found no endpoint for {result['serving'].get('missing')}:\n{app.log()}")
+        common.log(f"app with floor endpoints up: first answer {result['serving_start']['first_answer_s']:.1f} s")
         with sampler.during("1 client"):
             common.log(f"1 client, {requests} requests per endpoint")
-            result["one"] = one_client(app.url, requests, images)
+            result["one"] = one_client(app.url, requests, images, endpoints)
         with sampler.during(f"{args.clients} clients"):
             common.log(f"{args.clients} clients, {requests} requests each per endpoint")
-            result["many"] = many_clients(app.url, args.clients, requests, images, common.log)
+            result["many"] = many_clients(app.url, args.clients, requests, images, endpoints, common.log)
         result["after_rss"] = sampler.sample()
         result["peaks"] = sampler.stop()
         result["alive"] = app.process.poll() is None
@@ -373,6 +465,31 @@ def _ms(seconds: float) -> str:
     return "—" if seconds != seconds else f"{common.fmt(seconds * 1000)} ms"  # NaN: no successful request
 
 
+def _x(a: float, b: float) -> str:
+    return "—" if a != a or b != b or b <= 0 else f"{common.fmt(a / b)}×"
+
+
+def _queue_note(serving: dict[str, Any]) -> str:
+    """What the running app's queue does with the searches, as the launcher read it from the app's Blocks."""
+    fns = serving.get("fns") or {}
+    searches = {name: f for name, f in fns.items() if not name.startswith(FLOOR_PREFIX)}
+    if not searches:
+        return ""
+    limits = sorted({f["concurrency_limit"] for f in searches.values()}, key=str)
+    groups = {f["concurrency_id"] for f in searches.values()}
+    limit = " or ".join("no limit" if v is None else str(v) for v in limits)
+    if len(groups) == len(searches):
+        share = f"each search endpoint runs at most {limit} requests at once, in its own concurrency group"
+    elif len(groups) == 1:
+        share = f"the search endpoints together run at most {limit} requests at once (one concurrency group)"
+    else:
+        share = (f"the search endpoints run at most {limit} requests at once per concurrency group "
+                 f"({len(groups)} groups)")
+    return (f"The app's queue, as read from the running app: {share} (the queue's `default_concurrency_limit` is "
+            f"{serving.get('default_concurrency_limit')}); at most {serving.get('max_size')} requests wait "
+            f"(`max_size`); Gradio's thread limit for handlers (`max_threads`) is {serving.get('max_threads')}.")
+
+
 def render(res: dict[str, Any]) -> str:
     warm = res["warm"]
     peaks = res.get("peaks", {})
@@ -391,17 +508,21 @@ def render(res: dict[str, Any]) -> str:
                        f"{common.fmt(common.median(page))} s{rng(page)}",
                        f"{common.fmt(common.median(answer))} s{rng(answer)}",
                        common.fmt_bytes(max(w["start_peak_rss"] for w in warm))])
-    lat_rows = []
+    clients = res["clients"]
+    one_rows, many_rows = [], []
     for e in ENDPOINTS:
         one, many = res["one"][e], res["many"][e]
-        fails = one["failures"] + many["failures"]
-        lat_rows.append([f"`{e}`", _ms(one["p50"]), _ms(one["p95"]), _ms(many["p50"]), _ms(many["p95"]),
-                         f"{common.fmt(many['rps'])}", f"{common.fmt(many['p50'] / one['p50'])}×",
-                         str(fails) if fails else "0"])
-    clients = res["clients"]
+        f1, fm = res["one"][floor(e)], res["many"][floor(e)]
+        fails = one["failures"] + many["failures"] + f1["failures"] + fm["failures"]
+        one_rows.append([f"`{e}`", _ms(one["p50"]), _ms(one["p95"]), _ms(f1["p50"]), _ms(f1["p95"]),
+                         _x(one["p50"], f1["p50"]), _ms(one["p50"] - f1["p50"])])
+        many_rows.append([f"`{e}`", _ms(many["p50"]), _ms(many["p95"]), common.fmt(many["rps"]), _ms(fm["p50"]),
+                          common.fmt(fm["rps"]), _x(many["p50"], fm["p50"]), _x(many["p50"], one["p50"]), str(fails)])
     mem_rows = [[phase, common.fmt_bytes(v)] for phase, v in peaks.items() if phase != "between"]
     mem_rows.append(["after the runs", common.fmt_bytes(res.get("after_rss"))])
     quick = res["requests"] < 20 or len(warm) < 3
+    cores = res["machine"].get("usable_cores")
+    serving_start = res.get("serving_start") or {}
     lines = [
         f"Command: `{res['command']}`" + ("  \n**Quick run — not the documented figures.**" if quick else ""),
         "",
@@ -410,27 +531,46 @@ def render(res: dict[str, Any]) -> str:
         f"Code: {res.get('code', '?')}. "
         "`python app.py` in a subprocess on 127.0.0.1 (free port), `SEARCH_CACHE_DIR` a private folder, no "
         "`SEARCH_BUNDLE`: it serves the offline Tux Paint bundle. Clients are `gradio_client` in the benchmark's "
-        "process, on the same 2 cores as the app, so under load the clients' own work is in the figures too.",
+        f"process, on the same {cores} cores as the app, so under load the clients' own work is in the figures too.",
         "",
         "**Start-up**, from `Popen` to the page answering (`GET /config` 200) and to the first search answered "
         "(`/search_images` \"bird\" through `gradio_client`, which waits for the search engine):",
         "",
         common.table(["start", "page answering", "first search answered", "peak RSS during start"], start_rows),
         "",
-        f"**Latency** per request, client side ({res['requests']} timed requests per endpoint with 1 client, after 2 "
-        f"untimed rounds; {clients} concurrent clients × {res['requests']} requests each = "
-        f"{clients * res['requests']} per endpoint, one endpoint at a time). Image endpoints upload a photo with "
-        "every request (scikit-image's, not in the collection); answers' files are not downloaded "
-        "(`download_files=False`). The app runs 4 searches at a time (`default_concurrency_limit=4`), the rest "
-        "queue.",
+        "**Latency** per request, client side, on one more start of the same app in which every search endpoint "
+        "has a **floor**: a do-nothing twin on the same Gradio queue in the same process (`bench/bench_e2e.py`'s "
+        "`LAUNCHER` runs app.py as `python app.py` does and adds the twins just before its `launch()`: the same "
+        "input and output components, the same preprocess, postprocess, queue and concurrency settings and the "
+        "same signature as the search, a handler that returns an empty result at once, and no button or API-page "
+        "entry; app.py itself has no such endpoint). A floor's latency is what Gradio and the client cost for that "
+        "request, upload included; *× floor* and *− floor* show what the search adds, returning its results "
+        "(photos' URLs and captions, or a table of words) included. "
+        f"Each search and its floor are timed side by side: {res['requests']} timed requests each with 1 client "
+        "(all endpoints taking turns, after 2 untimed rounds); then "
+        f"{clients} concurrent clients × {res['requests']} requests each = {clients * res['requests']} per endpoint, "
+        "one endpoint at a time, each search followed by its floor. Image endpoints upload a photo with every "
+        "request (scikit-image's, not in the collection); answers' files are not downloaded "
+        "(`download_files=False`). " + _queue_note(res.get("serving") or {}),
         "",
-        common.table(["endpoint", "p50, 1 client", "p95, 1 client", f"p50, {clients} clients",
-                      f"p95, {clients} clients", f"requests/s, {clients} clients", "p50 ratio", "failed"], lat_rows),
+        "1 client:",
         "",
-        f"p95 of {res['requests']} requests is close to their maximum; read it as \"the slow end\", not as a "
-        "precise percentile.",
+        common.table(["endpoint", "p50", "p95", "floor p50", "floor p95", "× floor (p50)", "− floor (p50)"],
+                     one_rows),
         "",
-        "**Memory**: the app's resident set (its process and children, sampled every 0.1 s), peak per phase:",
+        f"{clients} clients:",
+        "",
+        common.table(["endpoint", "p50", "p95", "requests/s", "floor p50", "floor requests/s", "× floor (p50)",
+                      "p50 ÷ 1 client's", "failed (search + floor, both runs)"], many_rows),
+        "",
+        f"p95 of {res['requests']} requests (1 client) is close to their maximum; read it as \"the slow end\", not as "
+        "a precise percentile.",
+        "",
+        f"**Memory**: the app's resident set (its process and children, sampled every {SAMPLE_S} s), peak per phase "
+        "of the run with the floors (its start "
+        + (f"answered its first search after {common.fmt(serving_start['first_answer_s'])} s" if serving_start
+           else "is not in the start-up table")
+        + "; the twins hold no data of their own):",
         "",
         common.table(["phase", "peak RSS"], mem_rows),
     ]

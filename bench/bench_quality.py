@@ -1,47 +1,62 @@
-"""Quality of the word-space embeddings: ConSE, the head trained with the seed's cosine loss and with DeViSE's hinge.
+"""Meaning, measured: ConSE, the head and the served rules on test photos, ablations, zero-shot, before and after.
 
-    python -m bench.bench_quality            # 3 seeds × 2 losses, plus zero-shot with 3 classes held out (~25 min)
-    python -m bench.bench_quality --quick    # seed 0 only
+    python -m bench.bench_quality            # 3 seeds, ablations, zero-shot, the previous code for "before" (~15 min)
+    python -m bench.bench_quality --quick    # seed 0 only, no ablations, no "before"
     python -m bench.bench_quality --write    # also update section 6 of docs/benchmarks.md
 
 On the offline Tux Paint bundle of ``bench.bench_training`` (rebuilt into the benchmarks' cache folder when it is
-not there), each run copies the bundle folder and calls :func:`searchcore.pipeline.train_bundle` on the copy with a
-:class:`searchcore.fit.TrainConfig` (so runs never overwrite each other). ``train_bundle`` evaluates ConSE (no
-training), the head alone and the served blend (head and ConSE mixed, one weight per query type, chosen on
-held-back items) on the run's held-back items; the tables are ``metrics_table`` of the model card.
+not there), each run copies the bundle and calls :func:`searchcore.pipeline.train_bundle` on the copy. Every figure
+is ``train_bundle``'s own evaluation (:func:`searchcore.evaluation.evaluate_bundle`): on the **test** split, photos
+that neither training nor any served choice (blend weights, thresholds, early stopping) has seen, plus the public
+real photos of :mod:`searchcore.realphotos`. A seed changes the split and the initialisation, so the spread over
+seeds shows how much of a difference is the split's luck.
 
-* ``cosine`` (the seed's loss) against ``hinge`` (DeViSE's rank loss), for ``--seeds`` seeds: the seed changes the
-  stratified validation split and the initialisation, so the spread over seeds shows how much of a difference is
-  the split's luck. With ~80 held-back photos, one seed's difference of a few hundredths means little.
-* Zero-shot: the same two losses with ``--holdout`` classes never trained on (seed 0); zero-shot rows score those
-  classes' photos. The evaluation pool then also holds those photos, so its other rows are not comparable with
-  the runs without held-out classes.
+* **Served figures** over ``--seeds`` seeds, for ConSE, the head alone and the served rules.
+* **Ablations**, each one change to the default :class:`searchcore.fit.TrainConfig`: targets from labels alone
+  (``caption_weight=0``), no refit on training + validation items, DeViSE's hinge loss; and cut-outs extracted
+  without :func:`searchcore.images.frame` (Image→Image precision@10 of the raw features).
+* **Zero-shot**: ``--holdout`` classes never trained on; their photos are scored with their label words.
+* **Before and after**: the page's example queries (top 6) and the real-photo tags, served by the code of
+  ``--before`` (default: the last commit before this work), built the way that code built its offline bundle in a
+  git worktree, against today's served bundle (seed 0). The previous code's head trained on 80 % of the photos, so
+  only figures on photos outside the collection (the real-photo set) are compared with it.
 """
 
 from __future__ import annotations
 
+import ast
+import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from . import common
 from .bench_training import BACKBONE, WORDS, build_base, code_version, use_cache
 
-try:
-    from training.card import METRIC_NAMES, metrics_table
-except ImportError:  # the card may move into searchcore
-    from searchcore.card import METRIC_NAMES, metrics_table  # type: ignore[no-redef]
-
-LOSSES = ("cosine", "hinge")
 HOLDOUT = ("fish", "dogs", "vegetables")
-COMPARED = ("text_image_p10", "image_image_p10", "tag_hit5")
+BEFORE = "8fc3ab9"  # the last commit before the meaning work (issue 8)
+ISSUE_QUERIES = ("bird", "horse", "dog", "ocean")  # the queries the issue reported on
+FIGURES = ("text_image_p10", "caption_word_p5", "tag_hit5", "real_photo_tag_hit5")
+METHODS = ("conse", "head", "served")
 
 
-def train_copy(base: Path, work: Path, name: str, config: Any) -> dict[str, Any]:
-    """Copy the bundle, train its head with ``config``; metrics, blend weights, epochs and seconds."""
+def page_examples() -> list[str]:
+    """app.py's TEXT_EXAMPLES, read without importing the app (gradio)."""
+    tree = ast.parse((common.ROOT / "app.py").read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "TEXT_EXAMPLES" for t in node.targets):
+            return list(ast.literal_eval(node.value))
+    raise RuntimeError("app.py has no TEXT_EXAMPLES")
+
+
+def train_copy(base: Path, work: Path, name: str, config: Any, keep: bool = False) -> dict[str, Any]:
+    """Copy the bundle, train its head with ``config``: metrics, served settings, epochs, seconds."""
     from searchcore import bundle as B
     from searchcore.pipeline import train_bundle
 
@@ -50,75 +65,147 @@ def train_copy(base: Path, work: Path, name: str, config: Any) -> dict[str, Any]
     shutil.copytree(base, root)
     started = time.perf_counter()
     result, metrics = train_bundle(root, config, command=f"bench.bench_quality {name}")
-    seconds = time.perf_counter() - started
-    training = B.open_bundle(root, check_sums=False).manifest["training"]
-    shutil.rmtree(root, ignore_errors=True)
-    return {"name": name, "config": config.to_dict(), "metrics": metrics, "conse_mix": training["conse_mix"],
-            "epochs_run": len(result.history), "best_epoch": result.best_epoch, "head_seconds": result.seconds,
-            "call_seconds": seconds, "calibration_classes": training.get("calibration_classes", []),
+    manifest = B.open_bundle(root, check_sums=False).manifest
+    training = manifest["training"]
+    if not keep:
+        shutil.rmtree(root, ignore_errors=True)
+    common.log(f"  {name}: served {_brief(metrics['served'])}, {time.perf_counter() - started:.0f} s")
+    return {"name": name, "config": config.to_dict(), "metrics": metrics, "serving": training["conse_mix"],
+            "targets": {k: v for k, v in training.get("targets", {}).items() if k != "examples"},
+            "epochs_run": len(result.history), "best_epoch": result.best_epoch,
+            "seconds": time.perf_counter() - started, "root": str(root) if keep else None,
             "split_sizes": {k: len(v) for k, v in training["split"].items()}}
 
 
-def verdict(runs: dict[str, dict[int, dict[str, Any]]], seeds: list[int]) -> dict[str, Any]:
-    """Per metric and column (head, served): mean over seeds per loss, and how many seeds each loss won."""
-    out: dict[str, Any] = {}
-    for column in ("head", "served"):
-        for key in COMPARED:
-            values = {loss: [runs[loss][s]["metrics"][column][key] for s in seeds] for loss in LOSSES}
-            wins = {loss: 0 for loss in LOSSES}
-            for s in range(len(seeds)):
-                a, b = values["cosine"][s], values["hinge"][s]
-                if a != b:
-                    wins["cosine" if a > b else "hinge"] += 1
-            means = {loss: sum(v) / len(v) for loss, v in values.items()}
-            diffs = [c - h for c, h in zip(values["cosine"], values["hinge"], strict=True)]
-            if all(d > 0 for d in diffs):
-                winner = "cosine"
-            elif all(d < 0 for d in diffs):
-                winner = "hinge"
-            else:
-                winner = None
-            out[f"{column}.{key}"] = {"values": values, "means": means, "wins": wins, "diffs": diffs,
-                                      "winner": winner}
-    return out
+def _brief(row: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {row[k]}" for k in FIGURES if row.get(k) is not None)
+
+
+def served_examples(root: Path, queries: list[str], photos: list[tuple[str, str, list[str]]]) -> dict[str, Any]:
+    """Today's engine on ``root``: top 6 of each query, top 5 tags of each real photo."""
+    from searchcore import load_engine
+
+    engine = load_engine(root, check_sums=False)
+    return {"queries": {q: [[h.label, h.caption] for h in engine.search_images(q, 6)] for q in queries},
+            "tags": {name: [h.word for h in engine.tag_image(path, 5)] for name, path, _ in photos}}
+
+
+BEFORE_CHILD = """
+import json, os, sys
+from searchcore import load_engine, offline
+spec = json.loads(sys.stdin.read())
+root = offline.ensure_offline_bundle(collection="tuxpaint")
+engine = load_engine(root)
+out = {"queries": {q: [[h.label, h.caption] for h in engine.search_images(q, 6)] for q in spec["queries"]},
+       "tags": {name: [h.word for h in engine.tag_image(path, 5)] for name, path in spec["photos"]}}
+print(json.dumps(out))
+"""
+
+
+def before_examples(rev: str, queries: list[str], photos: list[tuple[str, str, list[str]]], cache: Path
+                    ) -> dict[str, Any]:
+    """The same queries and photos served by the code of ``rev``, in a git worktree with its own cache folder."""
+    tree = Path(tempfile.mkdtemp(prefix="before-", dir=cache))
+    subprocess.run(["git", "worktree", "add", "--detach", str(tree / "code"), rev], cwd=common.ROOT, check=True,
+                   capture_output=True)
+    try:
+        env = {**os.environ, "PYTHONPATH": str(tree / "code"), "SEARCH_CACHE_DIR": str(cache / f"before-{rev}")}
+        spec = json.dumps({"queries": queries, "photos": [[n, p] for n, p, _ in photos]})
+        proc = subprocess.run([sys.executable, "-c", BEFORE_CHILD], input=spec, capture_output=True, text=True,
+                              env=env, cwd=tree / "code", timeout=3600, check=False)
+        if proc.returncode != 0:
+            raise RuntimeError(f"the {rev} child failed:\n{proc.stderr[-3000:]}")
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(tree / "code")], cwd=common.ROOT, check=False,
+                       capture_output=True)
+        shutil.rmtree(tree, ignore_errors=True)
+
+
+def tag_hit_rate(tags: dict[str, list[str]], photos: list[tuple[str, str, list[str]]]) -> float:
+    from searchcore.text import same_word
+
+    hits = [any(same_word(part, w) for tag in tags[name] for part in tag.split() for w in wanted)
+            for name, _, wanted in photos]
+    return sum(hits) / len(hits)
+
+
+def framing_effect(base: Path) -> dict[str, float]:
+    """Image→Image precision@10 of the collection's raw features, cut-outs framed (as served) and not."""
+    from searchcore import bundle as B
+    from searchcore import images
+    from searchcore.backbone import load_backbone
+    from searchcore.metrics import image_image_precision
+
+    bundle = B.open_bundle(base, check_sums=False)
+    labels = [it.label for it in bundle.items]
+    net = load_backbone(BACKBONE)
+    paths = [bundle.image_path(it) for it in bundle.items]
+    framed = image_image_precision(net.extract(paths).features, labels)
+    original = images.frame
+    images.frame = lambda img, background=(255, 255, 255): img  # what extraction did before framing
+    try:
+        plain = image_image_precision(net.extract(paths).features, labels)
+    finally:
+        images.frame = original
+    return {"framed": round(framed, 4), "plain": round(plain, 4), "count": len(paths)}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = common.base_parser(__doc__.splitlines()[0])
     parser.add_argument("--cache", default=None, help="the benchmarks' cache folder (SEARCH_CACHE_DIR for this run)")
-    parser.add_argument("--seeds", type=int, default=None, help="seeds per loss (default 3, --quick 1)")
-    parser.add_argument("--holdout", default=",".join(HOLDOUT), help="classes held out for the zero-shot runs")
+    parser.add_argument("--seeds", type=int, default=None, help="seeds (default 3, --quick 1)")
+    parser.add_argument("--holdout", default=",".join(HOLDOUT), help="classes held out for the zero-shot run")
+    parser.add_argument("--before", default=None, help=f"the code to compare with (default {BEFORE}; none in --quick)")
     args = parser.parse_args(argv)
     seeds = list(range(args.seeds or (1 if args.quick else 3)))
     holdout = tuple(c.strip() for c in args.holdout.split(",") if c.strip())
+    before_rev = args.before or (None if args.quick else BEFORE)
     cache = use_cache(args.cache)
     info = common.machine(with_torch=True)
     from searchcore.fit import TrainConfig
+    from searchcore.realphotos import real_photo_set
 
     base, _, built = build_base(cache)
     common.log(f"{'built' if built else 'reusing'} the bundle {base}")
     work = Path(tempfile.mkdtemp(prefix="quality-", dir=cache))
-    runs: dict[str, dict[int, dict[str, Any]]] = {loss: {} for loss in LOSSES}
-    zero_shot: dict[str, dict[str, Any]] = {}
+    queries = list(dict.fromkeys([*page_examples(), *ISSUE_QUERIES]))
+    real = real_photo_set()
+    photos = [(entry.name, str(path), list(entry.words)) for entry, path in real.photos]
+    result: dict[str, Any] = {"command": common.command("bench.bench_quality", argv), "seeds": seeds,
+                              "holdout": list(holdout), "code": code_version(), "count": _count(base),
+                              "config": TrainConfig().to_dict(), "queries": queries, "photos": len(photos)}
     try:
+        runs = []
         for seed in seeds:
-            for loss in LOSSES:  # the two losses alternate, seed by seed
-                common.log(f"training: {loss} loss, seed {seed}")
-                runs[loss][seed] = train_copy(base, work, f"{loss}-{seed}", TrainConfig(loss=loss, seed=seed))
-                r = runs[loss][seed]
-                common.log(f"  {r['epochs_run']} epochs, {r['call_seconds']:.0f} s; head {r['metrics']['head']}")
+            common.log(f"served: seed {seed}")
+            runs.append(train_copy(base, work, f"served-{seed}", TrainConfig(seed=seed), keep=seed == seeds[0]))
+        result["runs"] = runs
+        after = served_examples(Path(runs[0]["root"]), queries, photos)
+        result["after"] = {**after, "real_photo_tag_hit5": tag_hit_rate(after["tags"], photos)}
+        if not args.quick:
+            ablations = {"labels only (caption_weight 0)": {"caption_weight": 0.0},
+                         "no refit on training + validation": {"refit": False},
+                         "hinge loss (DeViSE's)": {"loss": "hinge"}}
+            result["ablations"] = {}
+            for title, change in ablations.items():
+                common.log(f"ablation: {title}")
+                result["ablations"][title] = [train_copy(base, work, f"ablation-{seed}",
+                                                         replace(TrainConfig(seed=seed), **change)) for seed in seeds]
+            common.log("framing of cut-outs")
+            result["framing"] = framing_effect(base)
         if holdout:
-            for loss in LOSSES:
-                common.log(f"training: {loss} loss, zero-shot with {holdout} held out")
-                zero_shot[loss] = train_copy(base, work, f"zero-shot-{loss}",
-                                             TrainConfig(loss=loss, holdout_classes=holdout))
+            common.log(f"zero-shot: {', '.join(holdout)} held out")
+            result["zero_shot"] = train_copy(base, work, "zero-shot", TrainConfig(holdout_classes=holdout))
+        if before_rev:
+            common.log(f"before: the code of {before_rev}")
+            before = before_examples(before_rev, queries, photos, cache)
+            result["before"] = {**before, "rev": before_rev, "real_photo_tag_hit5": tag_hit_rate(before["tags"],
+                                                                                                  photos)}
     finally:
         shutil.rmtree(work, ignore_errors=True)
     info["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
-    result = {"machine": info, "command": common.command("bench.bench_quality", argv), "seeds": seeds,
-              "holdout": list(holdout), "bundle": str(base), "count": _count(base), "code": code_version(),
-              "runs": {loss: {str(s): r for s, r in by_seed.items()} for loss, by_seed in runs.items()},
-              "zero_shot": zero_shot, "verdict": verdict(runs, seeds)}
+    result["machine"] = info
     text = render(result)
     print(text)
     common.emit_json("bench_quality", {k: v for k, v in result.items() if k != "machine"})
@@ -135,119 +222,112 @@ def _count(base: Path) -> dict[str, int]:
     return {"items": len(items), "labels": len({it.label for it in items})}
 
 
-def _mix(r: dict[str, Any]) -> str:
-    return f"search {r['conse_mix']['search']:g}, tags {r['conse_mix']['tags']:g}"
+def _cell(values: list[float | None]) -> str:
+    values = [v for v in values if v is not None]
+    if not values:
+        return "—"
+    mean = sum(values) / len(values)
+    return f"{mean:.3f}" + (f" ({min(values):.3f}–{max(values):.3f})" if len(values) > 1 else "")
+
+
+def _figure_rows(runs: list[dict[str, Any]], methods: tuple[str, ...] = METHODS,
+                 figures: tuple[str, ...] = FIGURES) -> list[list[str]]:
+    from searchcore.card import METRIC_NAMES
+
+    return [[METRIC_NAMES[key], *(_cell([r["metrics"].get(m, {}).get(key) for r in runs]) for m in methods)]
+            for key in figures]
+
+
+def _targets_line(targets: dict[str, Any]) -> str:
+    segmented = ", ".join(targets.get("segmented", {})) or "none"
+    without = ", ".join(targets.get("without_target", [])) or "none"
+    return (f"Targets of seed 0: caption words joined the target of {targets.get('caption_items')} photos; "
+            f"segmented labels: {segmented}; labels without a target: {without}.")
+
+
+def _hits(rows: list[list[str]]) -> str:
+    return "<br>".join(f"{label} · {caption}" for label, caption in rows)
 
 
 def render(res: dict[str, Any]) -> str:
+    runs = res["runs"]
     seeds = res["seeds"]
-    runs = {loss: {int(s): r for s, r in by.items()} for loss, by in res["runs"].items()}
-    s0 = seeds[0]
-    v = res["verdict"]
-    summary_rows = []
-    for column in ("head", "served"):
-        for key in COMPARED:
-            d = v[f"{column}.{key}"]
-            values = d["values"]
-            cells = []
-            for loss in LOSSES:
-                vals = values[loss]
-                cells.append(f"{d['means'][loss]:.3f}" + (f" ({min(vals):.3f}–{max(vals):.3f})" if len(vals) > 1
-                                                           else ""))
-            summary_rows.append([f"{column}: {METRIC_NAMES[key]}", *cells,
-                                 " ".join(f"{x:+.3f}" for x in d["diffs"]),
-                                 f"**{d['winner']}**" if d["winner"] else "no clear winner"])
-    conse_rows = [[METRIC_NAMES[key], " / ".join(f"{runs['cosine'][s]['metrics']['conse'][key]:.3f}" for s in seeds)]
-                  for key in COMPARED]
-    wins = {loss: [k for k, d in v.items() if d["winner"] == loss] for loss in LOSSES}
-    if len(seeds) < 2:
-        overall = "One seed only: no verdict on the loss (the split's luck is not measured)."
-    elif wins["cosine"] and not wins["hinge"]:
-        overall = (f"**The cosine loss wins**: ahead on every seed for {len(wins['cosine'])} of {len(v)} figures "
-                   f"({', '.join(wins['cosine'])}); hinge is ahead on every seed for none.")
-    elif wins["hinge"] and not wins["cosine"]:
-        overall = (f"**The hinge loss wins**: ahead on every seed for {len(wins['hinge'])} of {len(v)} figures "
-                   f"({', '.join(wins['hinge'])}); cosine is ahead on every seed for none.")
-    else:
-        overall = (f"**No loss wins throughout**: cosine is ahead on every seed for "
-                   f"{', '.join(wins['cosine']) or 'no figure'}, hinge for {', '.join(wins['hinge']) or 'no figure'}.")
-    mix_rows = [[loss, *(_mix(runs[loss][s]) for s in seeds)] for loss in LOSSES]
-    mix_rows += [[f"{loss}, zero-shot", _mix(r), *([""] * (len(seeds) - 1))] for loss, r in res["zero_shot"].items()]
-    epochs_rows = [[loss, *(f"{runs[loss][s]['epochs_run']} (best {runs[loss][s]['best_epoch']}), "
-                            f"{common.fmt(runs[loss][s]['call_seconds'])} s" for s in seeds)] for loss in LOSSES]
-    split = runs["cosine"][s0]["split_sizes"]
+    first = runs[0]
+    sizes = first["split_sizes"]
+    serving = [r["serving"] for r in runs]
     lines = [
         f"Command: `{res['command']}`" + ("  \n**Quick run (one seed) — not the documented figures.**"
                                           if len(seeds) < 2 else ""),
         "",
         f"Machine: {common.machine_line(res['machine'])} Load average at the end: {res['machine']['load_avg_end'][0]}.",
         "",
-        f"Code: {res.get('code', '?')}. "
-        f"Offline Tux Paint bundle ({res['count']['items']} photos, {res['count']['labels']} labels; `{BACKBONE}`, "
-        f"`{WORDS}`). Each run trains a fresh head with `train_bundle` on a copy of the bundle, default `TrainConfig` "
-        f"but for the loss and the seed; held-back items: {split['val']} validation photos (seed {s0}), scored "
-        "exactly (see `searchcore/metrics.py`). Seeds change the split and the initialisation.",
+        f"Code: {res['code']}. Offline Tux Paint bundle ({res['count']['items']} photos, {res['count']['labels']} "
+        f"labels; `{BACKBONE}`, `{WORDS}`). Split of seed {seeds[0]}: {sizes['train']} training, {sizes['val']} "
+        f"validation, {sizes['test']} test photos. Every figure is on the **test** photos (and the "
+        f"{res['photos']} public real photos of `searchcore/realphotos.py`), which neither training nor any choice of "
+        "the served settings saw; the served settings were chosen on the validation photos (`searchcore/evaluation.py`"
+        "). Default `TrainConfig`: " + ", ".join(f"{k} {v}" for k, v in res["config"].items()
+                                                   if k not in ("holdout_classes",)) + ".",
         "",
-        f"### Seed {s0}: cosine loss (the seed's)",
+        f"### Served figures, {len(seeds)} seed{'s' if len(seeds) > 1 else ''}",
         "",
-        metrics_table(runs["cosine"][s0]["metrics"]),
+        "Mean (min–max) over seeds " + ", ".join(map(str, seeds)) + ". ConSE: no training (class probabilities "
+        "× class-name vectors); head: the trained head's embedding alone, nearest words for tags; served: what the "
+        "app does (Text→Image mixes head and ConSE per query; tags add the classifier's names, near collection "
+        "photos' caption words and the unseen-photo fallback).",
         "",
-        f"### Seed {s0}: hinge loss (DeViSE's)",
+        common.table(["figure", *METHODS], _figure_rows(runs)),
         "",
-        metrics_table(runs["hinge"][s0]["metrics"]),
+        "Served settings chosen on validation photos, per seed: " + "; ".join(
+            f"seed {s}: ConSE weight {v['search_seen']:g} for seen words, {v['search_unseen']:g} for unseen ones "
+            f"(seen-word similarity {v['seen_similarity']}), tags {v['tags']:g}, class floor {v['class_min_prob']}, "
+            f"neighbour distance {v['neighbour_distance']}" for s, v in zip(seeds, serving)) + ".",
         "",
-        f"### Cosine against hinge over {len(seeds)} seed{'s' if len(seeds) > 1 else ''}",
-        "",
-        f"Mean (min–max) over seeds {', '.join(map(str, seeds))}; difference cosine − hinge per seed; a loss wins a "
-        "figure only when it is ahead on every seed.",
-        "",
-        common.table(["figure", "cosine", "hinge", "cosine − hinge per seed", "verdict"], summary_rows),
-        "",
-        overall,
-        "",
-        "ConSE (no training) on the same held-back photos, per seed: "
-        + "; ".join(f"{name} {vals}" for name, vals in conse_rows) + ".",
-        "",
-        "Epochs run and the whole `train_bundle` call's time, per seed:",
-        "",
-        common.table(["loss", *(f"seed {s}" for s in seeds)], epochs_rows),
-        "",
-        "Early stopping watches each loss's own validation loss (patience 12): the hinge runs' best epochs were "
-        f"{', '.join(str(runs['hinge'][s]['best_epoch']) for s in seeds)}, the cosine runs' "
-        f"{', '.join(str(runs['cosine'][s]['best_epoch']) for s in seeds)}, so part of hinge's deficit may be "
-        "where its validation loss bottoms out rather than the loss itself; this benchmark does not separate the "
-        "two. The times depend on what else ran on the shared machine (load average "
-        f"{res['machine']['load_avg'][0]} at the start, {res['machine']['load_avg_end'][0]} at the end); "
-        "section 4 times training.",
+        _targets_line(first["targets"]),
     ]
-    if res["zero_shot"]:
+    if res.get("ablations"):
+        rows = []
+        from searchcore.card import METRIC_NAMES
+
+        default = {k: _cell([r["metrics"]["served"].get(k) for r in runs]) for k in FIGURES}
+        rows.append(["default (as served)", *(default[k] for k in FIGURES)])
+        for title, abl in res["ablations"].items():
+            rows.append([title, *(_cell([r["metrics"]["served"].get(k) for r in abl]) for k in FIGURES)])
+        lines += ["", "### Ablations (served figures, same seeds)", "",
+                  common.table(["change", *(METRIC_NAMES[k] for k in FIGURES)], rows)]
+    if res.get("framing"):
+        f = res["framing"]
+        lines += ["", f"Cut-outs framed whole (`searchcore.images.frame`): Image→Image precision@10 of the raw "
+                      f"features over all {f['count']} collection photos is {f['framed']:.3f} framed (as served) and "
+                      f"{f['plain']:.3f} with the model's plain centre crop ({f['framed'] / f['plain']:.2f}×)."]
+    if res.get("zero_shot"):
+        z = res["zero_shot"]
         held = ", ".join(res["holdout"])
-        lines += ["", f"### Zero-shot: {held} held out of training (seed 0)", ""]
-        for loss, r in res["zero_shot"].items():
-            lines += [f"{loss} loss ({r['split_sizes']['holdout']} photos of held-out classes, "
-                      f"{r['split_sizes']['val']} validation photos):", "", metrics_table(r["metrics"]), ""]
-        zs = {loss: r["metrics"] for loss, r in res["zero_shot"].items()}
-        zs_rows = [[METRIC_NAMES[k], *(f"{zs[loss][col].get(k, float('nan')):.3f}" for loss in zs
-                                       for col in ("conse", "head", "served"))]
-                   for k in ("zero_shot_text_image_p10", "zero_shot_tag_hit5")]
-        lines += ["On the held-out classes only:", "",
-                  common.table(["figure", *(f"{loss}: {col}" for loss in zs for col in ("conse", "head", "served"))],
-                               zs_rows),
-                  "", "With classes held out the evaluation pool also holds their photos, so the seen-label rows "
-                  "above are not comparable with the runs without held-out classes."]
-    lines += [
-        "",
-        "### Served blend weights",
-        "",
-        "`manifest[\"training\"][\"conse_mix\"]`: the ConSE weight of the served blend (0 = head alone, 1 = ConSE "
-        "alone), chosen per query type on held-back items with a quarter of the trained labels held out to play "
-        "unseen classes:",
-        "",
-        common.table(["loss", *(f"seed {s}" for s in seeds)], mix_rows),
-        "",
-        "Small evaluation sets (tens of photos per run): differences under a few hundredths are within the "
-        "spread between seeds.",
-    ]
+        lines += ["", f"### Zero-shot: {held} held out of training (seed 0)", "",
+                  f"{z['split_sizes']['holdout']} photos of the held-out classes join the test photos; the zero-shot "
+                  "row ranks them by their label words, which neither the head nor any choice saw.", "",
+                  common.table(["figure", *METHODS],
+                               _figure_rows([z], figures=("zero_shot_text_image_p10", "zero_shot_tag_hit5",
+                                                          "text_image_p10")))]
+    before, after = res.get("before"), res["after"]
+    lines += ["", "### Before and after", ""]
+    if before:
+        lines += [f"Real-photo tag hit@5 ({res['photos']} public photos, top 5 tags as served): "
+                  f"**{before['real_photo_tag_hit5']:.3f}** with the code of `{before['rev']}`, "
+                  f"**{after['real_photo_tag_hit5']:.3f}** today (seed 0).", "",
+                  "The page's example queries and the issue's, top 6 (label · caption), served by each code:", "",
+                  common.table(["query", f"`{before['rev']}`", "today"],
+                               [[f"`{q}`", _hits(before["queries"][q]), _hits(after["queries"][q])]
+                                for q in res["queries"]])]
+        names = [n for n in after["tags"] if n in before["tags"]]
+        lines += ["", "Tags of the first real photos (top 5):", "",
+                  common.table(["photo", f"`{before['rev']}`", "today"],
+                               [[n, ", ".join(before["tags"][n]), ", ".join(after["tags"][n])] for n in names[:12]])]
+    else:
+        lines += ["Top 6 of the example queries today (label · caption):", "",
+                  common.table(["query", "today"], [[f"`{q}`", _hits(after["queries"][q])] for q in res["queries"]])]
+    lines += ["", "Small test sets (about a hundred photos, many labels with one or two): differences of a few "
+                  "hundredths are within the spread between seeds."]
     return "\n".join(lines)
 
 

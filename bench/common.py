@@ -307,9 +307,10 @@ def _machine_section(info: dict[str, Any]) -> str:
         "The sections below were measured on this machine unless their own machine line says otherwise "
         "(refreshed by the last script run with `--write`):\n\n"
         f"{machine_line({k: v for k, v in info.items() if k != 'load_avg'})}\n\n"
-        "It is a small virtual machine shared with other work: other tenants' load moved absolute figures by 2–3× "
-        "between runs (multi-threaded torch by far more, see section 2), so each section gives its load average "
-        "and compares variants by ratios measured within one run."
+        "It is a small virtual machine shared with other work, whose load moves absolute figures from run to run; "
+        "no script measures by how much across runs (section 2's threads block measures one busy neighbour's "
+        "effect within a run). Each section therefore gives the 1-minute load average as it started (most also as "
+        "it ended) and the range of its repeated timings, and compares variants by ratios measured within one run."
     )
 
 

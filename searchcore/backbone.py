@@ -221,7 +221,8 @@ def load_backbone(spec: str = DEFAULT_BACKBONE, batch_size: int | None = None) -
     import torch
 
     name, weights = parse_spec(spec)
-    # channels_last: 1.26× (VGG16) to 1.6× (Lite0) on batches, never slower at batch 1 (docs/benchmarks.md, §2)
+    # channels_last: in docs/benchmarks.md §2 (bench.bench_backbone, 2 threads) faster than the default layout at
+    # batch 16 for both backbones and at batch 1 for EfficientNet-Lite0; at batch 1 VGG16 gained nothing (about even)
     model = _create_model(name, weights).to(memory_format=torch.channels_last)
     config = timm.data.resolve_model_data_config(model)
     transform = timm.data.create_transform(**config, is_training=False)

@@ -10,7 +10,8 @@ Layout (``BUNDLE_FORMAT`` 1)::
     indexes/NAME.hnsw|json   images (features), semantic (images in word space: the head's, else ConSE's),
                              conse (images in word space by ConSE), words (Text→Text), tags (the tag phrases)
     tags.json                the tag vocabulary: phrases in index order, each ImageNet class's own and broader tag
-    head/                    optional trained DeViSE head: config.json, model.safetensors, README.md
+    head/                    optional trained DeViSE head: config.json, model.safetensors, README.md; with
+                             measured/, the head the figures were measured with when the served one saw every photo
 
 :func:`open_bundle` refuses a bundle whose files disagree with the manifest (missing, truncated or altered files,
 wrong dims or counts) with a :class:`BundleError` that names the file and says how to rebuild it. The manifest is
@@ -44,6 +45,7 @@ IMAGES = "images"
 INDEXES = "indexes"
 HEAD = "head"
 TAGS = "tags.json"
+MEASURED = "measured"  # head/measured/: the head the recorded figures describe, when the served one saw every photo
 INDEX_NAMES = ("images", "semantic", "conse", "words", "tags")
 REBUILD = "Rebuild it with: python -m training.build_assets --collection ... --out {root}"
 
@@ -87,8 +89,9 @@ def data_files(root: Path) -> list[Path]:
     """Every file the manifest vouches for (all but the manifest itself and the photos, which are listed by count)."""
     files = [root / ITEMS, root / FEATURES, root / LOGITS, root / TAGS]
     files += sorted((root / INDEXES).glob("*.hnsw")) + sorted((root / INDEXES).glob("*.json"))
-    if (root / HEAD).is_dir():
-        files += sorted(p for p in (root / HEAD).iterdir() if p.suffix in (".json", ".safetensors"))
+    for folder in (root / HEAD, root / HEAD / MEASURED):
+        if folder.is_dir():
+            files += sorted(p for p in folder.iterdir() if p.suffix in (".json", ".safetensors"))
     return [f for f in files if f.is_file()]
 
 

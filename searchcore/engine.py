@@ -234,10 +234,12 @@ class SearchEngine:
         if self.head is None:
             found = semantic.query(vector, k)
             return self._hits(found.ids[0], found.distances[0])
-        mix = query_mix([(t.weight, t.word) for t in terms], self.head)
+        pairs = [(t.weight, t.word) for t in terms]
+        mix = query_mix(pairs, self.head, self.words)
+        head_vector = self.head.head_query(pairs, self.words)
         pool = min(len(semantic), max(4 * k, 64))  # generous: an item high on either side is a candidate
-        ids = np.union1d(semantic.query(vector, pool).ids[0], conse.query(vector, pool).ids[0])
-        scores = fused_scores(vector, semantic.get(ids), conse.get(ids), mix)
+        ids = np.union1d(semantic.query(head_vector, pool).ids[0], conse.query(vector, pool).ids[0])
+        scores = fused_scores(vector, semantic.get(ids), conse.get(ids), mix, head_vector)
         order = np.argsort(-scores, kind="stable")[:k]
         return self._hits(ids[order], np.maximum(1.0 - scores[order], 0.0))
 

@@ -30,16 +30,18 @@ from .metrics import (
     item_words,
     label_queries,
     mean,
+    precision_at,
     query_precision,
     rankers,
     tag_hits,
     word_queries,
 )
 from .tagging import TagRule, TagVocabulary, classifier_tags, item_tags, neighbour_tags
-from .words import WordVectors, load_word_vectors
+from .words import Term, WordVectors, load_word_vectors
 
 GRID = tuple(float(m) for m in np.round(np.linspace(0, 1, 11), 2))
 DISTANCES = (None, *(float(d) for d in np.round(np.arange(0.3, 0.81, 0.05), 2)))  # None: no neighbour tags
+SIMILARITIES = (None, 0.9, 0.8, 0.7, 0.6)  # None: only the trained words themselves count as seen
 CLASS_PROBS = (None, 0.5, 0.3, 0.2, 0.15, 0.1, 0.05)  # None: only a confident class names the photo
 NEIGHBOURS = 5  # as many as the engine asks (searchcore.engine.NEIGHBOURS)
 
@@ -115,7 +117,7 @@ def figures(space: Space, pool: np.ndarray, seen_labels: set[str], zero_labels: 
     caption_q = word_queries(space.known, pool, space.caption_words)
     tag_emb = space.tag_embeddings(tag_mix)
     out: dict[str, dict[str, float]] = {}
-    for name, ranker in rankers(space.conse_emb, space.head_emb, space.head, mix).items():
+    for name, ranker in rankers(space.conse_emb, space.head_emb, space.head, mix, words).items():
         row = {"text_image_p10": mean(query_precision(ranker, pool, trained_q, words, 10).values()),
                "caption_word_p5": mean(query_precision(ranker, pool, caption_q, words, 5).values())}
         if zero_q:
@@ -142,60 +144,101 @@ class Serving:
 
     conse_mix: float
     unseen_conse_mix: float
+    seen_similarity: float | None
     tag_conse_mix: float
     tag_rule: TagRule
-    scores: dict[str, dict[str, float | None]]
+    scores: dict[str, dict[str, Any]]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"search_seen": self.conse_mix, "search_unseen": self.unseen_conse_mix, "tags": self.tag_conse_mix,
+        return {"search_seen": self.conse_mix, "search_unseen": self.unseen_conse_mix,
+                "seen_similarity": self.seen_similarity, "tags": self.tag_conse_mix,
                 "class_min_prob": self.tag_rule.class_min_prob,
                 "neighbour_distance": self.tag_rule.neighbour_distance}
+
+
+def _best(table: dict[str, Any]) -> str:
+    """The key with the highest score; ties (and scores that cannot be computed) go to the earliest key."""
+    order = list(table)
+
+    def score(key: str) -> float:
+        value = table[key]["score"] if isinstance(table[key], dict) else table[key]
+        return value if value is not None else -1.0
+
+    return max(order, key=lambda key: (score(key), -order.index(key)))
+
+
+def choose_search(space: Space, pool: np.ndarray, queries: list[tuple[list[Term], np.ndarray]]
+                  ) -> tuple[float, float, float | None, dict[str, Any]]:
+    """Text→Image's trust rule, chosen on ``queries`` over ``pool`` with the calibration head.
+
+    For each seen-word similarity (None: only the words themselves count as seen), every pair of ConSE weights
+    (seen, unseen) is scored by the mean precision@10 of the queries, each ranked with its own
+    :func:`searchcore.head.query_mix`; the best triple wins.
+    """
+    head, words = space.head, space.words
+    conse_scores = [space.conse_emb[pool] @ words.combine(terms) for terms, _ in queries]
+    table: dict[str, Any] = {}
+    for similarity in SIMILARITIES:
+        head.seen_similarity = similarity
+        head_scores = [space.head_emb[pool] @ head.head_query([(t.weight, t.word) for t in terms], words)
+                       for terms, _ in queries]
+        # each query: the share of its weight on seen words (the mix is linear in the two weights)
+        seen_share = [sum(abs(t.weight) for t in terms if head.knows(t.word, words)) / sum(abs(t.weight) for t in terms)
+                      for terms, _ in queries]
+        best = (-1.0, 0.0, 0.0)
+        for m_seen in GRID:
+            for m_unseen in GRID:
+                values = []
+                for share, hs, cs, (_, relevant) in zip(seen_share, head_scores, conse_scores, queries):
+                    mix = share * m_seen + (1 - share) * m_unseen
+                    values.append(precision_at((1 - mix) * hs + mix * cs, relevant, 10))
+                score = mean(values)
+                if score > best[0] + 1e-12:
+                    best = (score, m_seen, m_unseen)
+        table[str(similarity)] = {"score": finite(best[0]), "search_seen": best[1], "search_unseen": best[2],
+                                  "seen_queries": int(sum(share == 1.0 for share in seen_share))}
+    chosen = _best(table)
+    head.seen_similarity = None
+    row = table[chosen]
+    return row["search_seen"], row["search_unseen"], (None if chosen == "None" else float(chosen)), table
 
 
 def choose_serving(space: Space, pool: np.ndarray, seen_labels: set[str], unseen_labels: set[str],
                    tag_items: np.ndarray, unseen_tag_items: np.ndarray, reference: np.ndarray) -> Serving:
     """Pick the served settings on validation items with a calibration head (``space.head``).
 
-    Text→Image: queries (labels and caption words of ``pool``: validation items and the items of classes the
-    calibration head never saw) are split by whether the calibration head was trained on their words, and each
-    half picks its ConSE weight. Image→Tags, one after the other: the ConSE weight, the classifier's probability
-    floor, the neighbour distance, on the tag hits of validation photos and of never-seen classes' photos, with
-    the calibration head's training items (``reference``) as the collection. Ties go to the earlier grid value:
-    the smaller weight (trust the head), the stricter rule.
+    Text→Image (:func:`choose_search`): the queries are the labels and caption words of ``pool`` (validation
+    items and the items of classes the calibration head never saw). Image→Tags, one after the other: the ConSE
+    weight, the classifier's probability floor, the neighbour distance, on the tag hits of validation photos and of
+    never-seen classes' photos, with the calibration head's training items (``reference``) as the collection.
+    Ties go to the earlier grid value: the smaller weight (trust the head), the stricter rule.
     """
-    head, words, labels = space.head, space.words, space.labels
+    words, labels = space.words, space.labels
     pool_labels = {labels[i] for i in pool}
     queries = label_queries(labels, pool, pool_labels & (seen_labels | unseen_labels), words)
     queries += word_queries(space.known, pool, space.caption_words)
-    seen_q = [q for q in queries if all(head.knows(t.word) for t in q[0])]
-    unseen_q = [q for q in queries if not all(head.knows(t.word) for t in q[0])]
-    scores: dict[str, dict[str, float | None]] = {k: {} for k in ("search_seen", "search_unseen", "tags",
-                                                                  "class_min_prob", "neighbour_distance")}
+    queries = [q for q in queries if q[1].any()]
+    m_seen, m_unseen, similarity, search_table = choose_search(space, pool, queries)
+    scores: dict[str, dict[str, Any]] = {"search": search_table, "tags": {}, "class_min_prob": {},
+                                         "neighbour_distance": {}}
 
     def tag_score(emb: np.ndarray, rule: TagRule) -> float | None:
         return finite(mean(_tag_hits(space, emb, items, rule, reference)
                            for items in (tag_items, unseen_tag_items) if len(items)))
 
-    def best(table: dict[str, float | None]) -> str:
-        order = list(table)  # the grid's order: ties go to the earliest
-        return max(order, key=lambda m: (table[m] if table[m] is not None else -1.0, -order.index(m)))
-
     for m in GRID:
-        served = rankers(space.conse_emb, space.head_emb, head, m)["served"]
-        scores["search_seen"][str(m)] = finite(mean(query_precision(served, pool, seen_q, words, 10).values()))
-        scores["search_unseen"][str(m)] = finite(mean(query_precision(served, pool, unseen_q, words, 10).values()))
         scores["tags"][str(m)] = tag_score(blend(space.head_emb, space.conse_emb, m), TagRule())
-    tag_mix = float(best(scores["tags"]))
+    tag_mix = float(_best(scores["tags"]))
     emb = blend(space.head_emb, space.conse_emb, tag_mix)
     for p in CLASS_PROBS:
         scores["class_min_prob"][str(p)] = tag_score(emb, TagRule(p, None))
-    chosen = best(scores["class_min_prob"])
+    chosen = _best(scores["class_min_prob"])
     min_prob = None if chosen == "None" else float(chosen)
     for d in DISTANCES:
         scores["neighbour_distance"][str(d)] = tag_score(emb, TagRule(min_prob, d))
-    chosen = best(scores["neighbour_distance"])
+    chosen = _best(scores["neighbour_distance"])
     rule = TagRule(min_prob, None if chosen == "None" else float(chosen))
-    return Serving(float(best(scores["search_seen"])), float(best(scores["search_unseen"])), tag_mix, rule, scores)
+    return Serving(m_seen, m_unseen, similarity, tag_mix, rule, scores)
 
 
 def real_photo_figures(bundle: B.Bundle, space: Space, conse: ConSE, rule: TagRule) -> dict[str, Any]:
@@ -245,7 +288,9 @@ def evaluate_bundle(root: str | Path, words: WordVectors | None = None, head: De
                                 f"Train one with: python -m training.train_devise --bundle {bundle.root}")
         split = Split.from_dict(training["split"])
     if head is None and bundle.head_dir is not None:
-        head = load_head(bundle.head_dir)
+        measured = bundle.head_dir / B.MEASURED
+        # the served head may have trained on the test photos; the measured one never did
+        head = load_head(measured if (measured / "config.json").is_file() else bundle.head_dir)
     tag_rule = tag_rule or TagRule.from_manifest(manifest)
     conse = ConSE.from_words(imagenet_class_names(), words, top_t=int(manifest.get("conse_top_t", 10)))
     space = Space.of(bundle, words, conse, head)
@@ -262,7 +307,7 @@ def evaluate_bundle(root: str | Path, words: WordVectors | None = None, head: De
     results["caption_queries"] = len(space.caption_words)
     if head is not None:
         results["served"].update(conse_mix=head.conse_mix, unseen_conse_mix=head.unseen_conse_mix,
-                                 tag_conse_mix=head.tag_conse_mix)
+                                 seen_similarity=head.seen_similarity, tag_conse_mix=head.tag_conse_mix)
     results["served"].update(class_min_prob=tag_rule.class_min_prob, neighbour_distance=tag_rule.neighbour_distance)
     if real_photos:
         real = real_photo_figures(bundle, space, conse, tag_rule)

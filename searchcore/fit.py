@@ -46,7 +46,9 @@ class TrainConfig:
     val_fraction: float = 0.2  # early stopping, blend weights and thresholds are chosen on these items
     test_fraction: float = 0.2  # every reported figure is measured on these items, which no choice has seen
     caption_weight: float = 0.5  # share of the captions' words in each target; 0 trains on labels alone
-    refit: bool = True  # once early stopping has found the epoch count, train again on training + validation items
+    # once early stopping has found the epoch count: train the measured head again on training + validation items,
+    # and the served head on every item (the figures come from the first, on test items it never saw)
+    refit: bool = True
     seed: int = 0
     holdout_classes: tuple[str, ...] = ()
 
@@ -82,6 +84,8 @@ class TrainResult:
     targets: TargetReport | None = None
     seen_words: list[str] = field(default_factory=list)  # every word in the training items' targets
     refit: bool = False  # the returned head was trained again on training + validation items for best_epoch epochs
+    served: DeViSEHead | None = None  # with refit: the same recipe on every item, test items too (what is served)
+    served_seen_words: list[str] = field(default_factory=list)
 
 
 def stratified_split(labels: Sequence[str], val_fraction: float = 0.2, seed: int = 0,
@@ -297,8 +301,8 @@ def train_head(
     import torch
 
     threads = torch.get_num_threads()
-    # The head's matrices are small: BLAS threads mostly wait on each other, and on a shared machine they also
-    # wait on its other work. One thread keeps training time steady (bench/bench_training.py times it).
+    # The head's matrices are small, so training runs on one thread and leaves the other cores to the server's
+    # searches (the app trains in the background while it serves); bench/bench_training.py times it so.
     torch.set_num_threads(1)
     try:
         return _train_head(features, labels, captions or [()] * len(labels), keep, words, config or TrainConfig(),
@@ -352,15 +356,24 @@ def _train_head(
     head = fresh()
     history, best_epoch = _fit(head, loss_of, train_ids, val_ids if len(val_ids) else train_ids, config,
                                config.epochs, config.patience, progress)
-    trained_ids = train_ids
-    if config.refit and len(val_ids) and best_epoch > 0:
-        # the epoch count is settled: train again, as long, on training and validation items together
-        trained_ids = np.concatenate([train_ids, val_ids])
-        head = fresh()
-        _fit(head, loss_of, trained_ids, val_ids, config, best_epoch, best_epoch, None, keep_last=True)
+    trained_ids, served, served_ids = train_ids, head, train_ids
+    if config.refit and best_epoch > 0:
+        # The epoch count is settled. The measured head is trained again, as long, on training and validation
+        # items (the test items stay unseen); the served head on every item with a target, test items included.
+        test_ids = np.array([i for i in split.test if has_target[i]], np.int64)
+        if len(val_ids):
+            trained_ids = np.concatenate([train_ids, val_ids])
+            head = fresh()
+            _fit(head, loss_of, trained_ids, val_ids, config, best_epoch, best_epoch, None, keep_last=True)
+        served, served_ids = head, trained_ids
+        if len(test_ids):
+            served_ids = np.concatenate([trained_ids, test_ids])
+            served = fresh()
+            _fit(served, loss_of, served_ids, test_ids, config, best_epoch, best_epoch, None, keep_last=True)
     seen = target_words(labels, captions, trained_ids, words, config.caption_weight, keep)
+    served_seen = target_words(labels, captions, served_ids, words, config.caption_weight, keep)
     return TrainResult(head, split, history, best_epoch, time.perf_counter() - start, trained_labels, report, seen,
-                       refit=bool(config.refit and len(val_ids)))
+                       refit=bool(config.refit and best_epoch > 0), served=served, served_seen_words=served_seen)
 
 
 def _fit(head: DeViSEHead, loss_of: Callable, train_ids: np.ndarray, monitor_ids: np.ndarray, config: TrainConfig,

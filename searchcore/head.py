@@ -26,7 +26,9 @@ import torch
 from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
-from .words import WordVectors
+from .words import Term, WordVectors
+
+EXPANSION = 5  # an unseen query word is read by the head as this many of its nearest seen words
 
 
 def unit_rows(matrix: np.ndarray) -> np.ndarray:
@@ -56,6 +58,7 @@ class DeViSEHead(
         ood_distance: float | None = None,
         unseen_conse_mix: float | None = None,
         seen_words: list[str] | None = None,
+        seen_similarity: float | None = None,
     ) -> None:
         super().__init__()
         # backbone/words/conse_mix are recorded in config.json so a head is never paired with the wrong features
@@ -66,6 +69,8 @@ class DeViSEHead(
         # Text→Image trusts the head for words it was trained on and leans on ConSE for the others
         self.unseen_conse_mix = float(conse_mix if unseen_conse_mix is None else unseen_conse_mix)
         self.seen_words = frozenset(seen_words or ())
+        # a word this close (cosine) to a seen word counts as seen: the head generalises to its neighbourhood
+        self.seen_similarity = None if seen_similarity is None else float(seen_similarity)
         # an image farther than this (cosine distance of its features to the nearest collection photo) is unlike
         # anything the head was trained on; its tags then come from ConSE alone (see SearchEngine.embed_image)
         self.ood_distance = None if ood_distance is None else float(ood_distance)
@@ -80,27 +85,65 @@ class DeViSEHead(
         )
 
     def set_serving(self, search_mix: float, tag_mix: float, ood_distance: float | None,
-                    unseen_mix: float | None = None, seen_words: list[str] | None = None) -> None:
+                    unseen_mix: float | None = None, seen_words: list[str] | None = None,
+                    seen_similarity: float | None = None) -> None:
         """Set the ConSE weights, the unseen-image distance and the seen words, also in the saved config.json."""
         self.conse_mix, self.tag_conse_mix = float(search_mix), float(tag_mix)
         self.unseen_conse_mix = float(search_mix if unseen_mix is None else unseen_mix)
         self.ood_distance = None if ood_distance is None else float(ood_distance)
+        self.seen_similarity = None if seen_similarity is None else float(seen_similarity)
         if seen_words is not None:
             self.seen_words = frozenset(seen_words)
         if isinstance(self._hub_mixin_config, dict):
             self._hub_mixin_config.update(conse_mix=self.conse_mix, tag_conse_mix=self.tag_conse_mix,
                                           ood_distance=self.ood_distance, unseen_conse_mix=self.unseen_conse_mix,
-                                          seen_words=sorted(self.seen_words))
+                                          seen_words=sorted(self.seen_words), seen_similarity=self.seen_similarity)
 
-    def knows(self, word: str) -> bool:
-        """Was ``word`` (or its singular) in the targets the head was trained on?"""
+    def knows(self, word: str, words: WordVectors | None = None) -> bool:
+        """Was ``word`` (or its singular) in the head's training targets, or (with ``words``) near one of them?"""
         from .text import singular
 
         forms = getattr(self, "_seen_forms", None)
         if forms is None or forms[0] is not self.seen_words:  # cached per seen-word set
             forms = (self.seen_words, frozenset(singular(w) for w in self.seen_words))
             self._seen_forms = forms
-        return word in self.seen_words or singular(word) in forms[1]
+        if word in self.seen_words or singular(word) in forms[1]:
+            return True
+        if words is None or self.seen_similarity is None or word not in words:
+            return False
+        matrix = self.seen_matrix(words)
+        return bool(len(matrix)) and float(np.max(matrix @ words.unit(word))) >= self.seen_similarity
+
+    def seen_matrix(self, words: WordVectors) -> np.ndarray:
+        """Unit vectors of the seen words that ``words`` knows, in sorted word order (cached per word table)."""
+        cache = self.__dict__.setdefault("_seen_matrices", {})
+        key = (id(words), self.seen_words)
+        if key not in cache:
+            known = [w for w in sorted(self.seen_words) if w in words]
+            cache.clear()
+            cache[key] = (unit_rows(np.stack([words.vector(w) for w in known])) if known
+                          else np.zeros((0, words.dim), np.float32))
+        return cache[key]
+
+    def head_query(self, terms: list[tuple[float, str]], words: WordVectors) -> np.ndarray:
+        """The query as the head should read it: a seen word as itself, an unseen one as its nearest seen words.
+
+        The head learnt where the words of its targets point; for a word it never saw ("ocean") the best guess
+        of where its photos landed is among the seen words nearest it (sea, whale, fish), weighted by cosine.
+        """
+        matrix = self.seen_matrix(words)
+        total = np.zeros(words.dim, np.float32)
+        for weight, word in terms:
+            vec = words.unit(word)
+            if len(matrix) and not self.knows(word, words):
+                sims = matrix @ vec
+                top = np.argsort(-sims, kind="stable")[:EXPANSION]
+                blend_vec = np.clip(sims[top], 0.0, None) @ matrix[top]
+                if float(np.linalg.norm(blend_vec)) > 1e-6:
+                    vec = blend_vec / float(np.linalg.norm(blend_vec))
+            total += float(weight) * vec
+        norm = float(np.linalg.norm(total))
+        return total / norm if norm > 1e-6 else words.combine([Term(w, t) for w, t in terms])
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.net(features)
@@ -199,18 +242,23 @@ class ConSE:
         return unit_rows(emb)
 
 
-def query_mix(terms: list[tuple[float, str]], head: DeViSEHead | None) -> float:
+def query_mix(terms: list[tuple[float, str]], head: DeViSEHead | None, words: WordVectors | None = None) -> float:
     """ConSE's share in a Text→Image ranking: each term votes, by its weight, for the mix of a seen or unseen word."""
     if head is None:
         return 1.0
     weights = [abs(float(w)) for w, _ in terms]
-    mixes = [head.conse_mix if head.knows(word) else head.unseen_conse_mix for _, word in terms]
+    mixes = [head.conse_mix if head.knows(word, words) else head.unseen_conse_mix for _, word in terms]
     return float(np.dot(weights, mixes) / max(sum(weights), 1e-12))
 
 
-def fused_scores(query: np.ndarray, head_embedding: np.ndarray, conse_embedding: np.ndarray, mix: float) -> np.ndarray:
-    """Cosine scores of items for a unit ``query``: ``(1-mix)·cos(head) + mix·cos(ConSE)`` (rows are unit)."""
-    return (1.0 - mix) * (head_embedding @ query) + mix * (conse_embedding @ query)
+def fused_scores(query: np.ndarray, head_embedding: np.ndarray, conse_embedding: np.ndarray, mix: float,
+                 head_query: np.ndarray | None = None) -> np.ndarray:
+    """Cosine scores of items: ``(1-mix)·cos(head, head_query) + mix·cos(ConSE, query)`` (rows and queries unit).
+
+    ``head_query`` (default ``query``) is the query as the head reads it (:meth:`DeViSEHead.head_query`).
+    """
+    head_q = query if head_query is None else head_query
+    return (1.0 - mix) * (head_embedding @ head_q) + mix * (conse_embedding @ query)
 
 
 def blend(head_embedding: np.ndarray, conse_embedding: np.ndarray, conse_mix: float) -> np.ndarray:

@@ -50,15 +50,17 @@ def finite(value: float | None) -> float | None:
 
 
 def rankers(conse_emb: np.ndarray, head_emb: np.ndarray | None = None, head: DeViSEHead | None = None,
-            mix: float | None = None) -> dict[str, Ranker]:
+            mix: float | None = None, words: WordVectors | None = None) -> dict[str, Ranker]:
     """ConSE, the head alone and the served mix (per query, or the fixed ``mix`` when given) as rankers."""
     out: dict[str, Ranker] = {"conse": lambda q, _t: conse_emb @ q}
     if head_emb is not None:
         out["head"] = lambda q, _t: head_emb @ q
 
         def served(q: np.ndarray, terms: list[Term]) -> np.ndarray:
-            m = mix if mix is not None else query_mix([(t.weight, t.word) for t in terms], head)
-            return fused_scores(q, head_emb, conse_emb, m)
+            pairs = [(t.weight, t.word) for t in terms]
+            m = mix if mix is not None else query_mix(pairs, head, words)
+            head_q = head.head_query(pairs, words) if head is not None and words is not None else q
+            return fused_scores(q, head_emb, conse_emb, m, head_q)
 
         out["served"] = served
     return out

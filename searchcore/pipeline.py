@@ -157,10 +157,13 @@ def train_bundle(
                              result.split.val, unseen_items, calib.split.train)
     ood = unseen_distance(bundle.features, result.split)
     result.head.set_serving(serving.conse_mix, serving.tag_conse_mix, ood, serving.unseen_conse_mix,
-                            result.seen_words)
+                            result.seen_words, serving.seen_similarity)
     report(0.9, "measuring on the test split")
     metrics = evaluate_bundle(root, words, result.head, result.split, real_photos=real_photos,
                               tag_rule=serving.tag_rule)
+    served = result.served or result.head  # trained on every photo once the figures are measured
+    served.set_serving(serving.conse_mix, serving.tag_conse_mix, ood, serving.unseen_conse_mix,
+                       result.served_seen_words or result.seen_words, serving.seen_similarity)
     training = {
         "config": config.to_dict(),
         "split": result.split.to_dict(),
@@ -168,6 +171,7 @@ def train_bundle(
         "trained_labels": result.labels,
         "targets": result.targets.to_dict() if result.targets else {},
         "best_epoch": result.best_epoch,
+        "refit": result.refit,
         "epochs_run": len(result.history),
         "train_seconds": round(result.seconds, 3),
         "extract_seconds": manifest.get("build", {}).get("extract_seconds"),
@@ -178,23 +182,29 @@ def train_bundle(
         "calibration_classes": list(calibration),
         "command": command,
     }
-    _save_head(root, result.head, {"metrics": metrics, "training": training}, write_card or default_card)
+    _save_head(root, served, {"metrics": metrics, "training": training}, write_card or default_card, result.head)
     fields = {k: v for k, v in manifest.items() if k not in ("format", "files")}
     rule = serving.tag_rule
     fields.update(metrics=metrics, training=training,
                   serving={"class_min_prob": rule.class_min_prob, "neighbour_distance": rule.neighbour_distance})
     report(0.95, "re-embedding the collection with the new head")
-    rebuild_semantic(root, words, imagenet_class_names(), result.head, fields=fields)
+    rebuild_semantic(root, words, imagenet_class_names(), served, fields=fields)
     report(1.0, "head trained")
     return result, metrics
 
 
 def _save_head(root: Path, head: DeViSEHead, card: dict[str, Any],
-               write_card: Callable[[Path, dict[str, Any]], None] | None) -> None:
-    """Write the head into a temp folder and swap it in, so a crash never leaves half a head in the bundle."""
+               write_card: Callable[[Path, dict[str, Any]], None] | None, measured: DeViSEHead | None = None) -> None:
+    """Write the head into a temp folder and swap it in, so a crash never leaves half a head in the bundle.
+
+    ``measured``, when the served head was trained on every photo, is the head the figures describe (trained
+    without the test photos); it is kept in ``head/measured/`` so ``training.evaluate`` can measure it again.
+    """
     staging = Path(tempfile.mkdtemp(prefix=".head.", dir=root))
     try:
         head.save_pretrained(staging)
+        if measured is not None and measured is not head:
+            measured.save_pretrained(staging / B.MEASURED)
         if write_card is not None:
             write_card(staging, card)
         (root / B.MANIFEST).unlink(missing_ok=True)  # the old manifest no longer vouches for the head

@@ -75,6 +75,8 @@ def _rank(words: WordVectors, word: str) -> int:
 
 def _known(words: WordVectors, phrase: Sequence[str], limit: int) -> bool:
     """Every word known and common enough, and no function word ("piece of cloth", "bird of night" are not tags)."""
+    if len(phrase) == 1 and phrase[0] in STOP_WORDS:  # alone, "can" or "well" reads as a function word
+        return False
     return bool(phrase) and all(w.isalpha() and w.isascii() and w not in GLUE and w in words
                                 and _rank(words, w) < limit for w in phrase)
 
@@ -129,7 +131,7 @@ def build_tag_vocabulary(
                     add(parts, "broader")
         above = broader_word(words, chain, EVERYDAY)
         class_tags.append(own[:NAMES])
-        class_broader.append(add([above], "broader") if above and own else -1)
+        class_broader.append(add([above], "broader") if above and own and _known(words, [above], COMMON) else -1)
     for noun in getattr(visual, "nouns", []) or []:
         if _known(words, [noun], COMMON):
             add([noun], "nouns")

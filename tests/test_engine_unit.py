@@ -382,9 +382,14 @@ def test_search_images_trusts_the_head_for_seen_words_and_conse_for_unseen_ones(
     # "dog" was trained on: the head alone ranks; "cat" was not: ConSE alone
     assert [h.id for h in engine.search_images("dog", k=n)] == ranking(head_emb @ words.unit("dog"))
     assert [h.id for h in engine.search_images("cat", k=n)] == ranking(conse_emb @ words.unit("cat"))
-    # a query of both: each term votes for its own mix, (0 + 1) / 2
+    # a query of both: each term votes for its own mix, (0 + 1) / 2; the head reads the unseen "cat" as its nearest
+    # seen words (here "dog" alone, if it points the same way at all)
     q = words.encode("dog cat")
-    mixed = 0.5 * (head_emb @ q) + 0.5 * (conse_emb @ q)
+    head_q = head.head_query([(1.0, "dog"), (1.0, "cat")], words)
+    cat_as_seen = words.unit("dog") if words.unit("dog") @ words.unit("cat") > 0 else words.unit("cat")
+    expected_q = words.unit("dog") + cat_as_seen
+    np.testing.assert_allclose(head_q, expected_q / np.linalg.norm(expected_q), atol=1e-5)
+    mixed = 0.5 * (head_emb @ head_q) + 0.5 * (conse_emb @ q)
     hits = engine.search_images("dog cat", k=n)
     assert [h.id for h in hits] == ranking(mixed)
     np.testing.assert_allclose([h.distance for h in hits], 1 - np.sort(mixed)[::-1], atol=1e-4)
