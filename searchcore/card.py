@@ -63,7 +63,11 @@ def write_card(folder: Path, card: dict[str, Any]) -> None:
     mix = training["conse_mix"]
     targets = "\n".join(f"- {line}" for line in _target_lines(training.get("targets", {})))
     real_photos = metrics.get("real_photos", {})
-    real = f"{real_photos.get('count', 0)} public photos (searchcore/realphotos.py)"
+    real = f"{real_photos.get('count', 0)} public real photos (searchcore/realphotos.py)"
+    similar = (f" (or within cosine similarity {mix['seen_similarity']} of one)" if mix.get("seen_similarity")
+               else "")
+    served_note = ("The head served here was then trained the same way on every photo, test photos included; the "
+                   "measured one is kept in `measured/`." if training.get("served_on_every_photo") else "")
     extract = training.get("extract_seconds")
     speed = (f"Training took **{training['train_seconds']:.1f} s** on cached features; extracting those features "
              f"took **{extract:.1f} s**." if extract else f"Training took **{training['train_seconds']:.1f} s**.")
@@ -75,24 +79,28 @@ license: mit
 
 # DeViSE head for semantic-search
 
-Maps {config.get('backbone', 'backbone')} image features into the word-vector space so that text finds images and
+Maps {training.get('backbone', 'backbone')} image features into the word-vector space so that text finds images and
 images get tags. Loss: **{config['loss']}**; best epoch {training['best_epoch']} of {training['epochs_run']} run
 (early stopping on the validation split, patience {config['patience']}).
 
 {speed}
 
-Served with ConSE (weights chosen on the **validation** split, with
+Served with ConSE, every setting chosen on the **validation** split (with
 {len(training.get('calibration_classes', []))} classes held out of a calibration head to play unseen ones):
 Text→Image mixes the head's and ConSE's rankings with ConSE weight {mix['search_seen']:g} for words the head was
-trained on and {mix['search_unseen']:g} for words it never saw; Image→Tags blends them with ConSE weight
-{mix['tags']:g}, and photos farther than cosine distance {training.get('ood_distance')} from every collection photo
-get ConSE tags.
+trained on{similar} and {mix['search_unseen']:g} for words it never saw. Image→Tags blends the two embeddings with
+ConSE weight {mix['tags']:g}; the classifier names a photo from probability {mix.get('class_min_prob')}, collection
+photos nearer than cosine distance {mix.get('neighbour_distance')} lend their caption words, and photos farther than
+{training.get('ood_distance')} from every collection photo get ConSE's embedding.
 
 Targets: each photo's label blended with its captions' words (caption weight {config.get('caption_weight', 0):g}).
 {targets}
 
-## Metrics ({metrics.get('split', 'test')} split: {metrics.get('eval_items')} photos, none seen by training or by any
-choice above; real photos: {real})
+## Metrics
+
+On the **{metrics.get('split', 'test')}** split ({metrics.get('eval_items')} photos, seen neither by training nor by
+any choice above) and on {real}, measured with the head trained on the training and validation photos.
+{served_note}
 
 {metrics_table(metrics)}
 
