@@ -212,3 +212,24 @@ def test_query_mix_and_fused_scores():
     h, c = np.array([[1.0, 0, 0], [0, 1.0, 0]]), np.array([[0, 1.0, 0], [1.0, 0, 0]])
     np.testing.assert_allclose(fused_scores(q, h, c, 0.25), [0.75, 0.25])
     assert [t.word for t in [Term(1.0, "a")]] == ["a"]
+
+
+def test_rankers_mean_and_finite():
+    from searchcore.metrics import finite, mean, rankers
+
+    wv = words()
+    conse = np.stack([wv.unit("horse"), wv.unit("fish")])
+    head_emb = np.stack([wv.unit("fish"), wv.unit("horse")])
+    head = DeViSEHead(in_dim=4, hidden_dim=4, out_dim=len(AXES))
+    head.set_serving(0.0, 0.0, None, unseen_mix=1.0, seen_words=["horse"])
+    r = rankers(conse, head_emb, head, words=wv)
+    q = wv.unit("horse")
+    np.testing.assert_allclose(r["conse"](q, [Term(1.0, "horse")]), [1.0, 0.0], atol=1e-6)
+    np.testing.assert_allclose(r["head"](q, [Term(1.0, "horse")]), [0.0, 1.0], atol=1e-6)
+    np.testing.assert_allclose(r["served"](q, [Term(1.0, "horse")]), [0.0, 1.0], atol=1e-6)  # seen: the head
+    f = wv.unit("fish")
+    np.testing.assert_allclose(r["served"](f, [Term(1.0, "fish")]), [0.0, 1.0], atol=1e-6)  # unseen: ConSE
+    fixed = rankers(conse, head_emb, head, mix=0.5, words=wv)["served"](q, [Term(1.0, "horse")])
+    np.testing.assert_allclose(fixed, [0.5, 0.5], atol=1e-6)
+    assert mean([0.5, float("nan"), 1.0]) == 0.75 and math.isnan(mean([]))
+    assert finite(0.123456) == 0.1235 and finite(float("nan")) is None and finite(None) is None
