@@ -3,7 +3,9 @@
 Five searches, one tab each, all answered by :mod:`searchcore` (this file only lays out the page and turns
 searchcore's results and errors into Gradio's): Image → Image, Image → Image biased by an ImageNet class,
 Text → Text, Image → Tags and Text → Image. Every search is also an API endpoint (``/similar_images``,
-``/similar_images_by_class``, ``/similar_words``, ``/tag_image``, ``/search_images``; see README.md).
+``/similar_images_by_class``, ``/similar_words``, ``/tag_image``, ``/search_images``; see README.md) and an MCP tool
+of the same name for AI assistants (served at ``/gradio_api/mcp/``; the handlers' docstrings are the tools'
+descriptions).
 
 Run it::
 
@@ -32,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 
 from searchcore import AssetSourceError, BadArgumentError, ImageError, SearchError
+from searchcore.errors import shorten
 
 if TYPE_CHECKING:
     from searchcore import Hit, SearchEngine, WordHit
@@ -59,6 +62,7 @@ class Served:
     engine: SearchEngine
     why: str
     folders: tuple[str, ...]  # the folders holding the collection's photos: the only ones Gradio may serve from
+    name: str  # the bundle as the page names it: its Hub id or its folder's name, never a path on the server
 
 
 class _Attempt:
@@ -130,14 +134,17 @@ def _build_served(report: Callable[[float, str], None]) -> Served:
 
     source = os.environ.get("SEARCH_BUNDLE", "").strip()
     if source:
-        report(0.0, f"loading the bundle {source}")
+        name = bundle_name(source)
+        report(0.0, f"loading the bundle {name}")  # shown on the page too
         try:
             engine = load_engine(source)
             report(1.0, "ready")
-            return _served(engine, f"`SEARCH_BUNDLE` is set to `{source}`.")
+            return _served(engine, f"`SEARCH_BUNDLE` names the bundle `{name}`.", name)
         except AssetSourceError as exc:
             log.warning("SEARCH_BUNDLE=%s cannot be loaded, serving the offline demo bundle instead: %s", source, exc)
-            why = f"`SEARCH_BUNDLE` is set to `{source}`, but it could not be loaded ({exc}) so the app serves "
+            # the page (public) gets the reason only for a Hub id: a local folder's message names server paths
+            reason = f" ({exc})" if name == source else " (see the server log)"
+            why = f"`SEARCH_BUNDLE` names the bundle `{name}`, but it could not be loaded{reason}, so the app serves "
     else:
         why = "No `SEARCH_BUNDLE` is set, so the app serves "
     from searchcore.offline import ensure_offline_bundle
@@ -146,7 +153,14 @@ def _build_served(report: Callable[[float, str], None]) -> Served:
     report(0.95, "loading the search engine")
     engine = load_engine(root)
     report(1.0, "ready")
-    return _served(engine, why + _offline_note())
+    return _served(engine, why + _offline_note(), root.name)
+
+
+def bundle_name(source: str) -> str:
+    """How the page names a bundle: a Hub repo id as it is, a local folder by its name (the page is public; the
+    server's folders are nobody's business)."""
+    path = Path(source).expanduser()
+    return path.name if path.exists() or source.startswith((".", "/", "~")) else source
 
 
 def _serving_threads() -> None:
@@ -157,13 +171,13 @@ def _serving_threads() -> None:
     torch.set_num_threads(max(1, int(os.environ.get("SEARCH_TORCH_THREADS", "1"))))
 
 
-def _served(engine: SearchEngine, why: str) -> Served:
+def _served(engine: SearchEngine, why: str, name: str) -> Served:
     _serving_threads()  # after any bundle build, which batches images and gains from every core
     images = engine.bundle.root / "images"
     # A Hub snapshot's photos are symlinks into the Hub cache's blobs/ folder, and Gradio checks resolved paths.
     folders = {str(images.resolve())}
     folders |= {str(engine.bundle.image_path(item).resolve().parent) for item in engine.bundle.items}
-    return Served(engine, why, tuple(sorted(folders)))
+    return Served(engine, why, tuple(sorted(folders)), name)
 
 
 _loader = _EngineLoader(_build_served)
@@ -207,15 +221,24 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+# What a caller must send instead of a path on the server (an API call that names one gets this, from Gradio's
+# refusal in _SearchBlocks or from _image).
+SEND_THE_IMAGE = ("Send the image itself, not a path on the server: this server reads only files uploaded to it. From "
+                  "Python, pass gradio_client.handle_file('photo.jpg') (it uploads the file); over MCP, a public "
+                  "http(s) URL of the image or a data:image/png;base64,... URL.")
+
+
 def _image(value: Any) -> str | bytes:
     """The uploaded image as searchcore takes it: the uploaded file's path (or the bytes of a data: URL).
 
     The search events run with ``preprocess=False`` so that searchcore, not Gradio, opens the file: a corrupt, huge
-    or odd image then gets searchcore's message instead of a Gradio processing error.
+    or odd image then gets searchcore's message instead of a Gradio processing error. Gradio checks only the files
+    it recognises as such (with their ``meta``): a bare ``{"path": ...}`` reaches this function unchecked, so only
+    files inside Gradio's upload folder are read, as Gradio itself would allow.
     """
     if isinstance(value, dict):
         if value.get("path"):
-            return str(value["path"])
+            return _uploaded(str(value["path"]))
         url = value.get("url") or ""
         if url.startswith("data:") and "," in url:
             try:
@@ -225,6 +248,58 @@ def _image(value: Any) -> str | bytes:
     if value is None or value == {}:
         raise ImageError("No image yet: upload a photo (or paste one, or use the webcam), or click an example.")
     raise ImageError("Could not read the uploaded image; upload it again as a JPEG or PNG file.")
+
+
+def _uploaded(path: str) -> str:
+    """``path`` when it is a file Gradio received (its upload folder, where uploads, fetched URLs and cached examples
+    go); anything else on the server is refused, whether it exists or not, so a caller learns nothing about it."""
+    from gradio.utils import get_upload_folder
+
+    try:
+        Path(path).resolve().relative_to(Path(get_upload_folder()).resolve())
+    except (ValueError, OSError):
+        raise ImageError(SEND_THE_IMAGE) from None
+    return path
+
+
+def _refused_image(components: list[Any], inputs: list[Any]) -> str | None:
+    """What to tell a caller whose image Gradio refused before any handler ran, or ``None`` if no image was sent.
+
+    Gradio fetches an image sent as a URL and refuses one sent as a path on the server (or as a bare string) while
+    preparing the inputs, and hides the message of those errors from the client (``{"error": null}``).
+    """
+    for component, value in zip(components, inputs):
+        if not isinstance(component, gr.Image) or value in (None, {}, ""):
+            continue
+        where = (value.get("path") or value.get("url")) if isinstance(value, dict) else value
+        if isinstance(where, str) and where.startswith(("http://", "https://")):
+            return (f"Could not fetch the image at {shorten(where, 80)}: this server downloads only public http(s) "
+                    "addresses that answer with the file. Send the image itself instead (gradio_client.handle_file, "
+                    "or a data:image/png;base64,... URL over MCP).")
+        return SEND_THE_IMAGE
+    return None
+
+
+class _SearchBlocks(gr.Blocks):
+    """``gr.Blocks`` whose refusals of a sent image say what to send instead.
+
+    Gradio prepares an event's files before its handler runs (it downloads a URL, refuses a path that was not
+    uploaded, validates the file's description) and turns any failure there into an error without a message. The
+    app can only step in here, where the inputs are prepared (``Blocks.preprocess_data`` as in Gradio 6.31, which
+    requirements.txt pins; tests/test_app.py sends each refused form and checks the message).
+    """
+
+    async def preprocess_data(self, block_fn: Any, inputs: list[Any], state: Any, explicit_call: bool = False) -> Any:
+        try:
+            return await super().preprocess_data(block_fn, inputs, state, explicit_call)
+        except gr.Error:
+            raise
+        except Exception as exc:
+            message = _refused_image(list(block_fn.inputs), list(inputs or []))
+            if message is None:
+                raise
+            log.info("refused an image sent to %s: %s: %s", block_fn.api_name, type(exc).__name__, exc)
+            raise gr.Error(message, title="Cannot search", print_exception=False) from None
 
 
 def _k(value: Any) -> int:
@@ -258,18 +333,48 @@ def _table(hits: list[WordHit]) -> list[list[Any]]:
     return [[h.word, round(float(h.distance), 4)] for h in hits]
 
 
-# ---- the five searches (the API endpoints; parameter names are the API's) ------------------------------------------
+# ---- the five searches (the API endpoints and MCP tools; parameter names are the API's) -----------------------------
+# Gradio builds each MCP tool's description from its handler's docstring: the text before "Args:", then one line per
+# argument (a line of its own: Gradio reads no continuation lines) and the "Returns:" lines. Written for an assistant
+# that has never seen the page.
+ImagePayload = dict[str, Any] | str | None  # Gradio's file description ({"path": ..., "url": ..., "meta": ...})
+Count = int | float | str  # as sent: a slider gives a float, a hand-written API call may send a string
+
+
 @user_errors
-def similar_images(image: Any, k: Any, progress: gr.Progress = gr.Progress()) -> list[tuple[str, str]]:  # noqa: B008
-    """Photos of the collection that look like the given image (CNN features, cosine distance)."""
+def similar_images(image: ImagePayload, k: Count,
+                   progress: gr.Progress = gr.Progress()) -> list[tuple[str, str]]:  # noqa: B008
+    """Find the photos of the collection that look most like a given image (nearest CNN features, cosine distance).
+
+    Any photo works, not only the collection's; a photo of the collection finds itself first (distance 0).
+
+    Args:
+        image: the photo to search with: a public http(s) URL or a data:image/png;base64,... URL (JPEG, PNG, WebP).
+        k: how many photos to return, a whole number from 1 to 50.
+
+    Returns:
+        the photos, best first, each an image URL with the caption 'label · caption · distance 0.123'.
+    """
     image, k = _image(image), _k(k)
     return _gallery(get_engine(progress).similar_images(image, k))
 
 
 @user_errors
-def similar_images_by_class(image: Any, imagenet_class: Any, k: Any,
+def similar_images_by_class(image: ImagePayload, imagenet_class: int | str | None, k: Count,
                             progress: gr.Progress = gr.Progress()) -> list[tuple[str, str]]:  # noqa: B008
-    """Like similar_images, with the features re-weighted by one ImageNet class (an index 0-999 or a name)."""
+    """Find the photos of the collection that look like a given image as one ImageNet class sees it.
+
+    The CNN's features are weighted by that class's row of its ImageNet classifier, for the photo and the collection,
+    so what the class relies on counts most (a cat photo with class 'Siamese cat' ranks cats by cat features).
+
+    Args:
+        image: the photo to search with: a public http(s) URL or a data:image/png;base64,... URL (JPEG, PNG, WebP).
+        imagenet_class: one of the 1000 ImageNet classes: an index 0-999 (284), a name ('Siamese cat') or both.
+        k: how many photos to return, a whole number from 1 to 50.
+
+    Returns:
+        the photos, best first, each an image URL with the caption 'label · caption · distance 0.123'.
+    """
     image, k = _image(image), _k(k)
     if imagenet_class is None:
         imagenet_class = ""  # searchcore then explains how to pick one
@@ -277,24 +382,53 @@ def similar_images_by_class(image: Any, imagenet_class: Any, k: Any,
 
 
 @user_errors
-def similar_words(query: Any, k: Any, progress: gr.Progress = gr.Progress()) -> list[list[Any]]:  # noqa: B008
-    """Words whose GloVe vectors are nearest the query's ('said', 'king - man + woman')."""
+def similar_words(query: str, k: Count, progress: gr.Progress = gr.Progress()) -> list[list[Any]]:  # noqa: B008
+    """Find the English words nearest in meaning to a word or a combination of words (GloVe word vectors).
+
+    Several words are averaged; '+' and '-' add and subtract ('king - man + woman' gives queen) and '2:cat' weighs.
+
+    Args:
+        query: one or more English words, e.g. 'said', 'ocean', 'cat sofa', 'king - man + woman'.
+        k: how many words to return, a whole number from 1 to 50.
+
+    Returns:
+        a table with the columns word and distance, nearest first (cosine distance: 0 is the same meaning).
+    """
     query, k = _text(query), _k(k)
     return _table(get_engine(progress).similar_words(query, k))
 
 
 @user_errors
-def tag_image(image: Any, k: Any, progress: gr.Progress = gr.Progress()) -> list[list[Any]]:  # noqa: B008
-    """Words that describe the image: what the CNN's classifier is sure of, the captions of near collection photos,
-    then the visual tags nearest its embedding in word space (DeViSE head, or ConSE for photos unlike the
-    collection)."""
+def tag_image(image: ImagePayload, k: Count, progress: gr.Progress = gr.Progress()) -> list[list[Any]]:  # noqa: B008
+    """Describe a photo in English words: the things one can see in it, best first.
+
+    The words come from what the CNN's ImageNet classifier is sure of, the captions of very similar collection
+    photos, and the visual words nearest the photo in word space (a trained DeViSE head, or ConSE). Any photo works.
+
+    Args:
+        image: the photo to describe: a public http(s) URL or a data:image/png;base64,... URL (JPEG, PNG, WebP).
+        k: how many words to return, a whole number from 1 to 50.
+
+    Returns:
+        a table with the columns word and distance, best first (cosine distance between the word and the photo).
+    """
     image, k = _image(image), _k(k)
     return _table(get_engine(progress).tag_image(image, k))
 
 
 @user_errors
-def search_images(query: Any, k: Any, progress: gr.Progress = gr.Progress()) -> list[tuple[str, str]]:  # noqa: B008
-    """Photos of the collection that match words ('bird', 'christmas tree', 'fruit + red', '2:bird + penguin')."""
+def search_images(query: str, k: Count, progress: gr.Progress = gr.Progress()) -> list[tuple[str, str]]:  # noqa: B008
+    """Find the photos of the collection that match words, even words no photo is captioned with.
+
+    Several words are averaged ('christmas tree'); '+' and '-' add and subtract, '2:bird' weighs a word.
+
+    Args:
+        query: one or more English words, e.g. 'bird', 'christmas tree', 'fruit + red', '2:bird + penguin'.
+        k: how many photos to return, a whole number from 1 to 50.
+
+    Returns:
+        the photos, best first, each an image URL with the caption 'label · caption · distance 0.123'.
+    """
     query, k = _text(query), _k(k)
     return _gallery(get_engine(progress).search_images(query, k))
 
@@ -373,8 +507,9 @@ def _timings(manifest: dict[str, Any]) -> str:
     return ("Build times on the machine that built the bundle: " + "; ".join(facts) + ".") if facts else ""
 
 
-def describe(engine: SearchEngine) -> str:
-    """The "How it works" panel for the served bundle: collection, models, measured figures."""
+def describe(engine: SearchEngine, name: str) -> str:
+    """The "How it works" panel for the served bundle (``name``: its Hub id or folder name, never the server's
+    path): collection, models, measured figures."""
     info = engine.info
     labels = ", ".join(info.labels[:40]) + (f" … ({len(info.labels)} in all)" if len(info.labels) > 40 else "")
     parts = [
@@ -384,7 +519,7 @@ def describe(engine: SearchEngine) -> str:
         f"cosine nearest neighbours in an hnswlib index.",
         f"- **Word vectors:** `{info.words}`, {info.word_dim}-d GloVe vectors.",
         f"- **Text ↔ image:** {_semantic_text(info.semantic)}.",
-        f"- **Bundle folder:** `{info.root}`.",
+        f"- **Bundle:** `{name}`.",
         "",
         "### How each search works",
         "- **Image → Image:** the CNN's penultimate features of your photo; nearest photos by cosine distance.",
@@ -497,7 +632,7 @@ def _run_example_search(examples: gr.Examples, fn: Callable[..., Any], inputs: l
 photo_samples = [[p] for p in _sample_photos()]
 image_examples: list[gr.Examples] = []
 
-with gr.Blocks(title="Semantic search: photos and words by meaning") as demo:
+with _SearchBlocks(title="Semantic search: photos and words by meaning") as demo:
     gr.Markdown(
         "# Semantic search: photos and words by meaning\n"
         "A CNN turns photos into feature vectors, GloVe turns words into vectors, and a small DeViSE head maps photos "
@@ -615,7 +750,7 @@ with gr.Blocks(title="Semantic search: photos and words by meaning") as demo:
         engine = served.engine
         classes = [f"{i}: {name}" for i, name in enumerate(engine.class_names)]
         samples = [[p] for p in _collection_photos(engine)] + cached_photo_samples
-        return (banner(served), gr.Markdown(visible=False), describe(engine), gr.Dropdown(choices=classes),
+        return (banner(served), gr.Markdown(visible=False), describe(engine, served.name), gr.Dropdown(choices=classes),
                 *(gr.Dataset(samples=samples) for _ in image_examples))
 
     demo.load(_on_page_load, outputs=[status, building, about, ic_class, *(ex.dataset for ex in image_examples)],
@@ -630,5 +765,6 @@ if __name__ == "__main__":
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     log.setLevel(logging.INFO)  # our progress lines, without every library's INFO chatter
     _loader.start()  # build the engine while the server starts; the page shows the progress
-    # GRADIO_SERVER_NAME / GRADIO_SERVER_PORT are read by Gradio itself
-    demo.launch(max_file_size=MAX_UPLOAD, theme=THEME, css=CSS)
+    # GRADIO_SERVER_NAME / GRADIO_SERVER_PORT are read by Gradio itself. mcp_server: the five searches (the named,
+    # public endpoints; the page load and example clicks are private) become MCP tools at /gradio_api/mcp/.
+    demo.launch(max_file_size=MAX_UPLOAD, theme=THEME, css=CSS, mcp_server=True)

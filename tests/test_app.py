@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -195,6 +196,81 @@ def test_an_unreachable_bundle_falls_back_to_the_offline_one(offline_bundle: Pat
         wait_until_answering(server)
         result = Client(server.url, verbose=False, download_files=False).predict("bird", 3, api_name="/search_images")
         assert len(result) == 3, server.log()
-        assert "nobody/no-such-bundle" in server.log() and "offline demo bundle" in server.log(), server.log()
+        log = server.log()
+        assert "nobody/no-such-bundle" in log and "offline demo bundle" in log, log
+        # one warning line that says what to check, not a traceback
+        assert "Traceback" not in log and "Check the repo id and your network" in log and "HF_TOKEN" in log, log
     finally:
         stop(server.process)
+
+
+# ---- messages a newcomer can act on, showing nothing of the server ---------------------------------------------------
+def test_an_empty_upload_is_named_as_the_user_named_it_not_by_the_servers_temp_path(client: Client,
+                                                                                    tmp_path: Path) -> None:
+    empty = tmp_path / "z.png"
+    empty.write_bytes(b"")
+    with pytest.raises(Exception) as caught:
+        client.predict(handle_file(str(empty)), 5, api_name="/tag_image")
+    message = str(caught.value)
+    assert "'z.png'" in message and "as an image" in message, message
+    assert "/" not in message.split("(")[0] and tempfile.gettempdir() not in message, message  # no folder at all
+    assert "gradio" not in message.lower(), message
+
+
+def test_a_very_long_unknown_word_is_shortened_in_the_message(client: Client) -> None:
+    word = "q" + "wz" * 50_000  # 100,001 characters
+    with pytest.raises(Exception) as caught:
+        client.predict(word, 5, api_name="/similar_words")
+    message = str(caught.value)
+    assert word[:40] + "…" in message and "vocabulary" in message, message[:300]
+    assert len(message) < 300, len(message)
+    assert_still_serving(client)
+
+
+SEND_IT = ["send the image itself", "gradio_client.handle_file", "not a path on the server"]
+
+
+def call_raw(app_server: AppServer, endpoint: str, data: list[Any]) -> str:
+    """POST to Gradio's plain HTTP API (no client library) and return the SSE answer."""
+    request = urllib.request.Request(f"{app_server.url}gradio_api/call/{endpoint}", method="POST",
+                                     data=json.dumps({"data": data}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        event_id = json.load(response)["event_id"]
+    with urllib.request.urlopen(f"{app_server.url}gradio_api/call/{endpoint}/{event_id}", timeout=120) as response:
+        return response.read().decode()
+
+
+@pytest.mark.parametrize("how", ["string", "file-data", "bare-dict"])
+def test_an_image_named_by_a_path_on_the_server_is_refused_saying_what_to_send(app_server: AppServer, client: Client,
+                                                                              how: str) -> None:
+    """Gradio refuses the first two before the app runs (and would answer ``{"error": null}``); the third, a
+    description without Gradio's ``meta``, passes Gradio unchecked, so the app itself must refuse it, unread: the
+    path is a real photo on the server (scikit-image's cat), which must not be tagged."""
+    path = chelsea()
+    if how == "string":  # gradio_client sends a plain string as it is
+        with pytest.raises(Exception) as caught:
+            client.predict(path, 5, api_name="/tag_image")
+        message = str(caught.value)
+    else:
+        value: dict[str, Any] = {"path": path}
+        if how == "file-data":
+            value["meta"] = {"_type": "gradio.FileData"}
+        answer = call_raw(app_server, "tag_image", [value, 5])
+        assert "event: error" in answer, answer[:500]
+        message = answer
+    for fragment in SEND_IT:
+        assert fragment.lower() in message.lower(), message
+    assert not CAT_WORDS & set(re.findall(r"[a-z]+", message.lower())), message  # refused, not tagged
+    assert_still_serving(client)
+
+
+def test_how_it_works_names_the_bundle_never_its_folder(offline_engine: Any, offline_bundle: Path) -> None:
+    import app
+
+    text = app.describe(offline_engine, offline_bundle.name)
+    assert f"`{offline_bundle.name}`" in text
+    assert str(offline_bundle) not in text and str(offline_bundle.parent) not in text, text
+    assert app.bundle_name(str(offline_bundle)) == offline_bundle.name
+    assert app.bundle_name("/srv/bundles/pascal") == "pascal"  # a folder by its name, even one not there
+    assert app.bundle_name("user/pascal-search") == "user/pascal-search"  # a Hub id as it is

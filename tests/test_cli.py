@@ -158,3 +158,67 @@ def test_build_assets_push_to_hub_dry_run_publishes_the_dataset_only(sources, tm
     assert copied == files
     assert not (preview / "model").exists()
     B.verify(preview / "dataset")  # what would be uploaded is itself a complete, verifiable bundle
+
+
+# ---- a failure ends in a message, not a traceback ----------------------------------------------------------------
+HUB_REPO = "someone/glove-vectors"  # in no cache: with the Hub offline it cannot be fetched
+
+
+def visible_lines(stderr: str) -> list[str]:
+    """stderr as a terminal shows it: tqdm redraws its line after each carriage return, and a failed run's bar is
+    wiped, so only what follows the last one on each line stays."""
+    return [shown for line in stderr.split("\n") if (shown := line.split("\r")[-1].rstrip())]
+
+
+@pytest.fixture(scope="module")
+def hub_bundle(sources, tmp_path_factory) -> Path:
+    """A finished tiny bundle whose manifest names its word vectors by a Hub id (as a bundle built online does)."""
+    from training import build_assets
+
+    out = tmp_path_factory.mktemp("hub-bundle") / "bundle"
+    assert build_assets.main(build_args(*sources, out)) == 0
+    manifest = json.loads((out / B.MANIFEST).read_text(encoding="utf-8"))
+    manifest["words"] = HUB_REPO
+    (out / B.MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
+    return out
+
+
+def test_every_cli_without_the_hub_ends_in_a_message_and_a_nonzero_exit(sources, hub_bundle, tmp_path):
+    """The real commands in subprocesses, with huggingface_hub offline and empty caches: each says what could not be
+    fetched and what to do, in one or two lines, exits non-zero, and prints no traceback unless --debug."""
+    photos, _ = sources
+    out = str(tmp_path / "out")
+    commands = {
+        # (arguments, exit code, what the first line names, what the second line says)
+        "default backbone": (["training.build_assets", "--collection", str(photos), "--out", out],
+                             2, "'timm/vgg16.tv_in1k'", "--offline"),
+        "default vectors": (["training.build_assets", "--collection", str(photos), "--out", out, "--backbone",
+                             TINY_BACKBONE], 2, "'sentence-transformers/average_word_embeddings_glove.6B.300d'",
+                            "--offline"),
+        "train": (["training.train_devise", "--bundle", str(hub_bundle), "--epochs", "1"], 2, f"'{HUB_REPO}'",
+                  "--offline"),
+        "evaluate": (["training.evaluate", "--bundle", str(hub_bundle)], 2, f"'{HUB_REPO}'", "--offline"),
+        "publish": (["training.publish", str(hub_bundle), "someone/tiny-photos"], 1, "Hugging Face Hub", "--dry-run"),
+        "deploy": (["training.deploy_space", "someone/semantic-search"], 1, "Hugging Face Hub", "--dry-run"),
+        "debug": (["training.build_assets", "--collection", str(photos), "--out", out, "--debug"],
+                  2, "'timm/vgg16.tv_in1k'", "--offline"),
+    }
+    cache = tmp_path / "caches"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(cache / "hf"), "HF_HUB_CACHE": str(cache / "hub"),
+           "TORCH_HOME": str(cache / "torch"), "SEARCH_CACHE_DIR": str(cache / "search"), "HF_TOKEN": "hf_unused"}
+    procs = {name: subprocess.Popen([sys.executable, "-m", *args], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE)
+             for name, (args, *_) in commands.items()}
+    for name, proc in procs.items():
+        err = proc.communicate(timeout=300)[1].decode(errors="replace")  # bytes: text mode would turn \r into \n
+        _, code, names, advice = commands[name]
+        assert proc.returncode == code, (name, err)
+        lines = visible_lines(err)
+        if name == "debug":
+            assert "Traceback" in err, err  # --debug shows where it failed, then the same message
+            lines = lines[-2:]
+        else:
+            assert "Traceback" not in err, (name, err)
+        assert len(lines) == 2, (name, err)
+        assert lines[0].startswith("error: ") and names in lines[0], (name, lines)
+        assert advice in lines[1], (name, lines)

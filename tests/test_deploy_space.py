@@ -151,6 +151,17 @@ def test_plan_of_the_real_checkout_ships_the_app_and_not_the_tests() -> None:
     assert not [name for name in files if name.startswith(("tests/", "bench/", "assets/")) or "__pycache__" in name]
 
 
+def test_the_real_dry_run_uploads_packages_txt_so_a_space_has_the_tux_paint_photos() -> None:
+    """A Space installs the Debian packages listed in packages.txt (one per line, nothing else on the line): the
+    Tux Paint stamps, so a Space with no bundle of its own serves the same offline collection as a local run."""
+    packages = (REPO_ROOT / "packages.txt").read_text(encoding="utf-8").split()
+    assert packages == ["tuxpaint-stamps-default"]
+    result = subprocess.run([sys.executable, "-m", "training.deploy_space", SPACE, "--dry-run"], cwd=REPO_ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "\n  packages.txt\n" in result.stdout and "\n  requirements.txt\n" in result.stdout, result.stdout
+
+
 def test_readme_without_space_header_stays_home(checkout: Path, hf_api, capsys) -> None:
     (checkout / "README.md").write_text("# Semantic search\n\nNo YAML header here.\n")
     assert main([SPACE, "--dry-run", "--root", str(checkout)]) == 0

@@ -20,10 +20,9 @@ from pathlib import Path
 from searchcore.backbone import DEFAULT_BACKBONE, OFFLINE_BACKBONE
 from searchcore.bundle import WORD_VOCAB
 from searchcore.collection import Collection, load_collection
-from searchcore.errors import SearchError
 from searchcore.words import DEFAULT_WORDS, OFFLINE_WORDS
 
-from .cli import progress_bar
+from .cli import OFFLINE_HINT, add_debug_flag, progress_bar, run
 
 
 def parser() -> argparse.ArgumentParser:
@@ -51,6 +50,7 @@ def parser() -> argparse.ArgumentParser:
                         "--no-head does the same for a bundle built earlier); token from HF_TOKEN or hf auth login")
     p.add_argument("--dry-run", metavar="DIR", type=Path, default=None,
                    help="with --push-to-hub: write exactly what would be uploaded into DIR, contact nothing")
+    add_debug_flag(p)
     return p
 
 
@@ -72,25 +72,25 @@ def main(argv: list[str] | None = None) -> int:
     command = f"{cli.prog} {shlex.join(sys.argv[1:] if argv is None else argv)}"
     if args.offline:
         args.backbone, args.words = OFFLINE_BACKBONE, OFFLINE_WORDS
+    return run(lambda: _build(args, command), debug=args.debug, hub_hint=OFFLINE_HINT)
+
+
+def _build(args: argparse.Namespace, command: str) -> int:
     from searchcore.pipeline import build_bundle  # torch: only once there is work to do
 
-    try:
-        collection = resolve_collection(args)
-        with progress_bar(f"building {args.out}") as report:
-            out, info = build_bundle(collection, args.out, args.backbone, args.words, report=report,
-                                     batch_size=args.batch_size, word_vocab=args.word_vocab,
-                                     use_wordnet=not args.no_wordnet, command=command)
-        summary = {"bundle": str(out), "photos": len(collection) - len(info["skipped"]),
-                   "skipped": info["skipped"], "extract_seconds": info["extract_seconds"],
-                   "images_per_second": info["images_per_second"]}
-        if args.push_to_hub:
-            from .publish import publish_bundle
+    collection = resolve_collection(args)
+    with progress_bar(f"building {args.out}") as report:
+        out, info = build_bundle(collection, args.out, args.backbone, args.words, report=report,
+                                 batch_size=args.batch_size, word_vocab=args.word_vocab,
+                                 use_wordnet=not args.no_wordnet, command=command)
+    summary = {"bundle": str(out), "photos": len(collection) - len(info["skipped"]),
+               "skipped": info["skipped"], "extract_seconds": info["extract_seconds"],
+               "images_per_second": info["images_per_second"]}
+    if args.push_to_hub:
+        from .publish import publish_bundle
 
-            summary["hub"] = publish_bundle(out, args.push_to_hub, push_head=False,
-                                            **({"dry_run_dir": args.dry_run} if args.dry_run else {}))
-    except SearchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        summary["hub"] = publish_bundle(out, args.push_to_hub, push_head=False,
+                                        **({"dry_run_dir": args.dry_run} if args.dry_run else {}))
     print(json.dumps(summary, indent=2, default=str))
     return 0
 

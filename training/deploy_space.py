@@ -30,10 +30,12 @@ from pathlib import Path
 from typing import NamedTuple
 
 from huggingface_hub import HfApi, get_token
-from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+from huggingface_hub.errors import RepositoryNotFoundError
 from huggingface_hub.utils import filter_repo_objects
 
-from searchcore.errors import AssetSourceError, BadArgumentError, SearchError
+from searchcore.errors import AssetSourceError, BadArgumentError
+
+from .cli import PUBLISH_HINT, add_debug_flag, run
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # packages.txt: the Debian packages a Space installs (one per line), when the project has any.
@@ -262,41 +264,41 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--token", help="Hugging Face token with write access (default: $HF_TOKEN)")
     parser.add_argument("--message", default=DEFAULT_MESSAGE, help="commit message")
     parser.add_argument("--root", type=Path, default=REPO_ROOT, help="the project checkout (default: this one)")
+    add_debug_flag(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    return run(lambda: _deploy(args), debug=args.debug, hub_hint=PUBLISH_HINT, code=1)
+
+
+def _deploy(args: argparse.Namespace) -> int:
     share_token = args.share_token or share_token_consent()
-    try:
-        plan = plan_deploy(args.repo_id, bundle=args.bundle, root=args.root)
-        for note in plan.notes:
-            print(f"note: {note}", file=sys.stderr)
-        if args.dry_run:
-            visibility = "private" if args.private else "the Hub's default visibility"
-            print(f"dry run: would create the Gradio Space {plan.repo_id} ({visibility}) if missing and upload "
-                  f"{len(plan.files)} files from {plan.root}:")
-            for name in plan.files:
-                print(f"  {name}")
-            for key, value in plan.variables.items():
-                print(f"would set the Space variable {key}={value}")
-            if args.bundle:
-                print(f"would first check that {args.bundle} is readable on the Hub; if it is private, "
-                      + (f"would store your token as the Space secret {TOKEN_SECRET}" if share_token else
-                         f"would refuse unless the Space already has the secret {TOKEN_SECRET} (see --share-token)"))
-            else:
-                print(f"no --bundle: {BUNDLE_VARIABLE} is left as it is")
-            return 0
-        url, notes = deploy_space(plan, private=args.private, token=args.token, share_token=share_token,
-                                  commit_message=args.message)
-    except (SearchError, HfHubHTTPError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    plan = plan_deploy(args.repo_id, bundle=args.bundle, root=args.root)
+    for note in plan.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if args.dry_run:
+        visibility = "private" if args.private else "the Hub's default visibility"
+        print(f"dry run: would create the Gradio Space {plan.repo_id} ({visibility}) if missing and upload "
+              f"{len(plan.files)} files from {plan.root}:")
+        for name in plan.files:
+            print(f"  {name}")
+        for key, value in plan.variables.items():
+            print(f"would set the Space variable {key}={value}")
+        if args.bundle:
+            print(f"would first check that {args.bundle} is readable on the Hub; if it is private, "
+                  + (f"would store your token as the Space secret {TOKEN_SECRET}" if share_token else
+                     f"would refuse unless the Space already has the secret {TOKEN_SECRET} (see --share-token)"))
+        else:
+            print(f"no --bundle: {BUNDLE_VARIABLE} is left as it is")
+        return 0
+    url, notes = deploy_space(plan, private=args.private, token=args.token, share_token=share_token,
+                              commit_message=args.message)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     print(f"deployed {len(plan.files)} files to {url}")
     return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main())

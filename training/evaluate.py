@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from searchcore.errors import SearchError
+from .cli import BUNDLE_MODELS_HINT, add_debug_flag, run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,16 +22,17 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--bundle", required=True, type=Path, help="a bundle with a trained head")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    add_debug_flag(p)
     args = p.parse_args(argv)
+    return run(lambda: _evaluate(args), debug=args.debug, hub_hint=BUNDLE_MODELS_HINT)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
     from searchcore.card import metrics_table  # torch: only once there is work to do
     from searchcore.pipeline import evaluate_bundle
 
-    try:
-        with contextlib.redirect_stdout(sys.stderr):  # huggingface_hub prints while loading the head; keep --json clean
-            metrics = evaluate_bundle(args.bundle)
-    except SearchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    with contextlib.redirect_stdout(sys.stderr):  # huggingface_hub prints while loading the head; keep --json clean
+        metrics = evaluate_bundle(args.bundle)
     if args.json:
         print(json.dumps(metrics))
     else:
@@ -39,7 +40,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nImage→Image precision@10 on raw features: {metrics['features_image_image_p10']}; "
               f"{metrics['eval_items']} held-back photos.")
     return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main())

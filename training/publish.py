@@ -26,16 +26,16 @@ import json
 import os
 import re
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
 from huggingface_hub import HfApi
-from huggingface_hub.errors import HfHubHTTPError
 from huggingface_hub.utils import filter_repo_objects
 
 from searchcore.bundle import HEAD, MANIFEST, rebuild_hint, verify
-from searchcore.errors import BadArgumentError, BundleError, SearchError
+from searchcore.errors import BadArgumentError, BundleError
+
+from .cli import PUBLISH_HINT, add_debug_flag, run
 
 # The head's model repo: what PyTorchModelHubMixin needs to rebuild it, plus its model card and training curve.
 HEAD_REQUIRED = ("config.json", "model.safetensors", "README.md")
@@ -178,13 +178,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--token", help="Hugging Face token (default: $HF_TOKEN)")
     parser.add_argument("--message", default=DEFAULT_MESSAGE, help="commit message")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
-    try:
-        summary = publish_bundle(args.bundle, args.repo_id, token=args.token, private=args.private,
-                                 push_head=args.push_head, dry_run_dir=args.dry_run, commit_message=args.message)
-    except (SearchError, HfHubHTTPError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    return run(lambda: _publish(args), debug=args.debug, hub_hint=PUBLISH_HINT, code=1)
+
+
+def _publish(args: argparse.Namespace) -> int:
+    summary = publish_bundle(args.bundle, args.repo_id, token=args.token, private=args.private,
+                             push_head=args.push_head, dry_run_dir=args.dry_run, commit_message=args.message)
     if args.json:
         print(json.dumps(summary))
         return 0

@@ -20,10 +20,10 @@ import shlex
 import sys
 from pathlib import Path
 
-from searchcore.errors import SearchError
+from searchcore.errors import BadArgumentError, SearchError
 from searchcore.fit import LOSSES, TrainConfig
 
-from .cli import progress_bar
+from .cli import BUNDLE_MODELS_HINT, add_debug_flag, progress_bar, run
 
 
 def parser() -> argparse.ArgumentParser:
@@ -45,6 +45,7 @@ def parser() -> argparse.ArgumentParser:
                         "repo REPO_ID (to publish a head already trained, without training again, run python -m "
                         "training.publish BUNDLE REPO_ID); token from HF_TOKEN or hf auth login")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    add_debug_flag(p)
     return p
 
 
@@ -53,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     args = cli.parse_args(argv)
     # recorded with the head: this module's name and its own arguments (sys.argv is the caller's under Python)
     command = f"{cli.prog} {shlex.join(sys.argv[1:] if argv is None else argv)}"
+    return run(lambda: _train(args, command), debug=args.debug, hub_hint=BUNDLE_MODELS_HINT)
+
+
+def _train(args: argparse.Namespace, command: str) -> int:
     from searchcore.card import metrics_table, write_card  # torch: only once there is work to do
     from searchcore.pipeline import train_bundle
     config = TrainConfig(loss=args.loss, epochs=args.epochs, patience=args.patience, lr=args.lr,
@@ -62,23 +67,23 @@ def main(argv: list[str] | None = None) -> int:
         with progress_bar(f"training {args.bundle}") as report:
             result, metrics = train_bundle(args.bundle, config, report=report, command=command,
                                            write_card=write_card)
-        summary = {"bundle": str(args.bundle), "best_epoch": result.best_epoch,
-                   "train_seconds": round(result.seconds, 2), "metrics": metrics}
-        if args.push_to_hub:
-            from .publish import publish_bundle
+    except SearchError:
+        raise
+    except ValueError as exc:  # the trainer refuses settings and data it cannot train on; its message says why
+        raise BadArgumentError(str(exc)) from exc
+    summary = {"bundle": str(args.bundle), "best_epoch": result.best_epoch,
+               "train_seconds": round(result.seconds, 2), "metrics": metrics}
+    if args.push_to_hub:
+        from .publish import publish_bundle
 
-            summary["hub"] = publish_bundle(args.bundle, args.push_to_hub,
-                                            **({"dry_run_dir": args.dry_run} if args.dry_run else {}))
-    except (SearchError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        summary["hub"] = publish_bundle(args.bundle, args.push_to_hub,
+                                        **({"dry_run_dir": args.dry_run} if args.dry_run else {}))
     if args.json:
         print(json.dumps(summary, default=str))
     else:
         print(f"trained in {result.seconds:.1f} s (best epoch {result.best_epoch}); head written to "
               f"{args.bundle / 'head'}\n\n{metrics_table(metrics)}")
     return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main())
