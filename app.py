@@ -503,6 +503,9 @@ def _timings(manifest: dict[str, Any]) -> str:
         facts.append(f"indexes {float(build['index_seconds']):.0f} s")
     if isinstance(training, dict) and training.get("train_seconds") is not None:
         epochs = f", {training['epochs_run']} epochs" if training.get("epochs_run") else ""
+        if training.get("refit") and training.get("best_epoch"):
+            refits = 2 if training.get("served_on_every_photo") else 1
+            epochs += f" then {refits} × {training['best_epoch']} epochs of refits"
         facts.append(f"head training {float(training['train_seconds']):.0f} s{epochs}")
     return ("Build times on the machine that built the bundle: " + "; ".join(facts) + ".") if facts else ""
 
