@@ -134,6 +134,23 @@ def parse_index_line(line: str) -> tuple[str, tuple[int, ...]]:
     return _lemma(fields[0]), offsets
 
 
+def usage_counts(folder: str | Path | None = None, pos: str = "noun") -> dict[str, int]:
+    """How often each lemma's senses of one part of speech were seen in WordNet's tagged corpus (``tagsense_cnt``).
+
+    ``pos`` is ``noun``, ``verb``, ``adj`` or ``adv`` (``index.<pos>``): comparing them says whether a word is used
+    mostly as a noun ("hand") or mostly as something else ("small", "upper").
+    """
+    path = _database_file(wordnet_dir(folder), f"index.{pos}")
+    counts = {}
+    for line in _content_lines(path):
+        fields = line.split()
+        try:
+            counts[_lemma(fields[0])] = int(fields[5 + int(fields[3])])
+        except (IndexError, ValueError) as exc:
+            raise AssetSourceError(f"Malformed WordNet index line: {line[:80]!r}. {_INSTALL_HINT}") from exc
+    return counts
+
+
 def read_nouns(folder: str | Path | None = None) -> NounDatabase:
     """Read ``data.noun`` and ``index.noun`` from ``folder`` (see :func:`wordnet_dir`)."""
     root = wordnet_dir(folder)

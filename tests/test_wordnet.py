@@ -207,7 +207,7 @@ needs_wordnet = pytest.mark.skipif(not (REAL_WORDNET / "data.noun").is_file(),
 @pytest.fixture(scope="module")
 def generated() -> dict:
     pytest.importorskip("timm")
-    return mvv.build_vocab(read_nouns(REAL_WORDNET), mvv.timm_wnids())
+    return mvv.generate(REAL_WORDNET)
 
 
 @needs_wordnet
@@ -244,3 +244,25 @@ def test_visual_nouns_are_things_you_can_see(generated: dict) -> None:
     ]
     assert [w for w in unseen if w in nouns] == []
     assert 15_000 < len(nouns) < 30_000
+
+
+def test_a_word_used_mostly_as_an_adjective_is_no_noun_tag():
+    usage = {"noun": {"small": 1, "hand": 40, "yurt": 0}, "adj": {"small": 90, "hand": 2}, "adv": {}}
+    assert not mvv.mostly_noun("small", usage)
+    assert mvv.mostly_noun("hand", usage) and mvv.mostly_noun("yurt", usage)  # no evidence: kept
+    assert mvv.mostly_noun("small", None)
+
+
+@needs_wordnet
+def test_usage_counts_read_tagged_senses():
+    from searchcore.wordnet import usage_counts
+
+    nouns, adjectives = usage_counts(REAL_WORDNET, "noun"), usage_counts(REAL_WORDNET, "adj")
+    assert adjectives["small"] > nouns["small"] and nouns["hand"] > adjectives.get("hand", 0)
+
+
+@needs_wordnet
+def test_adjectives_are_not_visual_nouns(generated: dict) -> None:
+    nouns = set(generated["nouns"])
+    assert not nouns & {"small", "upper", "simple", "great", "major"}
+    assert {"hand", "train", "mop", "hook", "pepper"} <= nouns  # used as verbs too, still things you see

@@ -25,7 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from searchcore.errors import AssetSourceError, SearchError
-from searchcore.wordnet import VISUAL_VOCAB_PATH, NounDatabase, Synset, hypernym_chain, read_nouns
+from searchcore.wordnet import (
+    VISUAL_VOCAB_PATH,
+    NounDatabase,
+    Synset,
+    hypernym_chain,
+    read_nouns,
+    usage_counts,
+)
 
 SOURCE = "WordNet 3.0"
 COMMAND = "python -m training.make_visual_vocab"
@@ -195,18 +202,38 @@ def is_visible(db: NounDatabase, synset: Synset, visible_roots: frozenset[int], 
     return synset.lexname in VISUAL_LEXNAMES
 
 
+def mostly_noun(lemma: str, usage: Mapping[str, Mapping[str, int]] | None) -> bool:
+    """Is ``lemma`` tagged as a noun at least as often as as an adjective or adverb? (No evidence: yes.)
+
+    "small", "upper" and "simple" are WordNet nouns (a part of the back, of a shoe, a herbal remedy) but are used
+    as adjectives; a tag reads as the word's common use, so such words are no tags. Verbs are not compared: "train",
+    "mop" and "hook" are verbs more often than nouns in WordNet's corpus, and still things you see.
+    """
+    if not usage:
+        return True
+    noun = usage.get("noun", {}).get(lemma, 0)
+    return all(noun >= counts.get(lemma, 0) for pos, counts in usage.items() if pos != "noun")
+
+
 def visual_nouns(
     db: NounDatabase,
     *,
     visible_roots: Mapping[str, str] = VISIBLE_ROOTS,
     hidden_roots: Mapping[str, str] = HIDDEN_ROOTS,
     stop: Mapping[str, str] = BROADER_STOP,
+    usage: Mapping[str, Mapping[str, int]] | None = None,
 ) -> list[str]:
-    """The sorted single-word nouns (a-z, 3+ letters) whose most frequent noun sense is visible and not a name."""
+    """The sorted single-word nouns (a-z, 3+ letters) whose most frequent noun sense is visible and not a name.
+
+    With ``usage`` (tagged-sense counts per part of speech, :func:`searchcore.wordnet.usage_counts`) a word must
+    also be used mostly as a noun (:func:`mostly_noun`).
+    """
     visible, hidden, stopped = _offsets(db, visible_roots), _offsets(db, hidden_roots), _offsets(db, stop)
     nouns = []
     for lemma, senses in db.index.items():
         if not _NOUN_WORD.fullmatch(lemma) or not senses or senses[0] not in db.synsets:
+            continue
+        if not mostly_noun(lemma, usage):
             continue
         synset = db.synsets[senses[0]]  # index.noun lists the most frequent sense first
         if not is_proper(synset, lemma) and is_visible(db, synset, visible, hidden, stopped):
@@ -236,9 +263,17 @@ def timm_wnids() -> list[str]:
     return list(ImageNetInfo().label_names())
 
 
-def build_vocab(db: NounDatabase, wnids: Sequence[str]) -> dict[str, Any]:
+def build_vocab(db: NounDatabase, wnids: Sequence[str], usage: Mapping[str, Mapping[str, int]] | None = None
+                ) -> dict[str, Any]:
     """The whole vocabulary as a JSON-ready dict."""
-    return {"source": SOURCE, "command": COMMAND, "imagenet": imagenet_classes(db, wnids), "nouns": visual_nouns(db)}
+    return {"source": SOURCE, "command": COMMAND, "imagenet": imagenet_classes(db, wnids),
+            "nouns": visual_nouns(db, usage=usage)}
+
+
+def generate(wordnet: Path | None = None) -> dict[str, Any]:
+    """The vocabulary from the WordNet folder ``wordnet`` (see :func:`searchcore.wordnet.wordnet_dir`)."""
+    usage = {pos: usage_counts(wordnet, pos) for pos in ("noun", "adj", "adv")}
+    return build_vocab(read_nouns(wordnet), timm_wnids(), usage)
 
 
 def render(vocab: Mapping[str, Any]) -> str:
@@ -263,13 +298,12 @@ def render(vocab: Mapping[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog=COMMAND, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--wordnet", type=Path, default=None,
-                   help="folder holding WordNet 3.0's data.noun and index.noun (default: $WORDNET_DIR, else "
-                        "/usr/share/wordnet)")
+                   help="folder holding WordNet 3.0's data.noun and index.noun, index.adj, index.adv "
+                        "(default: $WORDNET_DIR, else /usr/share/wordnet)")
     p.add_argument("--out", type=Path, default=VISUAL_VOCAB_PATH, help=f"where to write (default: {VISUAL_VOCAB_PATH})")
     args = p.parse_args(argv)
     try:
-        db = read_nouns(args.wordnet)
-        vocab = build_vocab(db, timm_wnids())
+        vocab = generate(args.wordnet)
     except SearchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
