@@ -44,6 +44,7 @@ _LAZY = {
     "DEFAULT_WORDS": "words",
     "VectorIndex": "index",
     "exact_search": "index",
+    "ShardedIndex": "shards",
     "DeViSEHead": "head",
     "ConSE": "head",
     "Bundle": "bundle",
@@ -75,6 +76,7 @@ __all__ = [
     "QueryError",
     "SearchEngine",
     "SearchError",
+    "ShardedIndex",
     "UnknownWordError",
     "VectorIndex",
     "WordHit",
@@ -97,6 +99,7 @@ if TYPE_CHECKING:
     from .head import ConSE, DeViSEHead
     from .images import load_image
     from .index import VectorIndex, exact_search
+    from .shards import ShardedIndex
     from .words import DEFAULT_WORDS, OFFLINE_WORDS, WordVectors, load_word_vectors, parse_query
 
 

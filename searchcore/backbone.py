@@ -192,24 +192,37 @@ class Backbone:
         progress: Progress | None = None,
     ) -> Features:
         """Features and logits of ``images``; decoding of the next batch overlaps the model on the current one."""
-        import torch
-
         batch_size = batch_size or self.batch_size
         n = len(images)
         feats = np.zeros((n, self.feature_dim), np.float32)
         logits = np.zeros((n, self.num_classes), np.float32)
         done = 0
-        with torch.inference_mode():
-            for batch in _prefetch(self.preprocess, images, batch_size):
-                batch = batch.contiguous(memory_format=torch.channels_last)
-                pre = self.model.forward_head(self.model.forward_features(batch), pre_logits=True)
-                out = self.model.get_classifier()(pre)
-                feats[done : done + len(batch)] = pre.float().numpy()
-                logits[done : done + len(batch)] = out.float().numpy()
-                done += len(batch)
-                if progress is not None:
-                    progress(done, n)
+        for batch in _prefetch(self.preprocess, images, batch_size):
+            out = self.forward(batch)
+            feats[done : done + len(batch)] = out.features
+            logits[done : done + len(batch)] = out.logits
+            done += len(batch)
+            if progress is not None:
+                progress(done, n)
         return Features(feats, logits)
+
+    def forward(self, batch: torch.Tensor) -> Features:
+        """Features and logits of a batch already preprocessed by :attr:`transform`, shape (n, 3, H, W).
+
+        The one place the network runs, so every extractor (here, and Ray's actors in
+        :mod:`searchcore.ray_extract`) computes the same numbers.
+        """
+        import torch
+
+        with torch.inference_mode():
+            batch = batch.to(self.device).contiguous(memory_format=torch.channels_last)
+            pre = self.model.forward_head(self.model.forward_features(batch), pre_logits=True)
+            out = self.model.get_classifier()(pre)
+            return Features(pre.float().cpu().numpy(), out.float().cpu().numpy())
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
 
     def extract_one(self, image: ImageInput) -> Features:
         return self.extract([image], batch_size=1)

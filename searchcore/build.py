@@ -20,6 +20,7 @@ from .bundle import CONSE_TOP_T, WORD_VOCAB
 from .collection import Collection, Item
 from .head import ConSE, DeViSEHead, blend
 from .index import VectorIndex
+from .shards import build_index, save_index
 from .tagging import build_tag_vocabulary
 from .words import WordVectors
 
@@ -83,8 +84,16 @@ def write_bundle(
     use_wordnet: bool = True,
     build_info: dict[str, Any] | None = None,
     log: Log = lambda _msg: None,
+    shard_size: int | None = None,
+    float16: bool = False,
 ) -> Path:
-    """Assemble a complete bundle in ``out`` from extracted features; returns ``out``."""
+    """Assemble a complete bundle in ``out`` from extracted features; returns ``out``.
+
+    ``shard_size`` splits the photo indexes (images, semantic, conse) into hnswlib shards of that many photos
+    (:mod:`searchcore.shards`); None, or a size of at least the photo count, writes today's single indexes.
+    ``float16`` stores features.npy and logits.npy in half precision (half the disk and download; the indexes
+    are built from the full-precision values, and :func:`searchcore.bundle.open_bundle` widens on load).
+    """
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
     (root / B.MANIFEST).unlink(missing_ok=True)  # the bundle is incomplete until the new manifest lands
@@ -93,11 +102,13 @@ def write_bundle(
     B.write_items(root / B.ITEMS, items)
     from .storage import save_npy
 
-    save_npy(root / B.FEATURES, feats.features)
-    save_npy(root / B.LOGITS, feats.logits)
+    stored = np.float16 if float16 else np.float32
+    save_npy(root / B.FEATURES, feats.features.astype(stored, copy=False))
+    save_npy(root / B.LOGITS, feats.logits.astype(stored, copy=False))
     t0 = time.perf_counter()
     what = f"{backbone_spec} penultimate features"
-    VectorIndex.build(feats.features, what=what).save(root / B.INDEXES / "images")
+    sharded = shard_size is not None and shard_size < len(items)
+    save_index(build_index(feats.features, shard_size=shard_size, what=what), root / B.INDEXES / "images")
     _word_index(root, "words", words, word_vocab, log)
     tags = write_tags(root, items, words, class_names, use_wordnet)
     log("tag vocabulary: " + ", ".join(f"{n} from {source}" for source, n in tags.sources.items()))
@@ -115,6 +126,11 @@ def write_bundle(
         "conse_top_t": CONSE_TOP_T,
         "build": dict(build_info or {}),
     }
+    # recorded only when chosen: a bundle built without them has exactly the manifest it had before they existed
+    if sharded:
+        fields["shard_size"] = shard_size
+    if float16:
+        fields["float16"] = True
     fields["build"]["index_seconds"] = round(time.perf_counter() - t0, 3)
     return rebuild_semantic(root, words, class_names, head, fields=fields)
 
@@ -141,14 +157,16 @@ def rebuild_semantic(
     if fields is None:
         fields = {k: v for k, v in B.verify(root, check_sums=False).items() if k not in ("format", "files")}
     (root / B.MANIFEST).unlink(missing_ok=True)
-    features = np.load(root / B.FEATURES)
-    logits = np.load(root / B.LOGITS)
+    features = np.load(root / B.FEATURES).astype(np.float32, copy=False)  # float16 bundles: compute in float32
+    logits = np.load(root / B.LOGITS).astype(np.float32, copy=False)
     conse = ConSE.from_words(class_names, words, top_t=int(fields.get("conse_top_t", CONSE_TOP_T)))
     conse_emb = conse.embed(logits)
     emb, kind = (head.embed(features), "head") if head is not None else (conse_emb, "conse")
-    VectorIndex.build(emb, what=f"images in {words.source} word space via {kind}").save(root / B.INDEXES / "semantic")
-    VectorIndex.build(conse_emb, what=f"images in {words.source} word space via conse").save(
-        root / B.INDEXES / "conse")
+    shard_size = fields.get("shard_size")  # the photo indexes are sharded alike
+    save_index(build_index(emb, shard_size=shard_size, what=f"images in {words.source} word space via {kind}"),
+               root / B.INDEXES / "semantic")
+    save_index(build_index(conse_emb, shard_size=shard_size, what=f"images in {words.source} word space via conse"),
+               root / B.INDEXES / "conse")
     fields["semantic"] = "conse" if head is None else "head+conse per query"
     fields["head"] = head is not None
     B.write_manifest(root, fields)

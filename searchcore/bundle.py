@@ -4,11 +4,13 @@ Layout (``BUNDLE_FORMAT`` 1)::
 
     manifest.json            format, backbone spec, word-vector source, dims, counts, sha256 + size of every file
     items.jsonl              one item per line: id, path (under images/), label, caption
-    features.npy             (count, feature_dim) float32 penultimate features
+    features.npy             (count, feature_dim) float32 penultimate features (float16 if the manifest says so)
     logits.npy               (count, num_classes) float32 ImageNet logits (ConSE and class re-weighting use them)
     images/                  the photos
     indexes/NAME.hnsw|json   images (features), semantic (images in word space: the head's, else ConSE's),
-                             conse (images in word space by ConSE), words (Text→Text), tags (the tag phrases)
+                             conse (images in word space by ConSE), words (Text→Text), tags (the tag phrases);
+                             with ``shard_size`` in the manifest the three photo indexes are sharded instead:
+                             NAME.json + NAME-00000.hnsw|json, … (see searchcore.shards)
     tags.json                the tag vocabulary: phrases in index order, each ImageNet class's own and broader tag
     head/                    optional trained DeViSE head: config.json, model.safetensors, README.md; with
                              measured/, the head the figures were measured with when the served one saw every photo
@@ -32,6 +34,7 @@ from .collection import Item
 from .errors import AssetSourceError, BundleError
 from .hub import download, is_repo_id
 from .index import VectorIndex
+from .shards import ShardedIndex, load_index
 from .tagging import TagVocabulary
 
 BUNDLE_FORMAT = 2  # 2: tags.json (a visual tag vocabulary) and the conse index
@@ -123,7 +126,7 @@ class Bundle:
     items: list[Item]
     features: np.ndarray
     logits: np.ndarray
-    indexes: dict[str, VectorIndex]
+    indexes: dict[str, VectorIndex | ShardedIndex]
     tags: TagVocabulary
 
     @property
@@ -182,7 +185,7 @@ def open_bundle(source: str | Path, check_sums: bool = True) -> Bundle:
                      "tags": word_dim}
     indexes = {}
     for name in INDEX_NAMES:
-        index = VectorIndex.load(root / INDEXES / name)
+        index = load_index(root / INDEXES / name)
         if index.dim != expected_dims[name]:
             raise BundleError(f"has dimension {index.dim} but the manifest says {expected_dims[name]}.",
                               root / INDEXES / f"{name}.json", rebuild_hint(root))

@@ -24,6 +24,8 @@ from .errors import ImageError
 from .images import load_image
 
 Progress = Callable[[int, int], None]
+#: Items per chunk: the unit of resumption (a stopped build redoes at most one chunk per worker).
+CHUNK_SIZE = 64
 
 
 class Extraction(NamedTuple):
@@ -40,19 +42,11 @@ def _plan(backbone: Backbone, collection: Collection, chunk_size: int) -> dict:
             "items_sha256": hashlib.sha256(listing.encode()).hexdigest()}
 
 
-def extract_collection(
-    backbone: Backbone,
-    collection: Collection,
-    work_dir: str | Path,
-    *,
-    chunk_size: int = 64,
-    progress: Progress | None = None,
-    stop_after_chunks: int | None = None,
-) -> Extraction:
-    """Features and logits for every readable image of ``collection``, resuming from ``work_dir/.extract``.
+def prepare(backbone: Backbone, collection: Collection, work_dir: str | Path, chunk_size: int) -> Path:
+    """The chunk folder ``work_dir/.extract`` for this plan, emptied first if its old plan differs; returns it.
 
-    ``stop_after_chunks`` stops early (raising :class:`InterruptedError`) after computing that many new chunks; it
-    exists so that tests and benchmarks can interrupt a build at a known point.
+    Every extractor (this module's and :mod:`searchcore.ray_extract`) goes through here, so their chunks are
+    interchangeable: a build stopped under one resumes under the other.
     """
     folder = Path(work_dir) / ".extract"
     plan = _plan(backbone, collection, chunk_size)
@@ -61,13 +55,39 @@ def extract_collection(
         shutil.rmtree(folder)  # other backbone or other photos: old chunks would be wrong
     folder.mkdir(parents=True, exist_ok=True)
     storage.write_json(plan_file, plan)
+    return folder
 
+
+def chunk_starts(collection: Collection, chunk_size: int) -> list[int]:
+    """The first item index of every chunk: chunks are fixed slices of the item list."""
+    return list(range(0, len(collection), chunk_size))
+
+
+def chunk_path(folder: Path, start: int) -> Path:
+    return folder / f"chunk-{start:07d}.npz"
+
+
+def extract_collection(
+    backbone: Backbone,
+    collection: Collection,
+    work_dir: str | Path,
+    *,
+    chunk_size: int = CHUNK_SIZE,
+    progress: Progress | None = None,
+    stop_after_chunks: int | None = None,
+) -> Extraction:
+    """Features and logits for every readable image of ``collection``, resuming from ``work_dir/.extract``.
+
+    ``stop_after_chunks`` stops early (raising :class:`InterruptedError`) after computing that many new chunks; it
+    exists so that tests and benchmarks can interrupt a build at a known point.
+    """
+    folder = prepare(backbone, collection, work_dir, chunk_size)
     n = len(collection)
-    starts = list(range(0, n, chunk_size))
+    starts = chunk_starts(collection, chunk_size)
     done = 0
     computed = 0
     for start in starts:
-        chunk_file = folder / f"chunk-{start:07d}.npz"
+        chunk_file = chunk_path(folder, start)
         items = collection.items[start : start + chunk_size]
         if not chunk_file.is_file():
             if stop_after_chunks is not None and computed >= stop_after_chunks:
@@ -78,7 +98,7 @@ def extract_collection(
         done += len(items)
         if progress is not None:
             progress(done, n)
-    return _assemble(collection, folder, starts)
+    return assemble(collection, folder, starts)
 
 
 def _extract_chunk(backbone: Backbone, collection: Collection, items: list[Item], chunk_file: Path,
@@ -96,14 +116,21 @@ def _extract_chunk(backbone: Backbone, collection: Collection, items: list[Item]
     logits = np.zeros((len(items), classes), np.float32)
     if feats is not None:
         features[ok], logits[ok] = feats.features, feats.logits
+    write_chunk(chunk_file, features, logits, ok, errors)
+
+
+def write_chunk(chunk_file: Path, features: np.ndarray, logits: np.ndarray, ok: np.ndarray, errors: list[str]
+                ) -> None:
+    """Save one chunk atomically: a row per item, zeros (and ``ok`` False, ``errors`` saying why) where unreadable."""
     with storage.atomic_path(chunk_file) as tmp, open(tmp, "wb") as handle:
         np.savez(handle, features=features, logits=logits, ok=ok, errors=np.asarray(errors))
 
 
-def _assemble(collection: Collection, folder: Path, starts: list[int]) -> Extraction:
+def assemble(collection: Collection, folder: Path, starts: list[int]) -> Extraction:
+    """Join the finished chunks into one :class:`Extraction`, in item order, the unreadable items left out."""
     features, logits, oks, errors = [], [], [], []
     for start in starts:
-        with np.load(folder / f"chunk-{start:07d}.npz") as chunk:
+        with np.load(chunk_path(folder, start)) as chunk:
             features.append(chunk["features"])
             logits.append(chunk["logits"])
             oks.append(chunk["ok"])

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,6 +26,9 @@ from .extract import clear, extract_collection
 from .fit import Split, TrainConfig, TrainResult, train_head
 from .head import ConSE, DeViSEHead
 from .words import WordVectors, load_word_vectors
+
+if TYPE_CHECKING:
+    from .ray_extract import RayConfig
 
 Report = Callable[[float, str], None]
 
@@ -45,16 +48,32 @@ def build_bundle(
     use_wordnet: bool = True,
     batch_size: int | None = None,
     command: str = "",
+    ray: RayConfig | None = None,
+    shard_size: int | None = None,
+    float16: bool = False,
 ) -> tuple[Path, dict[str, Any]]:
-    """Extract features (resumably), copy photos, build the indexes and write the manifest; return (path, stats)."""
+    """Extract features (resumably), copy photos, build the indexes and write the manifest; return (path, stats).
+
+    ``ray`` runs the extraction on a Ray cluster (:mod:`searchcore.ray_extract`); everything else is the same.
+    ``shard_size`` splits the photo indexes into hnswlib shards of that many photos (:mod:`searchcore.shards`);
+    ``float16`` stores features and logits in half precision (see :func:`searchcore.build.write_bundle`).
+    """
     out = Path(out)
     coll = load_collection(collection) if isinstance(collection, str) else collection
     report(0.0, f"loading {backbone}")
     net = load_backbone(backbone, batch_size=batch_size)
     vectors = words if isinstance(words, WordVectors) else load_word_vectors(words)
     started = time.perf_counter()
-    extraction = extract_collection(net, coll, out, progress=lambda d, n: report(0.05 + 0.8 * d / max(n, 1),
-                                                                                 f"features {d}/{n}"))
+
+    def progress(done: int, n: int) -> None:
+        report(0.05 + 0.8 * done / max(n, 1), f"features {done}/{n}")
+
+    if ray is None:
+        extraction = extract_collection(net, coll, out, progress=progress)
+    else:
+        from .ray_extract import extract_collection_ray  # ray: only when asked for
+
+        extraction = extract_collection_ray(net, coll, out, ray, progress=progress)
     extract_seconds = time.perf_counter() - started
     report(0.86, "building indexes")
     extra: dict[str, Any] = {"use_wordnet": use_wordnet}
@@ -64,8 +83,11 @@ def build_bundle(
             "extract_seconds": round(extract_seconds, 3),
             "images_per_second": round(len(extraction.collection) / max(extract_seconds, 1e-9), 2),
             "skipped": [{"path": it.path, "why": why} for it, why in extraction.skipped]}
+    if ray is not None:
+        info["ray"] = ray.to_dict()
     write_bundle(out, extraction.collection, extraction.features, net.spec, net.class_names, vectors,
-                 build_info=info, log=lambda m: report(0.9, m), **extra)
+                 build_info=info, log=lambda m: report(0.9, m), shard_size=shard_size,
+                 float16=float16, **extra)
     clear(out)
     report(1.0, f"bundle ready: {len(extraction.collection)} photos")
     return out, info

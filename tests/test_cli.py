@@ -57,7 +57,8 @@ def build_args(photos: Path, words: Path, out: Path, *extra: str) -> list[str]:
 
 # ---- --help ----------------------------------------------------------------------------------------------------------
 HELP_OPTIONS = {
-    "build_assets": ["--collection", "--out", "--backbone", "--words", "--offline", "--push-to-hub"],
+    "build_assets": ["--collection", "--out", "--backbone", "--words", "--offline", "--push-to-hub", "--ray",
+                     "--ray-workers", "--shard-size", "--float16"],
     "train_devise": ["--bundle", "--loss", "--epochs", "--holdout-classes", "--push-to-hub", "--json"],
     "evaluate": ["--bundle", "--json"],
 }

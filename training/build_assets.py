@@ -7,6 +7,10 @@
 ``samples`` (scikit-image's photos) or a folder of class folders. The backbone is extracted over every photo once,
 in resumable chunks: stop it at any point and run the same command again to continue with identical features.
 Train the head afterwards with ``python -m training.train_devise --bundle DIR``.
+
+``--ray`` runs the extraction as a Ray Data pipeline (pip install -r requirements-dev.txt): alone, on a local Ray
+with every CPU; ``--ray HEAD:6379`` (or ``--ray auto``) joins a cluster started with ``ray start --head`` and
+``ray start --address HEAD:6379``. It writes the same resumable chunks, so either kind of run continues the other.
 """
 
 from __future__ import annotations
@@ -50,6 +54,15 @@ def parser() -> argparse.ArgumentParser:
                         "--no-head does the same for a bundle built earlier); token from HF_TOKEN or hf auth login")
     p.add_argument("--dry-run", metavar="DIR", type=Path, default=None,
                    help="with --push-to-hub: write exactly what would be uploaded into DIR, contact nothing")
+    p.add_argument("--ray", metavar="ADDRESS", nargs="?", const="", default=None,
+                   help="extract on Ray: a local Ray without ADDRESS, else join the cluster at ADDRESS (or 'auto')")
+    p.add_argument("--ray-workers", metavar="N", type=int, default=None,
+                   help="with --ray: backbone actors (default: one per GPU, else one per CPU but one)")
+    p.add_argument("--shard-size", metavar="N", type=int, default=None,
+                   help="split the photo indexes into hnswlib shards of N photos, searched together (default: one "
+                        "index; a collection of at most N photos gets one too)")
+    p.add_argument("--float16", action="store_true",
+                   help="store features and logits in half precision: half the disk and download, same indexes")
     add_debug_flag(p)
     return p
 
@@ -72,17 +85,26 @@ def main(argv: list[str] | None = None) -> int:
     command = f"{cli.prog} {shlex.join(sys.argv[1:] if argv is None else argv)}"
     if args.offline:
         args.backbone, args.words = OFFLINE_BACKBONE, OFFLINE_WORDS
+    if args.ray_workers is not None and args.ray is None:
+        cli.error("--ray-workers needs --ray: pass --ray (a local Ray) or --ray ADDRESS")
+    if args.ray_workers is not None and args.ray_workers < 1:
+        cli.error(f"--ray-workers must be at least 1, not {args.ray_workers}")
+    if args.shard_size is not None and args.shard_size < 1:
+        cli.error(f"--shard-size must be at least 1, not {args.shard_size}")
     return run(lambda: _build(args, command), debug=args.debug, hub_hint=OFFLINE_HINT)
 
 
 def _build(args: argparse.Namespace, command: str) -> int:
     from searchcore.pipeline import build_bundle  # torch: only once there is work to do
+    from searchcore.ray_extract import RayConfig
 
+    ray = None if args.ray is None else RayConfig(address=args.ray or None, workers=args.ray_workers)
     collection = resolve_collection(args)
     with progress_bar(f"building {args.out}") as report:
         out, info = build_bundle(collection, args.out, args.backbone, args.words, report=report,
                                  batch_size=args.batch_size, word_vocab=args.word_vocab,
-                                 use_wordnet=not args.no_wordnet, command=command)
+                                 use_wordnet=not args.no_wordnet, command=command, ray=ray,
+                                 shard_size=args.shard_size, float16=args.float16)
     summary = {"bundle": str(out), "photos": len(collection) - len(info["skipped"]),
                "skipped": info["skipped"], "extract_seconds": info["extract_seconds"],
                "images_per_second": info["images_per_second"]}

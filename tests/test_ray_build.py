@@ -1,0 +1,140 @@
+"""Tests for the Ray build (searchcore.ray_extract, ``training.build_assets --ray``) on a local 2-CPU Ray.
+
+One Ray is started for the whole module (a start costs seconds); every build here joins it. The collection is the
+tiny synthetic one plus one corrupt photo; the backbone is the tiny random timm model, seeded, so the driver and
+each Ray actor load the same weights.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _synthetic import TINY_BACKBONE, make_photos, synthetic_vocab
+
+from searchcore import bundle as B
+from searchcore.backbone import load_backbone
+from searchcore.collection import folder_collection
+from searchcore.extract import chunk_path, extract_collection, write_chunk
+from searchcore.ray_extract import RayConfig, connect, extract_collection_ray
+
+pytest.importorskip("ray")  # nothing to test without it
+
+CORRUPT = "cat/cat_1b.png"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray():
+    import ray
+
+    assert connect(None, num_cpus=2)  # the module's own Ray: the builds below join it instead of starting one
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def _cache_in_tmp(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEARCH_CACHE_DIR", str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory) -> tuple[Path, Path]:
+    """(9 photos in 3 class folders + 1 corrupt one, a synthetic word-vector folder in the cache format)."""
+    base = tmp_path_factory.mktemp("ray-sources")
+    photos = make_photos(base / "photos")
+    (photos / CORRUPT).write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    words = base / "words"
+    words.mkdir()
+    vocab = synthetic_vocab()
+    np.save(words / "vectors.npy", np.random.default_rng(1).standard_normal((len(vocab), 16)).astype(np.float32))
+    (words / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    return photos, words
+
+
+@pytest.fixture(scope="module")
+def backbone():
+    return load_backbone(TINY_BACKBONE)
+
+
+def build(sources: tuple[Path, Path], out: Path, *extra: str) -> dict:
+    from training import build_assets
+
+    photos, words = sources
+    args = ["--collection", str(photos), "--out", str(out), "--backbone", TINY_BACKBONE, "--words", str(words),
+            "--word-vocab", "20", *extra]
+    assert build_assets.main(args) == 0
+    return json.loads((out / B.MANIFEST).read_text(encoding="utf-8"))
+
+
+def test_cli_ray_build_makes_the_same_bundle_and_lists_the_corrupt_photo(sources, tmp_path, capsys):
+    single = build(sources, tmp_path / "single")
+    capsys.readouterr()
+    distributed = build(sources, tmp_path / "ray", "--ray", "--ray-workers", "1")
+    summary = json.loads(capsys.readouterr().out)
+
+    one, two = B.open_bundle(tmp_path / "single"), B.open_bundle(tmp_path / "ray")
+    assert [(it.id, it.path, it.label) for it in two.items] == [(it.id, it.path, it.label) for it in one.items]
+    assert len(two.items) == 9
+    np.testing.assert_allclose(two.features, one.features, atol=1e-5, rtol=0)
+    for key in ("backbone", "feature_dim", "count"):
+        assert distributed.get(key) == single.get(key), key
+    # the corrupt photo: skipped, and listed with the same reason, in the summary and in the manifest
+    assert [s["path"] for s in summary["skipped"]] == [CORRUPT]
+    assert distributed["build"]["skipped"] == single["build"]["skipped"]
+    assert distributed["build"]["ray"]["workers"] == 1 and "ray" not in single["build"]
+    assert not (tmp_path / "ray" / ".extract").exists()  # the chunk cache is cleared as after any build
+    # the same neighbours from both bundles' image indexes
+    query = one.features[:3]
+    assert np.array_equal(two.indexes["images"].query(query, 4).ids, one.indexes["images"].query(query, 4).ids)
+
+
+def test_interrupted_ray_run_resumes_without_redoing_chunks(sources, backbone, tmp_path):
+    collection = folder_collection(sources[0])
+    assert len(collection) == 10  # 4 chunks of 3: 3, 3, 3, 1
+    work = tmp_path / "work"
+    folder = work / ".extract"
+    # one chunk from the single-process build, one from Ray: the two kinds of run share one cache
+    with pytest.raises(InterruptedError):
+        extract_collection(backbone, collection, work, chunk_size=3, stop_after_chunks=1)
+    with pytest.raises(InterruptedError):
+        extract_collection_ray(backbone, collection, work, RayConfig(workers=1), chunk_size=3, stop_after_chunks=1)
+    finished = sorted(folder.glob("chunk-*.npz"))
+    assert len(finished) == 2 and chunk_path(folder, 0) in finished
+    (ray_chunk,) = [p for p in finished if p != chunk_path(folder, 0)]
+    written = ray_chunk.stat().st_mtime_ns
+    # a marker in the first chunk: if the resumed run recomputed it, the marker would be gone
+    with np.load(chunk_path(folder, 0)) as chunk:
+        marked = {name: chunk[name] for name in ("features", "logits", "ok", "errors")}
+    write_chunk(chunk_path(folder, 0), np.full_like(marked["features"], 42.0), marked["logits"], marked["ok"],
+                [str(e) for e in marked["errors"]])
+
+    seen: list[tuple[int, int]] = []
+    resumed = extract_collection_ray(backbone, collection, work, RayConfig(workers=2), chunk_size=3,
+                                     progress=lambda done, n: seen.append((done, n)))
+    ray_rows = 1 if ray_chunk == chunk_path(folder, 9) else 3
+    assert seen[0] == (3 + ray_rows, 10) and seen[-1] == (10, 10)  # began after the finished chunks
+    assert ray_chunk.stat().st_mtime_ns == written  # not rewritten
+    assert len(list(folder.glob("chunk-*.npz"))) == 4
+
+    fresh = extract_collection(backbone, collection, tmp_path / "fresh", chunk_size=3)
+    assert [it.path for it in resumed.collection.items] == [it.path for it in fresh.collection.items]
+    assert [(it.path, why) for it, why in resumed.skipped] == [(it.path, why) for it, why in fresh.skipped]
+    assert [it.path for it, _ in resumed.skipped] == [CORRUPT]
+    readable_in_first = int(marked["ok"].sum())
+    assert (resumed.features.features[:readable_in_first] == 42.0).all()  # the marked chunk was kept as it was
+    np.testing.assert_allclose(resumed.features.features[readable_in_first:],
+                               fresh.features.features[readable_in_first:], atol=1e-5, rtol=0)
+    np.testing.assert_allclose(resumed.features.logits, fresh.features.logits, atol=1e-4, rtol=0)
+
+
+def test_ray_workers_without_ray_is_refused(sources, tmp_path, capsys):
+    from training import build_assets
+
+    photos, words = sources
+    with pytest.raises(SystemExit) as exit_info:
+        build_assets.main(["--collection", str(photos), "--out", str(tmp_path / "b"), "--words", str(words),
+                           "--ray-workers", "2"])
+    assert exit_info.value.code == 2
+    assert "--ray-workers needs --ray" in capsys.readouterr().err
