@@ -20,7 +20,7 @@ from .bundle import CONSE_TOP_T, WORD_VOCAB
 from .collection import Collection, Item
 from .head import ConSE, DeViSEHead, blend
 from .index import VectorIndex
-from .shards import build_index, save_index
+from .shards import Map, build_index, save_index
 from .tagging import build_tag_vocabulary
 from .words import WordVectors
 
@@ -86,6 +86,7 @@ def write_bundle(
     log: Log = lambda _msg: None,
     shard_size: int | None = None,
     float16: bool = False,
+    map_fn: Map = map,
 ) -> Path:
     """Assemble a complete bundle in ``out`` from extracted features; returns ``out``.
 
@@ -93,6 +94,8 @@ def write_bundle(
     (:mod:`searchcore.shards`); None, or a size of at least the photo count, writes today's single indexes.
     ``float16`` stores features.npy and logits.npy in half precision (half the disk and download; the indexes
     are built from the full-precision values, and :func:`searchcore.bundle.open_bundle` widens on load).
+    ``map_fn`` builds the shards of those indexes (default one after another; :func:`searchcore.pipeline.build_bundle`
+    passes Ray tasks when it runs on Ray); the bundle is the same either way.
     """
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
@@ -108,7 +111,8 @@ def write_bundle(
     t0 = time.perf_counter()
     what = f"{backbone_spec} penultimate features"
     sharded = shard_size is not None and shard_size < len(items)
-    save_index(build_index(feats.features, shard_size=shard_size, what=what), root / B.INDEXES / "images")
+    save_index(build_index(feats.features, shard_size=shard_size, what=what, map_fn=map_fn),
+               root / B.INDEXES / "images")
     _word_index(root, "words", words, word_vocab, log)
     tags = write_tags(root, items, words, class_names, use_wordnet)
     log("tag vocabulary: " + ", ".join(f"{n} from {source}" for source, n in tags.sources.items()))
@@ -132,7 +136,7 @@ def write_bundle(
     if float16:
         fields["float16"] = True
     fields["build"]["index_seconds"] = round(time.perf_counter() - t0, 3)
-    return rebuild_semantic(root, words, class_names, head, fields=fields)
+    return rebuild_semantic(root, words, class_names, head, fields=fields, map_fn=map_fn)
 
 
 def write_tags(root: Path, items: list[Item], words: WordVectors, class_names: list[str], use_wordnet: bool = True):
@@ -151,8 +155,12 @@ def rebuild_semantic(
     class_names: list[str],
     head: DeViSEHead | None,
     fields: dict[str, Any] | None = None,
+    map_fn: Map = map,
 ) -> Path:
-    """Re-embed the collection in word space (after training a head), rebuild that index and the manifest."""
+    """Re-embed the collection in word space (after training a head), rebuild that index and the manifest.
+
+    ``map_fn`` builds the shards of a sharded bundle's semantic and conse indexes (default one after another).
+    """
     root = Path(root)
     if fields is None:
         fields = {k: v for k, v in B.verify(root, check_sums=False).items() if k not in ("format", "files")}
@@ -163,10 +171,10 @@ def rebuild_semantic(
     conse_emb = conse.embed(logits)
     emb, kind = (head.embed(features), "head") if head is not None else (conse_emb, "conse")
     shard_size = fields.get("shard_size")  # the photo indexes are sharded alike
-    save_index(build_index(emb, shard_size=shard_size, what=f"images in {words.source} word space via {kind}"),
-               root / B.INDEXES / "semantic")
-    save_index(build_index(conse_emb, shard_size=shard_size, what=f"images in {words.source} word space via conse"),
-               root / B.INDEXES / "conse")
+    save_index(build_index(emb, shard_size=shard_size, what=f"images in {words.source} word space via {kind}",
+                           map_fn=map_fn), root / B.INDEXES / "semantic")
+    save_index(build_index(conse_emb, shard_size=shard_size, what=f"images in {words.source} word space via conse",
+                           map_fn=map_fn), root / B.INDEXES / "conse")
     fields["semantic"] = "conse" if head is None else "head+conse per query"
     fields["head"] = head is not None
     B.write_manifest(root, fields)

@@ -10,6 +10,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,7 @@ from .evaluation import Space, choose_serving, evaluate_bundle  # evaluate_bundl
 from .extract import clear, extract_collection
 from .fit import Split, TrainConfig, TrainResult, train_head
 from .head import ConSE, DeViSEHead
+from .shards import Map
 from .words import WordVectors, load_word_vectors
 
 if TYPE_CHECKING:
@@ -54,7 +56,8 @@ def build_bundle(
 ) -> tuple[Path, dict[str, Any]]:
     """Extract features (resumably), copy photos, build the indexes and write the manifest; return (path, stats).
 
-    ``ray`` runs the extraction on a Ray cluster (:mod:`searchcore.ray_extract`); everything else is the same.
+    ``ray`` runs the extraction on a Ray cluster (:mod:`searchcore.ray_extract`), and the index shards as Ray
+    tasks, with one connection held through both; everything else is the same.
     ``shard_size`` splits the photo indexes into hnswlib shards of that many photos (:mod:`searchcore.shards`);
     ``float16`` stores features and logits in half precision (see :func:`searchcore.build.write_bundle`).
     """
@@ -68,26 +71,30 @@ def build_bundle(
     def progress(done: int, n: int) -> None:
         report(0.05 + 0.8 * done / max(n, 1), f"features {done}/{n}")
 
-    if ray is None:
-        extraction = extract_collection(net, coll, out, progress=progress)
-    else:
-        from .ray_extract import extract_collection_ray  # ray: only when asked for
+    with ExitStack() as session:
+        if ray is None:
+            map_fn: Map = map  # shards, if any, one after another
+            extraction = extract_collection(net, coll, out, progress=progress)
+        else:
+            from .ray_extract import extract_collection_ray, ray_map, ray_session  # ray: only when asked for
 
-        extraction = extract_collection_ray(net, coll, out, ray, progress=progress)
-    extract_seconds = time.perf_counter() - started
-    report(0.86, "building indexes")
-    extra: dict[str, Any] = {"use_wordnet": use_wordnet}
-    if word_vocab:
-        extra["word_vocab"] = word_vocab
-    info = {"command": command, "collection": coll.name, "source": str(coll.root),
-            "extract_seconds": round(extract_seconds, 3),
-            "images_per_second": round(len(extraction.collection) / max(extract_seconds, 1e-9), 2),
-            "skipped": [{"path": it.path, "why": why} for it, why in extraction.skipped]}
-    if ray is not None:
-        info["ray"] = ray.to_dict()
-    write_bundle(out, extraction.collection, extraction.features, net.spec, net.class_names, vectors,
-                 build_info=info, log=lambda m: report(0.9, m), shard_size=shard_size,
-                 float16=float16, **extra)
+            session.enter_context(ray_session(ray.address))  # connected through extraction and the indexes
+            map_fn = ray_map  # shards as Ray tasks
+            extraction = extract_collection_ray(net, coll, out, ray, progress=progress)
+        extract_seconds = time.perf_counter() - started
+        report(0.86, "building indexes")
+        extra: dict[str, Any] = {"use_wordnet": use_wordnet}
+        if word_vocab:
+            extra["word_vocab"] = word_vocab
+        info = {"command": command, "collection": coll.name, "source": str(coll.root),
+                "extract_seconds": round(extract_seconds, 3),
+                "images_per_second": round(len(extraction.collection) / max(extract_seconds, 1e-9), 2),
+                "skipped": [{"path": it.path, "why": why} for it, why in extraction.skipped]}
+        if ray is not None:
+            info["ray"] = ray.to_dict()
+        write_bundle(out, extraction.collection, extraction.features, net.spec, net.class_names, vectors,
+                     build_info=info, log=lambda m: report(0.9, m), shard_size=shard_size,
+                     float16=float16, map_fn=map_fn, **extra)
     clear(out)
     report(1.0, f"bundle ready: {len(extraction.collection)} photos")
     return out, info

@@ -11,12 +11,17 @@ Without an address a local Ray is started with every CPU of this machine; with o
 machine, ``ray start --address HEAD:6379`` on the others) the driver joins that cluster. Every node must be able
 to read the photos at the same paths (a shared filesystem) and have this project's requirements installed; the
 ``searchcore`` package itself is shipped to the workers by Ray. ``ray`` is imported only inside these functions.
+
+:func:`ray_session` holds one connection across a whole build (extraction, then the index shards, which
+:func:`ray_map` builds as Ray tasks); a session or extraction inside another joins it rather than starting a Ray.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -74,6 +79,39 @@ def connect(address: str | None, num_cpus: int | None = None) -> bool:
     kwargs: dict[str, Any] = {"address": address} if address else {"num_cpus": num_cpus or os.cpu_count() or 1}
     ray.init(runtime_env=runtime_env, logging_level=logging.WARNING, include_dashboard=False, **kwargs)
     return True
+
+
+@contextmanager
+def ray_session(address: str | None, num_cpus: int | None = None) -> Iterator[bool]:
+    """Ray connected for the ``with`` block (see :func:`connect`); yields whether it started Ray, and if it did,
+    shuts it down on the way out. A Ray already initialised (an outer session's, a test's) is used and left up."""
+    started = connect(address, num_cpus)
+    if started:  # our own Ray: the caller's progress callback reports, Ray Data's per-dataset lines are noise
+        logging.getLogger("ray.data").setLevel(logging.ERROR)
+    try:
+        yield started
+    finally:
+        if started:
+            import ray
+
+            ray.shutdown()
+
+
+def _apply(fn: Callable[[Any], Any], item: Any) -> Any:
+    return fn(item)
+
+
+def ray_map(fn: Callable[[Any], Any], items: Iterable[Any], *, num_cpus: float = 1.0) -> list[Any]:
+    """``list(map(fn, items))`` with each call a Ray task on the connected cluster (results in the order given).
+
+    ``fn`` (e.g. a ``functools.partial`` of a module-level function) and each item and result must pickle; this
+    is the ``map_fn`` that :func:`searchcore.pipeline.build_bundle` gives the shard builder on Ray.
+    """
+    import ray
+
+    task = ray.remote(num_cpus=num_cpus)(_apply)
+    shipped = ray.put(fn)  # once, not once per task
+    return ray.get([task.remote(shipped, item) for item in items])
 
 
 def _decode(batch: dict[str, np.ndarray], data_config: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -182,22 +220,14 @@ def extract_collection_ray(
     if missing:
         if stop_after_chunks is not None and stop_after_chunks <= 0:
             raise InterruptedError("stopped after 0 chunks, as asked")
-        started = connect(config.address)
-        import ray
-        from ray.data import DataContext
+        with ray_session(config.address):  # joins the caller's session (build_bundle's) when there is one
+            from ray.data import DataContext
 
-        if started:  # our own Ray: the caller's progress callback reports, Ray Data's per-dataset lines are noise
-            logging.getLogger("ray.data").setLevel(logging.ERROR)
-
-        try:
             DataContext.get_current().enable_progress_bars = False  # the caller's progress callback reports
             workers, gpus = _plan_workers(config)
             todo = [i for s in missing for i in range(s, min(s + chunk_size, n))]
             ds = _dataset(backbone, collection, todo, workers, config, gpus)
             _collect(ds, folder, missing, chunk_size, n, backbone, done, progress, stop_after_chunks)
-        finally:
-            if started:
-                ray.shutdown()
     return assemble(collection, folder, starts)
 
 

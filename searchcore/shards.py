@@ -8,19 +8,29 @@ On disk a sharded index ``NAME`` is a sidecar ``NAME.json`` (the whole index's d
 ``shard_size`` and ``shards``) and one ordinary index per shard, ``NAME-00000.hnsw|json``, … . With one shard
 (``shard_size`` None, or at least the item count) nothing changes: :func:`build_index` returns a plain
 :class:`~searchcore.index.VectorIndex`, saved exactly as before, and :func:`load_index` reads either kind.
+
+The shards are independent, so they are built by one function mapped over their slices: ``map_fn`` (default the
+builtin, sequential ``map``) may run them in parallel instead, e.g. as Ray tasks
+(:func:`searchcore.ray_extract.ray_map`); the index that comes back is the same either way.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from . import storage
 from .errors import BadArgumentError, BundleError
 from .index import IndexInfo, Neighbours, VectorIndex, _as_queries, _check_k
+
+# how the shards are built: ``map_fn(build_one, slices)`` yields one VectorIndex per slice, in order (builtin ``map``)
+Map = Callable[[Callable[[Any], Any], Iterable[Any]], Iterable[Any]]
 
 
 def shard_base(base: Path, number: int) -> Path:
@@ -40,15 +50,23 @@ class ShardedIndex:
         self.info = info
 
     @classmethod
-    def build(cls, vectors: np.ndarray, shard_size: int, *, what: str = "", **options) -> ShardedIndex:
-        """Shards of ``shard_size`` consecutive rows, each labelled with the rows' global ids."""
+    def build(cls, vectors: np.ndarray, shard_size: int, *, what: str = "", map_fn: Map = map,
+              **options) -> ShardedIndex:
+        """Shards of ``shard_size`` consecutive rows, each labelled with the rows' global ids.
+
+        ``map_fn`` maps the shard builder over the slices (see :data:`Map`): the builtin ``map`` builds them one
+        after another here; a parallel map (Ray tasks) gives the same shards.
+        """
         data = np.asarray(vectors, dtype=np.float32)
         if shard_size < 1:
             raise BadArgumentError(f"shard_size must be at least 1, not {shard_size}.")
         if data.ndim != 2 or len(data) == 0:
             raise BadArgumentError(f"Need a non-empty 2-d array of vectors to index; got shape {data.shape}.")
-        shards = [VectorIndex.build(data[s : s + shard_size], np.arange(s, min(s + shard_size, len(data))),
-                                    what=what, **options) for s in range(0, len(data), shard_size)]
+        slices = [(data[s : s + shard_size], s) for s in range(0, len(data), shard_size)]
+        shards = list(map_fn(partial(_build_shard, what=what, **options), slices))
+        if [len(s) for s in shards] != [len(rows) for rows, _ in slices]:
+            raise BadArgumentError(f"map_fn returned shards of {[len(s) for s in shards]} items, "
+                                   f"not {[len(rows) for rows, _ in slices]}.")
         first = shards[0].info
         info = IndexInfo(data.shape[1], len(data), first.space, first.M, first.ef_construction, first.ef, what)
         return cls(shards, shard_size, info)
@@ -121,12 +139,22 @@ class ShardedIndex:
         return index
 
 
-def build_index(vectors: np.ndarray, *, shard_size: int | None = None, what: str = "", **options
-                ) -> VectorIndex | ShardedIndex:
-    """One :class:`VectorIndex` (today's index) unless ``shard_size`` splits the vectors into several shards."""
+def _build_shard(job: tuple[np.ndarray, int], *, what: str = "", **options) -> VectorIndex:
+    """One shard: the index over ``rows``, labelled with their global ids ``start, start + 1, …``.
+
+    Module level (and so importable by name), as a Ray task's function must be; a VectorIndex pickles.
+    """
+    rows, start = job
+    return VectorIndex.build(rows, np.arange(start, start + len(rows)), what=what, **options)
+
+
+def build_index(vectors: np.ndarray, *, shard_size: int | None = None, what: str = "", map_fn: Map = map,
+                **options) -> VectorIndex | ShardedIndex:
+    """One :class:`VectorIndex` (today's index) unless ``shard_size`` splits the vectors into several shards,
+    built by ``map_fn`` (see :meth:`ShardedIndex.build`)."""
     if shard_size is None or shard_size >= len(vectors):
         return VectorIndex.build(vectors, what=what, **options)
-    return ShardedIndex.build(vectors, shard_size, what=what, **options)
+    return ShardedIndex.build(vectors, shard_size, what=what, map_fn=map_fn, **options)
 
 
 def save_index(index: VectorIndex | ShardedIndex, path: str | Path) -> None:

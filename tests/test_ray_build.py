@@ -17,8 +17,11 @@ from _synthetic import TINY_BACKBONE, make_photos, synthetic_vocab
 from searchcore import bundle as B
 from searchcore.backbone import load_backbone
 from searchcore.collection import folder_collection
+from searchcore.engine import load_engine
 from searchcore.extract import chunk_path, extract_collection, write_chunk
+from searchcore.index import exact_search
 from searchcore.ray_extract import RayConfig, connect, extract_collection_ray
+from searchcore.shards import ShardedIndex, build_index
 
 pytest.importorskip("ray")  # nothing to test without it
 
@@ -138,3 +141,65 @@ def test_ray_workers_without_ray_is_refused(sources, tmp_path, capsys):
                            "--ray-workers", "2"])
     assert exit_info.value.code == 2
     assert "--ray-workers needs --ray" in capsys.readouterr().err
+
+
+def test_shards_built_as_ray_tasks_equal_the_sequential_ones(tmp_path):
+    from searchcore.ray_extract import ray_map
+
+    rng = np.random.default_rng(7)
+    vectors, queries = rng.standard_normal((300, 16)).astype(np.float32), rng.standard_normal((25, 16)).astype(
+        np.float32)
+    options = {"shard_size": 64, "what": "test vectors", "ef": 600}  # ef above the count: hnswlib is exact
+    sequential, on_ray = build_index(vectors, **options), build_index(vectors, map_fn=ray_map, **options)
+    assert isinstance(on_ray, ShardedIndex) and on_ray.shard_size == sequential.shard_size == 64
+    assert [len(s) for s in on_ray.shards] == [len(s) for s in sequential.shards] == [64, 64, 64, 64, 44]
+    assert on_ray.info == sequential.info
+    assert [s.info for s in on_ray.shards] == [s.info for s in sequential.shards]
+    for k in (1, 10, 100):
+        got, want = on_ray.query(queries, k), sequential.query(queries, k)
+        np.testing.assert_array_equal(got.ids, want.ids)
+        np.testing.assert_array_equal(got.ids, exact_search(vectors, queries, k).ids)
+        np.testing.assert_allclose(got.distances, want.distances, atol=1e-6)
+    ids = [299, 0, 65, 64, 130, 5]  # across shards, out of order
+    np.testing.assert_array_equal(on_ray.get(ids), sequential.get(ids))
+    np.testing.assert_array_equal(on_ray.vectors(), sequential.vectors())
+    # saved: the same sidecars, the whole index's and each shard's
+    on_ray.save(tmp_path / "ray" / "images")
+    sequential.save(tmp_path / "seq" / "images")
+    sidecars = sorted(p.name for p in (tmp_path / "seq").glob("*.json"))
+    assert len(sidecars) == 6 and sorted(p.name for p in (tmp_path / "ray").glob("*.json")) == sidecars
+    for name in sidecars:
+        assert (tmp_path / "ray" / name).read_text(encoding="utf-8") == (tmp_path / "seq" / name).read_text(
+            encoding="utf-8"), name
+
+
+def test_cli_ray_sharded_build_uses_ray_tasks_and_answers_like_one_index(sources, backbone, tmp_path, monkeypatch):
+    from searchcore import ray_extract
+
+    calls: list[int] = []
+    real = ray_extract.ray_map
+
+    def spy(fn, items, **kwargs):  # ray_map, counted: the shards of each photo index go through it
+        items = list(items)
+        calls.append(len(items))
+        return real(fn, items, **kwargs)
+
+    monkeypatch.setattr(ray_extract, "ray_map", spy)
+    plain = build(sources, tmp_path / "plain")
+    assert calls == []  # no Ray, no shards: nothing mapped on Ray
+    sharded = build(sources, tmp_path / "sharded", "--ray", "--ray-workers", "1", "--shard-size", "4")
+    assert calls == [3, 3, 3]  # images, semantic, conse: 4 + 4 + 1 photos each
+    assert sharded["shard_size"] == 4 and "shard_size" not in plain
+    assert sharded["count"] == plain["count"] == 9
+    bundle = B.open_bundle(tmp_path / "sharded")
+    for name in ("images", "semantic", "conse"):
+        assert [len(s) for s in bundle.indexes[name].shards] == [4, 4, 1], name
+
+    collection = folder_collection(sources[0])
+    one, many = load_engine(tmp_path / "plain", backbone=backbone), load_engine(tmp_path / "sharded",
+                                                                                 backbone=backbone)
+    photo = collection.path(collection.items[4])
+    for k in (3, 9):
+        assert [h.id for h in many.similar_images(photo, k)] == [h.id for h in one.similar_images(photo, k)]
+        assert [h.id for h in many.search_images("cat", k)] == [h.id for h in one.search_images("cat", k)]
+    assert [w.word for w in many.tag_image(photo, 5)] == [w.word for w in one.tag_image(photo, 5)]

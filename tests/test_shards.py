@@ -76,6 +76,25 @@ def test_save_load_either_kind_and_no_stale_files(data, tmp_path):
     assert "shards" not in json.loads(base.with_suffix(".json").read_text(encoding="utf-8"))
 
 
+def test_map_fn_builds_the_shards_and_the_index_is_the_same(data):
+    vectors, queries = data
+    jobs: list[int] = []
+
+    def backwards(fn, slices):  # a stand-in for a parallel map: every shard built, out of order, results in order
+        slices = list(slices)
+        jobs.append(len(slices))
+        built = {i: fn(job) for i, job in reversed(list(enumerate(slices)))}
+        return [built[i] for i in range(len(slices))]
+
+    mapped = build_index(vectors, shard_size=SHARD, what="v", ef=2 * N, map_fn=backwards)
+    plain = build_index(vectors, shard_size=SHARD, what="v", ef=2 * N)
+    assert jobs == [5] and mapped.info == plain.info
+    assert [s.info for s in mapped.shards] == [s.info for s in plain.shards]
+    np.testing.assert_array_equal(mapped.query(queries, 20).ids, plain.query(queries, 20).ids)
+    np.testing.assert_array_equal(mapped.vectors(), plain.vectors())
+    assert isinstance(build_index(vectors, shard_size=N, map_fn=backwards), VectorIndex) and jobs == [5]
+
+
 def test_build_index_keeps_one_index_when_one_shard_holds_everything(data):
     vectors, _ = data
     assert isinstance(build_index(vectors), VectorIndex)
