@@ -74,7 +74,20 @@ def exact_search(matrix: np.ndarray, queries: np.ndarray, k: int, space: str = "
     return Neighbours(ids.astype(np.int64), np.take_along_axis(dist, ids, 1).astype(np.float32))
 
 
-class VectorIndex:
+class IndexFacts:
+    """What a :class:`VectorIndex` and a sharded index both answer from their :class:`IndexInfo`."""
+
+    info: IndexInfo
+
+    @property
+    def dim(self) -> int:
+        return self.info.dim
+
+    def __len__(self) -> int:
+        return self.info.count
+
+
+class VectorIndex(IndexFacts):
     """An hnswlib index plus its sidecar metadata. Create with :meth:`build` or :meth:`load`."""
 
     def __init__(self, index, info: IndexInfo) -> None:
@@ -107,13 +120,6 @@ class VectorIndex:
         index.add_items(data, labels, num_threads=threads)
         index.set_ef(ef)
         return cls(index, IndexInfo(data.shape[1], len(data), space, M, ef_construction, ef, what))
-
-    @property
-    def dim(self) -> int:
-        return self.info.dim
-
-    def __len__(self) -> int:
-        return self.info.count
 
     @property
     def ef(self) -> int:

@@ -27,7 +27,7 @@ import numpy as np
 
 from . import storage
 from .errors import BadArgumentError, BundleError
-from .index import IndexInfo, Neighbours, VectorIndex, _as_queries, _check_k
+from .index import IndexFacts, IndexInfo, Neighbours, VectorIndex, _as_queries, _check_k
 
 # how the shards are built: ``map_fn(build_one, slices)`` yields one VectorIndex per slice, in order (builtin ``map``)
 Map = Callable[[Callable[[Any], Any], Iterable[Any]], Iterable[Any]]
@@ -37,7 +37,7 @@ def shard_base(base: Path, number: int) -> Path:
     return base.with_name(f"{base.name}-{number:05d}")
 
 
-class ShardedIndex:
+class ShardedIndex(IndexFacts):
     """Several :class:`VectorIndex` shards, shard ``s`` holding ids ``s*shard_size … (s+1)*shard_size - 1``.
 
     It answers the same calls as a :class:`VectorIndex` (``query``, ``get``, ``vectors``, ``len``, ``dim``,
@@ -70,13 +70,6 @@ class ShardedIndex:
         first = shards[0].info
         info = IndexInfo(data.shape[1], len(data), first.space, first.M, first.ef_construction, first.ef, what)
         return cls(shards, shard_size, info)
-
-    @property
-    def dim(self) -> int:
-        return self.info.dim
-
-    def __len__(self) -> int:
-        return self.info.count
 
     @property
     def ef(self) -> int:
