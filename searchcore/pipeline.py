@@ -128,10 +128,10 @@ def caption_keep(words: WordVectors) -> Callable[[str], bool]:
 
     Without the packaged WordNet data every content word the vectors know is kept.
     """
-    from .tagging import _visual
+    from .tagging import packaged_visual_vocab
     from .text import singular
 
-    visual = _visual()
+    visual = packaged_visual_vocab()
     if visual is None:
         return lambda _w: True
     nouns = set(visual.nouns) | {w for c in visual.imagenet for lemma in c.lemmas for w in lemma.split()}

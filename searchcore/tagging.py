@@ -21,6 +21,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -28,6 +29,9 @@ from . import storage
 from .head import EVERYDAY, broader_word, class_phrases, unit_rows
 from .text import STOP_WORDS, content_words, singular
 from .words import WordVectors
+
+if TYPE_CHECKING:
+    from .wordnet import VisualVocab
 
 COMMON = 40_000  # WordNet nouns and broader words: only everyday words (this many most frequent GloVe words)
 RARE = 100_000  # an ImageNet class phrase: each word among this many most frequent (drops Latin binomials)
@@ -81,7 +85,7 @@ def _known(words: WordVectors, phrase: Sequence[str], limit: int) -> bool:
                                 and _rank(words, w) < limit for w in phrase)
 
 
-def _visual() -> object | None:
+def packaged_visual_vocab() -> VisualVocab | None:
     """The packaged WordNet data, or None when this checkout lacks it (tags then come from class names)."""
     try:
         from .wordnet import load_visual_vocab
@@ -103,7 +107,7 @@ def build_tag_vocabulary(
     """The tag phrases for a bundle (see the module docstring); ``visual`` defaults to the packaged WordNet data."""
     from .fit import label_words
 
-    visual = visual if visual is not None or not use_wordnet else _visual()
+    visual = visual if visual is not None or not use_wordnet else packaged_visual_vocab()
     phrases: list[str] = []
     ids: dict[str, int] = {}
     sources: dict[str, int] = {}
