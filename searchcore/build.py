@@ -27,22 +27,22 @@ from .words import WordVectors
 Log = Callable[[str], None]
 
 
-def semantic_embeddings(
-    features: np.ndarray, logits: np.ndarray, conse: ConSE, head: DeViSEHead | None, purpose: str = "tags"
-) -> tuple[np.ndarray, str]:
-    """Images in word space for tags: the head blended with ConSE by ``tag_conse_mix``, or ConSE alone.
+def tag_embeddings(features: np.ndarray, logits: np.ndarray, conse: ConSE, head: DeViSEHead | None,
+                   nearest: np.ndarray | None = None) -> np.ndarray:
+    """Images in word space as Image→Tags sees them (unit rows).
 
-    ``purpose="head"`` gives the head's own embedding (what the ``semantic`` index holds; Text→Image mixes it
-    with ConSE per query, see :func:`searchcore.head.query_mix`).
+    The head blended with ConSE by ``tag_conse_mix``; ConSE alone without a head, and for every image whose
+    nearest collection photo (``nearest``: cosine distances, one per row; None for the collection's own photos)
+    is farther than the head's ``ood_distance``: unlike anything the head learnt from, its output is guesswork,
+    while ConSE rests on the classifier, which saw 1000 classes.
     """
     conse_emb = conse.embed(logits)
     if head is None:
-        return conse_emb, "conse"
-    if purpose == "head":
-        return head.embed(features), "head"
-    mix = float(head.tag_conse_mix)
-    kind = "head" if mix == 0 else f"head+conse(mix={mix:g})"
-    return blend(head.embed(features), conse_emb, mix), kind
+        return conse_emb
+    emb = blend(head.embed(features), conse_emb, float(head.tag_conse_mix))
+    if nearest is not None and head.ood_distance is not None:
+        emb = np.where((np.asarray(nearest) > head.ood_distance)[:, None], conse_emb, emb)
+    return emb
 
 
 def copy_images(collection: Collection, out: Path) -> None:

@@ -20,12 +20,12 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .backbone import Backbone, Features, load_backbone
-from .build import semantic_embeddings
+from .build import tag_embeddings
 from .bundle import Bundle, open_bundle, rebuild_hint
 from .errors import BadArgumentError, BundleError
 from .head import ConSE, DeViSEHead, class_phrases, fused_scores, load_head, query_mix, unit_rows
 from .images import ImageInput
-from .index import exact_search
+from .index import Neighbours, exact_search
 from .tagging import TagRule, classifier_tags, item_tags, neighbour_tags, rank_tags
 from .words import WordVectors, load_word_vectors, parse_query
 
@@ -155,12 +155,13 @@ class SearchEngine:
         farther from every collection photo than ``ood_distance``: unlike anything the head learnt from.
         """
         feats = self.features(image)
-        head = self.head
-        if head is not None and head.ood_distance is not None and not isinstance(image, (int, np.integer)):
-            nearest = float(self.bundle.indexes["images"].query(feats.features, 1).distances[0, 0])
-            if nearest > head.ood_distance:
-                head = None  # its output is guesswork there; ConSE rests on the classifier, which saw 1000 classes
-        return semantic_embeddings(feats.features, feats.logits, self.conse, head)[0][0], feats
+        return self._tag_embedding(image, feats, self.bundle.indexes["images"].query(feats.features, 1)), feats
+
+    def _tag_embedding(self, image: EngineImage, feats: Features, near: Neighbours) -> np.ndarray:
+        """:func:`tag_embeddings` of one image, ``near`` its nearest collection photos (a collection item: none)."""
+        own = isinstance(image, (int, np.integer))
+        return tag_embeddings(feats.features, feats.logits, self.conse, self.head,
+                              None if own else near.distances[:, 0])[0]
 
     def _hits(self, ids: np.ndarray, dists: np.ndarray) -> list[Hit]:
         items = self.bundle.items
@@ -208,14 +209,15 @@ class SearchEngine:
     def tag_image(self, image: EngineImage, k: int = 10) -> list[WordHit]:
         """Image → Tags: the tag phrases nearest the image in word space; a confident class's words lead."""
         k = check_k(k)
-        emb, feats = self.embed_image(image)
+        feats = self.features(image)
+        near = self.bundle.indexes["images"].query(feats.features, NEIGHBOURS)  # the unseen-photo test and the votes
+        emb = self._tag_embedding(image, feats, near)
         index, tags = self.bundle.indexes["tags"], self.bundle.tags
 
         def search(query: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
             found = index.query(query, n)
             return found.ids[0], found.distances[0]
 
-        near = self.bundle.indexes["images"].query(feats.features, NEIGHBOURS)
         voted = neighbour_tags(near.ids[0], near.distances[0], self._item_tags, self.tag_rule.neighbour_distance)
         lead = classifier_tags(feats.logits[0], tags, self.tag_rule.class_min_prob)
         ranked = rank_tags(emb, search, index.get, tags, k, lead, voted)

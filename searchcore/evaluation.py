@@ -244,7 +244,7 @@ def choose_serving(space: Space, pool: np.ndarray, seen_labels: set[str], unseen
 def real_photo_figures(bundle: B.Bundle, space: Space, conse: ConSE, rule: TagRule) -> dict[str, Any]:
     """Tag hit@5 on the public real-photo set, for ConSE, the head and the served rule (unseen-photo fallback)."""
     from .backbone import load_backbone
-    from .index import exact_search
+    from .build import tag_embeddings
     from .realphotos import real_photo_set
 
     photos = real_photo_set()
@@ -253,17 +253,11 @@ def real_photo_figures(bundle: B.Bundle, space: Space, conse: ConSE, rule: TagRu
     backbone = load_backbone(bundle.manifest["backbone"])
     feats = backbone.extract([path for _, path in photos.photos])
     wanted = [entry.words for entry, _ in photos.photos]
-    conse_emb = conse.embed(feats.logits)
-    embs = {"conse": conse_emb}
-    served = conse_emb
+    embs = {"conse": conse.embed(feats.logits)}
     if space.head is not None:
-        head_emb = space.head.embed(feats.features)
-        embs["head"] = head_emb
-        served = blend(head_emb, conse_emb, space.head.tag_conse_mix)
-        if space.head.ood_distance is not None:
-            nearest = exact_search(bundle.features, feats.features, 1).distances[:, 0]
-            served = np.where((nearest > space.head.ood_distance)[:, None], conse_emb, served)
-    embs["served"] = served
+        embs["head"] = space.head.embed(feats.features)
+    nearest = exact_search(bundle.features, feats.features, 1).distances[:, 0]
+    embs["served"] = tag_embeddings(feats.features, feats.logits, conse, space.head, nearest)  # as the engine does
     out: dict[str, Any] = {"count": len(photos.photos), "missing": photos.missing}
     every = np.arange(len(space.labels))  # the whole collection, as served
     for name, emb in embs.items():

@@ -86,6 +86,10 @@ class IndexFacts:
     def __len__(self) -> int:
         return self.info.count
 
+    @property
+    def ef(self) -> int:
+        return self.info.ef
+
 
 class VectorIndex(IndexFacts):
     """An hnswlib index plus its sidecar metadata. Create with :meth:`build` or :meth:`load`."""
@@ -121,11 +125,7 @@ class VectorIndex(IndexFacts):
         index.set_ef(ef)
         return cls(index, IndexInfo(data.shape[1], len(data), space, M, ef_construction, ef, what))
 
-    @property
-    def ef(self) -> int:
-        return self.info.ef
-
-    @ef.setter
+    @IndexFacts.ef.setter
     def ef(self, value: int) -> None:
         self.info.ef = int(value)
         self._index.set_ef(int(value))

@@ -71,11 +71,7 @@ class ShardedIndex(IndexFacts):
         info = IndexInfo(data.shape[1], len(data), first.space, first.M, first.ef_construction, first.ef, what)
         return cls(shards, shard_size, info)
 
-    @property
-    def ef(self) -> int:
-        return self.info.ef
-
-    @ef.setter
+    @IndexFacts.ef.setter
     def ef(self, value: int) -> None:
         self.info.ef = int(value)
         for shard in self.shards:

@@ -213,14 +213,14 @@ def test_public_real_photo_tags_mostly_hit(offline_engine):
 
 def test_unseen_photo_falls_back_to_conse(offline_engine):
     """A real photo unlike every collection photo is embedded by ConSE alone, and still gets cat words."""
-    from searchcore.build import semantic_embeddings
+    from searchcore.build import tag_embeddings
 
     photo = skimage_photo("chelsea.png")
     feats = offline_engine.features(photo)
     nearest = float(offline_engine.bundle.indexes["images"].query(feats.features, 1).distances[0, 0])
     assert nearest > offline_engine.head.ood_distance  # unlike anything the head learnt from
     emb, _ = offline_engine.embed_image(photo)
-    conse = semantic_embeddings(feats.features, feats.logits, offline_engine.conse, None)[0][0]
+    conse = tag_embeddings(feats.features, feats.logits, offline_engine.conse, None)[0]
     np.testing.assert_allclose(emb, conse, atol=1e-5)
     assert CAT_WORDS & set(_tags(offline_engine, photo, 10))
 
