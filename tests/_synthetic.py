@@ -20,6 +20,15 @@ def synthetic_vocab() -> list[str]:
     return ["the", ",", ".", "of", "1999", *LABELS, *IMAGENET_WORDS, "u.s.", "mid-1990s", *filler]
 
 
+def write_word_table(folder: Path, dim: int = 16) -> Path:
+    """:func:`synthetic_vocab` with seeded random vectors, in the cache format that load_word_vectors opens as is."""
+    vocab = synthetic_vocab()
+    folder.mkdir(parents=True)
+    np.save(folder / "vectors.npy", np.random.default_rng(1).standard_normal((len(vocab), dim)).astype(np.float32))
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    return folder
+
+
 def make_photos(root: Path) -> Path:
     """Three noisy, distinguishable photos per label under ``root/<label>/``."""
     rng = np.random.default_rng(0)

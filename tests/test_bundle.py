@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _synthetic import LABELS, TINY_BACKBONE, make_photos, synthetic_vocab
+from _synthetic import LABELS, TINY_BACKBONE, make_photos, write_word_table
 
 from searchcore import bundle as B
 from searchcore.backbone import load_backbone
@@ -25,12 +25,7 @@ from searchcore.words import load_word_vectors
 def make_bundle(base: Path):
     """Write photos, word vectors and a bundle under ``base``; return (bundle root, collection, backbone, words)."""
     collection = folder_collection(make_photos(base / "photos"), name="tiny")
-    vocab = synthetic_vocab()
-    words_dir = base / "words"
-    words_dir.mkdir()
-    np.save(words_dir / "vectors.npy", np.random.default_rng(1).standard_normal((len(vocab), 16)).astype(np.float32))
-    (words_dir / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    words = load_word_vectors(str(words_dir))
+    words = load_word_vectors(str(write_word_table(base / "words")))
     backbone = load_backbone(TINY_BACKBONE)
     feats = backbone.extract([collection.path(item) for item in collection.items])
     root = write_bundle(base / "bundle", collection, feats, backbone.spec, backbone.class_names, words,

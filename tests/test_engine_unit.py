@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from _synthetic import LABELS, TINY_BACKBONE, make_photos, synthetic_vocab
+from _synthetic import LABELS, TINY_BACKBONE, make_photos, write_word_table
 from PIL import Image
 
 from searchcore.backbone import load_backbone
@@ -27,8 +27,6 @@ from searchcore.words import WordVectors, load_word_vectors
 WORD_VOCAB = 40
 
 
-
-
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     """(bundle root, collection, backbone, words) for a 9-photo bundle."""
@@ -36,13 +34,7 @@ def built(tmp_path_factory):
         base = tmp_path_factory.mktemp("engine")
         mp.setenv("SEARCH_CACHE_DIR", str(base / "cache"))
         collection = folder_collection(make_photos(base / "photos"), name="tiny")
-        vocab = synthetic_vocab()
-        words_dir = base / "words"
-        words_dir.mkdir()
-        vectors = np.random.default_rng(1).standard_normal((len(vocab), 16)).astype(np.float32)
-        np.save(words_dir / "vectors.npy", vectors)
-        (words_dir / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-        words = load_word_vectors(str(words_dir))
+        words = load_word_vectors(str(write_word_table(base / "words")))
         backbone = load_backbone(TINY_BACKBONE)
         feats = backbone.extract([collection.path(item) for item in collection.items])
         root = write_bundle(base / "bundle", collection, feats, backbone.spec, backbone.class_names, words,

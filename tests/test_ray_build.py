@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _synthetic import TINY_BACKBONE, make_photos, synthetic_vocab
+from _synthetic import TINY_BACKBONE, make_photos, write_word_table
 
 from searchcore import bundle as B
 from searchcore.backbone import load_backbone
@@ -48,12 +48,7 @@ def sources(tmp_path_factory) -> tuple[Path, Path]:
     base = tmp_path_factory.mktemp("ray-sources")
     photos = make_photos(base / "photos")
     (photos / CORRUPT).write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
-    words = base / "words"
-    words.mkdir()
-    vocab = synthetic_vocab()
-    np.save(words / "vectors.npy", np.random.default_rng(1).standard_normal((len(vocab), 16)).astype(np.float32))
-    (words / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    return photos, words
+    return photos, write_word_table(base / "words")
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _synthetic import TINY_BACKBONE, make_photos, synthetic_vocab
+from _synthetic import TINY_BACKBONE, make_photos, write_word_table
 
 from searchcore import bundle as B
 from searchcore.backbone import load_backbone
@@ -110,12 +110,7 @@ def parts(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SEARCH_CACHE_DIR", str(base / "cache"))
         collection = folder_collection(make_photos(base / "photos"), name="tiny")
-        vocab = synthetic_vocab()
-        words_dir = base / "words"
-        words_dir.mkdir()
-        np.save(words_dir / "vectors.npy",
-                np.random.default_rng(1).standard_normal((len(vocab), 16)).astype(np.float32))
-        (words_dir / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+        words_dir = write_word_table(base / "words")
         backbone = load_backbone(TINY_BACKBONE)
         feats = backbone.extract([collection.path(item) for item in collection.items])
         yield base, collection, backbone, load_word_vectors(str(words_dir)), feats

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _synthetic import TINY_BACKBONE, make_photos, synthetic_vocab
+from _synthetic import TINY_BACKBONE, make_photos, write_word_table
 from PIL import Image
 
 from searchcore import bundle as B
@@ -30,15 +30,6 @@ ADDED, CHANGED, REMOVED = "dog/dog_new.png", "cat/cat_1.png", "bottle/bottle_2.p
 @pytest.fixture(autouse=True)
 def _cache_in_tmp(tmp_path, monkeypatch):
     monkeypatch.setenv("SEARCH_CACHE_DIR", str(tmp_path / "cache"))
-
-
-def write_words(folder: Path) -> Path:
-    """A synthetic word-vector table in the cache format (as tests/test_bundle.py writes one)."""
-    vocab = synthetic_vocab()
-    folder.mkdir()
-    np.save(folder / "vectors.npy", np.random.default_rng(1).standard_normal((len(vocab), 16)).astype(np.float32))
-    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    return folder
 
 
 def build(photos: Path, words: Path, out: Path) -> None:
@@ -67,7 +58,7 @@ def update(bundle: Path, capsys, *extra: str) -> dict:
 @pytest.fixture
 def setup(tmp_path: Path) -> tuple[Path, Path, Path]:
     """(photos, words, bundle): the bundle built from the photos before they were edited."""
-    photos, words = make_photos(tmp_path / "photos"), write_words(tmp_path / "words")
+    photos, words = make_photos(tmp_path / "photos"), write_word_table(tmp_path / "words")
     build(photos, words, tmp_path / "bundle")
     edit_photos(photos)
     return photos, words, tmp_path / "bundle"
