@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,14 +25,11 @@ import torch
 from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
+from .classnames import EVERYDAY, broader_word, class_phrases, imagenet_broader  # noqa: F401 (re-exported)
+from .index import unit_rows
 from .words import Term, WordVectors
 
 EXPANSION = 5  # an unseen query word is read by the head as this many of its nearest seen words
-
-
-def unit_rows(matrix: np.ndarray) -> np.ndarray:
-    matrix = np.asarray(matrix, dtype=np.float32)
-    return matrix / np.maximum(np.linalg.norm(matrix, axis=-1, keepdims=True), 1e-12)
 
 
 class DeViSEHead(
@@ -163,34 +159,6 @@ def load_head(source: str | Path) -> DeViSEHead:
     """``DeViSEHead.from_pretrained`` in eval mode, without the mixin's "Loading weights" line on stdout."""
     with contextlib.redirect_stdout(io.StringIO()):  # CLIs print JSON on stdout; keep it clean
         return DeViSEHead.from_pretrained(str(source)).eval()
-
-
-def class_phrases(description: str) -> list[list[str]]:
-    """ImageNet descriptions hold synonyms: ``"tabby, tabby cat"`` → ``[["tabby"], ["tabby", "cat"]]``."""
-    return [re.split(r"[\s\-_']+", syn.strip().lower()) for syn in description.split(",") if syn.strip()]
-
-
-EVERYDAY = 20_000  # a broader word must be among this many most frequent words: "fish", not "cyprinid"
-
-
-def broader_word(words: WordVectors, chain: Sequence[Sequence[str]], limit: int = EVERYDAY) -> str | None:
-    """The nearest single everyday word above a class in WordNet (goldfish → fish, alp → mountain), or None."""
-    for level in chain:
-        for lemma in level:
-            if lemma.isalpha() and lemma.isascii() and lemma in words and words.id(lemma) < limit:
-                return lemma
-    return None
-
-
-def imagenet_broader(class_names: Sequence[str]) -> list[Sequence[Sequence[str]]] | None:
-    """The packaged WordNet chains of the 1000 ImageNet classes, when ``class_names`` are those classes."""
-    from .wordnet import load_visual_vocab
-
-    try:
-        classes = load_visual_vocab().imagenet
-    except (OSError, ValueError):
-        return None
-    return [c.broader for c in classes] if len(classes) == len(class_names) else None
 
 
 def class_word_matrix(class_names: list[str], words: WordVectors,

@@ -44,6 +44,12 @@ def _check_k(k: int) -> int:
     return int(k)
 
 
+def unit_rows(matrix: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (a zero row stays zero), as float32."""
+    matrix = np.asarray(matrix, dtype=np.float32)
+    return matrix / np.maximum(np.linalg.norm(matrix, axis=-1, keepdims=True), 1e-12)
+
+
 def _as_queries(queries: np.ndarray, dim: int) -> np.ndarray:
     q = np.asarray(queries, dtype=np.float32)
     if q.ndim == 1:
@@ -59,8 +65,7 @@ def exact_search(matrix: np.ndarray, queries: np.ndarray, k: int, space: str = "
     data = np.asarray(matrix, dtype=np.float32)
     q = _as_queries(queries, data.shape[1])
     if space == "cosine":
-        data = data / np.maximum(np.linalg.norm(data, axis=1, keepdims=True), 1e-12)
-        q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
+        data, q = unit_rows(data), unit_rows(q)
         dist = np.maximum(1.0 - q @ data.T, 0.0)  # float error can make an identical vector's distance -1e-7
     elif space == "ip":
         dist = 1.0 - q @ data.T

@@ -23,6 +23,7 @@ import numpy as np
 
 from .fit import label_words
 from .head import DeViSEHead, fused_scores, query_mix
+from .index import unit_rows
 from .tagging import TagVocabulary, exact_search_fn, rank_tags
 from .text import content_words, same_word, singular
 from .words import Term, WordVectors
@@ -68,7 +69,7 @@ def rankers(conse_emb: np.ndarray, head_emb: np.ndarray | None = None, head: DeV
 
 def image_image_precision(features: np.ndarray, labels: Sequence[str]) -> float:
     """Each image ranks the others by cosine; precision@min(10, n) of its own label, the mean over images."""
-    unit = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+    unit = unit_rows(features)
     sims = unit @ unit.T
     np.fill_diagonal(sims, -np.inf)
     lab = np.asarray(labels)

@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import storage
-from .head import EVERYDAY, broader_word, class_phrases, unit_rows
+from .classnames import EVERYDAY, broader_word, class_phrases
+from .index import unit_rows
 from .text import STOP_WORDS, content_words, singular
 from .words import WordVectors
 

@@ -78,6 +78,15 @@ def test_every_cli_has_help():
             assert option in out, (name, option)
 
 
+def test_the_clis_and_the_bundle_reader_import_without_torch():
+    """--help and opening a bundle stay light: torch is imported only once there is model work to do."""
+    code = ("import sys, training.build_assets, training.evaluate, searchcore.bundle, searchcore.tagging; "
+            "print(sorted(m for m in ('torch', 'timm') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]", out.stdout
+
+
 # ---- build_assets ----------------------------------------------------------------------------------------------------
 def test_build_assets_makes_a_verified_bundle_and_prints_a_summary(sources, tmp_path, capsys):
     from training import build_assets
