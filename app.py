@@ -448,6 +448,7 @@ _SETTING_NAMES = {
     "conse_mix": "ConSE's weight in Text → Image for words the head was trained on",
     "unseen_conse_mix": "ConSE's weight in Text → Image for words it never saw",
     "seen_similarity": "a word this close to a trained word counts as seen",
+    "neighbour_mix": "the share of a photo's 5 look-alikes' words in its Text → Image embedding",
     "tag_conse_mix": "ConSE's weight in the Image → Tags embedding",
     "class_min_prob": "the classifier names a photo from this probability",
     "neighbour_distance": "collection photos this near lend their caption words",
@@ -533,7 +534,8 @@ def describe(engine: SearchEngine, name: str) -> str:
         "the captions of collection photos very like yours, then the visual words (ImageNet classes, WordNet nouns "
         "for things you can see, the collection's labels and captions) nearest your photo in word space.",
         "- **Text → Image:** your words against every photo mapped into word space, by the trained head and by "
-        "ConSE, mixed per query: the head leads for words it was trained on, ConSE for words it never saw.",
+        "ConSE, mixed per query: the head leads for words it was trained on, ConSE for words it never saw. Each "
+        "photo's head embedding also leans on the labels and captions of its 5 nearest collection photos.",
     ]
     table = _metrics_table(info.metrics)
     if table:

@@ -186,7 +186,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if not args.quick:
             ablations = {"labels only (caption_weight 0)": {"caption_weight": 0.0},
                          "no refit on training + validation": {"refit": False},
-                         "hinge loss (DeViSE's)": {"loss": "hinge"}}
+                         "hinge loss (DeViSE's)": {"loss": "hinge"},
+                         "no look-alikes' words (neighbour_mix 0)": {"neighbour_mix": 0.0}}
             result["ablations"] = {}
             for title, change in ablations.items():
                 common.log(f"ablation: {title}")
@@ -273,14 +274,16 @@ def render(res: dict[str, Any]) -> str:
         "",
         "Mean (min–max) over seeds " + ", ".join(map(str, seeds)) + ". ConSE: no training (class probabilities "
         "× class-name vectors); head: the trained head's embedding alone, nearest words for tags; served: what the "
-        "app does (Text→Image mixes head and ConSE per query; tags add the classifier's names, near collection "
-        "photos' caption words and the unseen-photo fallback).",
+        "app does (Text→Image mixes head and ConSE per query, the head's embedding blended with the photo's "
+        "look-alikes' words; tags add the classifier's names, near collection photos' caption words and the "
+        "unseen-photo fallback).",
         "",
         common.table(["figure", *METHODS], _figure_rows(runs)),
         "",
         "Served settings chosen on validation photos, per seed: " + "; ".join(
             f"seed {s}: ConSE weight {v['search_seen']:g} for seen words, {v['search_unseen']:g} for unseen ones "
-            f"(seen-word similarity {v['seen_similarity']}), tags {v['tags']:g}, class floor {v['class_min_prob']}, "
+            f"(seen-word similarity {v['seen_similarity']}), look-alikes' words {v.get('neighbour_mix', 0):g}, "
+            f"tags {v['tags']:g}, class floor {v['class_min_prob']}, "
             f"neighbour distance {v['neighbour_distance']}" for s, v in zip(seeds, serving)) + ".",
         "",
         _targets_line(first["targets"]),

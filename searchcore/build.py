@@ -20,7 +20,8 @@ from .bundle import CONSE_TOP_T, WORD_VOCAB
 from .collection import Collection, Item
 from .head import ConSE, DeViSEHead, blend
 from .index import VectorIndex
-from .shards import Map, build_index, save_index
+from .propagation import NEIGHBOURS, collection_targets, neighbour_embedding, served_embedding
+from .shards import Map, build_index, load_index, save_index
 from .tagging import build_tag_vocabulary
 from .words import WordVectors
 
@@ -149,6 +150,27 @@ def write_tags(root: Path, items: list[Item], words: WordVectors, class_names: l
     return tags
 
 
+def _served_embedding(root: Path, features: np.ndarray, head: DeViSEHead, words: WordVectors,
+                      fields: dict[str, Any]) -> np.ndarray:
+    """The head's embedding of every photo, blended with its look-alikes' words (:mod:`searchcore.propagation`).
+
+    The look-alikes come from the bundle's image index (approximate, like every search). A collection photo is
+    its own nearest labelled photo, as the served head was trained on it too; the figures, measured on test photos
+    whose words are held back, describe photos that are new to the collection.
+    """
+    mix = float(getattr(head, "neighbour_mix", 0.0))
+    head_emb = head.embed(features)
+    if mix <= 0.0 or len(features) < 2:
+        return head_emb
+    items = B.read_items(root / B.ITEMS)
+    targets, has_target = collection_targets([it.label for it in items],
+                                             [tuple(it.captions or (it.caption,)) for it in items], words,
+                                             B.caption_weight(fields))
+    found = load_index(root / B.INDEXES / "images").query(features, min(len(features), NEIGHBOURS))
+    near = neighbour_embedding(found.ids, found.distances, targets, has_target)
+    return served_embedding(head_emb, near, mix)
+
+
 def rebuild_semantic(
     root: str | Path,
     words: WordVectors,
@@ -169,7 +191,8 @@ def rebuild_semantic(
     logits = np.load(root / B.LOGITS).astype(np.float32, copy=False)
     conse = ConSE.from_words(class_names, words, top_t=int(fields.get("conse_top_t", CONSE_TOP_T)))
     conse_emb = conse.embed(logits)
-    emb, kind = (head.embed(features), "head") if head is not None else (conse_emb, "conse")
+    emb, kind = (_served_embedding(root, features, head, words, fields), "head") if head is not None \
+        else (conse_emb, "conse")
     shard_size = fields.get("shard_size")  # the photo indexes are sharded alike
     save_index(build_index(emb, shard_size=shard_size, what=f"images in {words.source} word space via {kind}",
                            map_fn=map_fn), root / B.INDEXES / "semantic")

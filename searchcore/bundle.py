@@ -53,6 +53,14 @@ INDEX_NAMES = ("images", "semantic", "conse", "words", "tags")
 REBUILD = "Rebuild it with: python -m training.build_assets --collection ... --out {root}"
 
 
+def caption_weight(manifest: dict[str, Any]) -> float:
+    """The captions' share in the targets the bundle's head was trained on (the training default without one)."""
+    from .fit import TrainConfig
+
+    config = manifest.get("training", {}).get("config", {}) if isinstance(manifest.get("training"), dict) else {}
+    return float(config.get("caption_weight", TrainConfig.caption_weight))
+
+
 def rebuild_hint(root: Path) -> str:
     return REBUILD.format(root=root)
 

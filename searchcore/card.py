@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from . import storage
+from .propagation import NEIGHBOURS
 
 METRIC_NAMES = {
     "text_image_p10": "Text→Image precision@10 (label words)",
@@ -88,10 +89,12 @@ images get tags. Loss: **{config['loss']}**; best epoch {training['best_epoch']}
 Served with ConSE, every setting chosen on the **validation** split (with
 {len(training.get('calibration_classes', []))} classes held out of a calibration head to play unseen ones):
 Text→Image mixes the head's and ConSE's rankings with ConSE weight {mix['search_seen']:g} for words the head was
-trained on{similar} and {mix['search_unseen']:g} for words it never saw. Image→Tags blends the two embeddings with
-ConSE weight {mix['tags']:g}; the classifier names a photo from probability {mix.get('class_min_prob')}, collection
-photos nearer than cosine distance {mix.get('neighbour_distance')} lend their caption words, and photos farther than
-{training.get('ood_distance')} from every collection photo get ConSE's embedding.
+trained on{similar} and {mix['search_unseen']:g} for words it never saw; each photo's head embedding is blended
+with the words of its {NEIGHBOURS} nearest other photos by weight {mix.get('neighbour_mix', 0):g}. Image→Tags blends
+the two embeddings with ConSE weight {mix['tags']:g}; the classifier names a photo from probability
+{mix.get('class_min_prob')}, collection photos nearer than cosine distance {mix.get('neighbour_distance')} lend
+their caption words, and photos farther than {training.get('ood_distance')} from every collection photo get
+ConSE's embedding.
 
 Targets: each photo's label blended with its captions' words (caption weight {config.get('caption_weight', 0):g}).
 {targets}

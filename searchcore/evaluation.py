@@ -36,12 +36,14 @@ from .metrics import (
     tag_hits,
     word_queries,
 )
+from .propagation import collection_targets, exact_neighbours, neighbour_embedding, served_embedding
 from .tagging import TagRule, TagVocabulary, classifier_tags, item_tags, neighbour_tags
 from .words import Term, WordVectors, load_word_vectors
 
 GRID = tuple(float(m) for m in np.round(np.linspace(0, 1, 11), 2))
 DISTANCES = (None, *(float(d) for d in np.round(np.arange(0.3, 0.81, 0.05), 2)))  # None: no neighbour tags
 SIMILARITIES = (None, 0.9, 0.8, 0.7, 0.6)  # None: only the trained words themselves count as seen
+NEIGHBOUR_MIXES = (0.0, 0.25, 0.5, 0.75)  # the look-alikes' share in a photo's Text→Image embedding
 CLASS_PROBS = (None, 0.5, 0.3, 0.2, 0.15, 0.1, 0.05)  # None: only a confident class names the photo
 NEIGHBOURS = 5  # as many as the engine asks (searchcore.engine.NEIGHBOURS)
 
@@ -63,6 +65,22 @@ class Space:
     known: list[set[str]] = field(default_factory=list)  # per item: the singular words it is known by
     caption_words: list[str] = field(default_factory=list)  # the caption-word queries
     item_tags: list[list[int]] = field(default_factory=list)  # per item: the tags its label and captions give
+    targets: np.ndarray | None = None  # per item: its training target (searchcore.propagation)
+    has_target: np.ndarray | None = None
+
+    def neighbour_emb(self, items: np.ndarray, reference: np.ndarray) -> np.ndarray:
+        """Rows for ``items``: their nearest ``reference`` photos' targets (:func:`neighbour_embedding`)."""
+        if self.targets is None or len(items) == 0:
+            return np.zeros((len(items), self.words.dim), np.float32)
+        ids, dists = exact_neighbours(self.features, items, reference)
+        return neighbour_embedding(ids, dists, self.targets, self.has_target, self_ids=np.asarray(items))
+
+    def served_head_emb(self, items: np.ndarray, reference: np.ndarray, neighbour_mix: float) -> np.ndarray:
+        """The head's embeddings with ``items``' rows blended with their neighbours', as Text→Image serves them."""
+        out = np.array(self.head_emb, copy=True)
+        if neighbour_mix > 0 and len(items):
+            out[items] = served_embedding(out[items], self.neighbour_emb(items, reference), neighbour_mix)
+        return out
 
     def served_tags(self, emb: np.ndarray, logits: np.ndarray, feats: np.ndarray, wanted: list[set[str]] | list,
                     rule: TagRule | None, reference: np.ndarray) -> float:
@@ -82,14 +100,18 @@ class Space:
                 for ids, dists in zip(found.ids, found.distances)]
 
     @classmethod
-    def of(cls, bundle: B.Bundle, words: WordVectors, conse: ConSE, head: DeViSEHead | None) -> Space:
+    def of(cls, bundle: B.Bundle, words: WordVectors, conse: ConSE, head: DeViSEHead | None,
+           caption_weight: float | None = None) -> Space:
         labels = [it.label for it in bundle.items]
         captions = [tuple(it.captions or (it.caption,)) for it in bundle.items]
+        weight = caption_weight if caption_weight is not None else B.caption_weight(bundle.manifest)
+        targets, has_target = collection_targets(labels, captions, words, weight)
         return cls(labels, captions, words, conse.embed(bundle.logits), np.asarray(bundle.logits), bundle.tags,
                    bundle.tags.vectors(words), np.asarray(bundle.features), head,
                    None if head is None else head.embed(bundle.features),
                    [item_words(lab, cap, words) for lab, cap in zip(labels, captions)],
-                   caption_queries(captions, words), item_tags(bundle.tags, labels, captions, words))
+                   caption_queries(captions, words), item_tags(bundle.tags, labels, captions, words),
+                   targets, has_target)
 
     def tag_embeddings(self, tag_mix: float | None) -> dict[str, np.ndarray]:
         out = {"conse": self.conse_emb}
@@ -116,8 +138,13 @@ def figures(space: Space, pool: np.ndarray, seen_labels: set[str], zero_labels: 
     zero_q = label_queries(labels, pool, pool_labels & zero_labels, words)
     caption_q = word_queries(space.known, pool, space.caption_words)
     tag_emb = space.tag_embeddings(tag_mix)
+    served_emb = None
+    if space.head is not None and space.head_emb is not None:
+        # the pool's photos are described by their look-alikes among the other photos, never among themselves
+        others = np.setdiff1d(np.arange(len(labels)), pool) if reference is None else reference
+        served_emb = space.served_head_emb(pool, others, space.head.neighbour_mix)
     out: dict[str, dict[str, float]] = {}
-    for name, ranker in rankers(space.conse_emb, space.head_emb, space.head, mix, words).items():
+    for name, ranker in rankers(space.conse_emb, space.head_emb, space.head, mix, words, served_emb).items():
         row = {"text_image_p10": mean(query_precision(ranker, pool, trained_q, words, 10).values()),
                "caption_word_p5": mean(query_precision(ranker, pool, caption_q, words, 5).values())}
         if zero_q:
@@ -145,13 +172,15 @@ class Serving:
     conse_mix: float
     unseen_conse_mix: float
     seen_similarity: float | None
+    neighbour_mix: float
     tag_conse_mix: float
     tag_rule: TagRule
     scores: dict[str, dict[str, Any]]
 
     def to_dict(self) -> dict[str, Any]:
         return {"search_seen": self.conse_mix, "search_unseen": self.unseen_conse_mix,
-                "seen_similarity": self.seen_similarity, "tags": self.tag_conse_mix,
+                "seen_similarity": self.seen_similarity, "neighbour_mix": self.neighbour_mix,
+                "tags": self.tag_conse_mix,
                 "class_min_prob": self.tag_rule.class_min_prob,
                 "neighbour_distance": self.tag_rule.neighbour_distance}
 
@@ -167,44 +196,51 @@ def _best(table: dict[str, Any]) -> str:
     return max(order, key=lambda key: (score(key), -order.index(key)))
 
 
-def choose_search(space: Space, pool: np.ndarray, queries: list[tuple[list[Term], np.ndarray]]
-                  ) -> tuple[float, float, float | None, dict[str, Any]]:
+def choose_search(space: Space, pool: np.ndarray, queries: list[tuple[list[Term], np.ndarray]],
+                  reference: np.ndarray, neighbour_mixes: tuple[float, ...] = NEIGHBOUR_MIXES
+                  ) -> tuple[float, float, float | None, float, dict[str, Any]]:
     """Text→Image's trust rule, chosen on ``queries`` over ``pool`` with the calibration head.
 
-    For each seen-word similarity (None: only the words themselves count as seen), every pair of ConSE weights
-    (seen, unseen) is scored by the mean precision@10 of the queries, each ranked with its own
-    :func:`searchcore.head.query_mix`; the best triple wins.
+    For each share of the neighbours' words in a photo's embedding (:mod:`searchcore.propagation`, neighbours
+    from ``reference``) and each seen-word similarity (None: only the words themselves count as seen), every pair
+    of ConSE weights (seen, unseen) is scored by the mean precision@10 of the queries, each ranked with its own
+    :func:`searchcore.head.query_mix`; the best combination wins.
     """
     head, words = space.head, space.words
     conse_scores = [space.conse_emb[pool] @ words.combine(terms) for terms, _ in queries]
+    neighbours = space.neighbour_emb(pool, reference)
     table: dict[str, Any] = {}
-    for similarity in SIMILARITIES:
-        head.seen_similarity = similarity
-        head_scores = [space.head_emb[pool] @ head.head_query([(t.weight, t.word) for t in terms], words)
-                       for terms, _ in queries]
-        # each query: the share of its weight on seen words (the mix is linear in the two weights)
-        seen_share = [sum(abs(t.weight) for t in terms if head.knows(t.word, words)) / sum(abs(t.weight) for t in terms)
-                      for terms, _ in queries]
-        best = (-1.0, 0.0, 0.0)
-        for m_seen in GRID:
-            for m_unseen in GRID:
-                values = []
-                for share, hs, cs, (_, relevant) in zip(seen_share, head_scores, conse_scores, queries):
-                    mix = share * m_seen + (1 - share) * m_unseen
-                    values.append(precision_at((1 - mix) * hs + mix * cs, relevant, 10))
-                score = mean(values)
-                if score > best[0] + 1e-12:
-                    best = (score, m_seen, m_unseen)
-        table[str(similarity)] = {"score": finite(best[0]), "search_seen": best[1], "search_unseen": best[2],
-                                  "seen_queries": int(sum(share == 1.0 for share in seen_share))}
-    chosen = _best(table)
+    for n_mix in neighbour_mixes:
+        head_emb = served_embedding(space.head_emb[pool], neighbours, n_mix)
+        for similarity in SIMILARITIES:
+            head.seen_similarity = similarity
+            head_scores = [head_emb @ head.head_query([(t.weight, t.word) for t in terms], words)
+                           for terms, _ in queries]
+            # each query: the share of its weight on seen words (the mix is linear in the two weights)
+            seen_share = [sum(abs(t.weight) for t in terms if head.knows(t.word, words))
+                          / sum(abs(t.weight) for t in terms) for terms, _ in queries]
+            best = (-1.0, 0.0, 0.0)
+            for m_seen in GRID:
+                for m_unseen in GRID:
+                    values = []
+                    for share, hs, cs, (_, relevant) in zip(seen_share, head_scores, conse_scores, queries):
+                        mix = share * m_seen + (1 - share) * m_unseen
+                        values.append(precision_at((1 - mix) * hs + mix * cs, relevant, 10))
+                    score = mean(values)
+                    if score > best[0] + 1e-12:
+                        best = (score, m_seen, m_unseen)
+            table[f"{n_mix}/{similarity}"] = {"score": finite(best[0]), "neighbour_mix": n_mix,
+                                              "seen_similarity": similarity, "search_seen": best[1],
+                                              "search_unseen": best[2],
+                                              "seen_queries": int(sum(share == 1.0 for share in seen_share))}
+    row = table[_best(table)]
     head.seen_similarity = None
-    row = table[chosen]
-    return row["search_seen"], row["search_unseen"], (None if chosen == "None" else float(chosen)), table
+    return row["search_seen"], row["search_unseen"], row["seen_similarity"], row["neighbour_mix"], table
 
 
 def choose_serving(space: Space, pool: np.ndarray, seen_labels: set[str], unseen_labels: set[str],
-                   tag_items: np.ndarray, unseen_tag_items: np.ndarray, reference: np.ndarray) -> Serving:
+                   tag_items: np.ndarray, unseen_tag_items: np.ndarray, reference: np.ndarray,
+                   neighbour_mixes: tuple[float, ...] = NEIGHBOUR_MIXES) -> Serving:
     """Pick the served settings on validation items with a calibration head (``space.head``).
 
     Text→Image (:func:`choose_search`): the queries are the labels and caption words of ``pool`` (validation
@@ -218,7 +254,8 @@ def choose_serving(space: Space, pool: np.ndarray, seen_labels: set[str], unseen
     queries = label_queries(labels, pool, pool_labels & (seen_labels | unseen_labels), words)
     queries += word_queries(space.known, pool, space.caption_words)
     queries = [q for q in queries if q[1].any()]
-    m_seen, m_unseen, similarity, search_table = choose_search(space, pool, queries)
+    m_seen, m_unseen, similarity, neighbour_mix, search_table = choose_search(space, pool, queries, reference,
+                                                                              neighbour_mixes)
     scores: dict[str, dict[str, Any]] = {"search": search_table, "tags": {}, "class_min_prob": {},
                                          "neighbour_distance": {}}
 
@@ -238,7 +275,7 @@ def choose_serving(space: Space, pool: np.ndarray, seen_labels: set[str], unseen
         scores["neighbour_distance"][str(d)] = tag_score(emb, TagRule(min_prob, d))
     chosen = _best(scores["neighbour_distance"])
     rule = TagRule(min_prob, None if chosen == "None" else float(chosen))
-    return Serving(m_seen, m_unseen, similarity, tag_mix, rule, scores)
+    return Serving(m_seen, m_unseen, similarity, neighbour_mix, tag_mix, rule, scores)
 
 
 def real_photo_figures(bundle: B.Bundle, space: Space, conse: ConSE, rule: TagRule) -> dict[str, Any]:
@@ -301,7 +338,8 @@ def evaluate_bundle(root: str | Path, words: WordVectors | None = None, head: De
     results["caption_queries"] = len(space.caption_words)
     if head is not None:
         results["served"].update(conse_mix=head.conse_mix, unseen_conse_mix=head.unseen_conse_mix,
-                                 seen_similarity=head.seen_similarity, tag_conse_mix=head.tag_conse_mix)
+                                 seen_similarity=head.seen_similarity, neighbour_mix=head.neighbour_mix,
+                                 tag_conse_mix=head.tag_conse_mix)
     results["served"].update(class_min_prob=tag_rule.class_min_prob, neighbour_distance=tag_rule.neighbour_distance)
     if real_photos:
         real = real_photo_figures(bundle, space, conse, tag_rule)

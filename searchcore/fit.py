@@ -49,6 +49,9 @@ class TrainConfig:
     # once early stopping has found the epoch count: train the measured head again on training + validation items,
     # and the served head on every item (the figures come from the first, on test items it never saw)
     refit: bool = True
+    # the share of a photo's look-alikes' words in its Text→Image embedding (searchcore.propagation);
+    # None: chosen on validation photos, a number fixes it (0: the head alone)
+    neighbour_mix: float | None = None
     seed: int = 0
     holdout_classes: tuple[str, ...] = ()
 

@@ -55,6 +55,7 @@ class DeViSEHead(
         unseen_conse_mix: float | None = None,
         seen_words: list[str] | None = None,
         seen_similarity: float | None = None,
+        neighbour_mix: float = 0.0,
     ) -> None:
         super().__init__()
         # backbone/words/conse_mix are recorded in config.json so a head is never paired with the wrong features
@@ -70,6 +71,8 @@ class DeViSEHead(
         # an image farther than this (cosine distance of its features to the nearest collection photo) is unlike
         # anything the head was trained on; its tags then come from ConSE alone (see SearchEngine.embed_image)
         self.ood_distance = None if ood_distance is None else float(ood_distance)
+        # Text→Image describes a collection photo partly by its look-alikes' words (searchcore.propagation)
+        self.neighbour_mix = float(neighbour_mix)
         self.net = nn.Sequential(
             nn.BatchNorm1d(in_dim),
             nn.Dropout(dropout / 2),
@@ -82,18 +85,21 @@ class DeViSEHead(
 
     def set_serving(self, search_mix: float, tag_mix: float, ood_distance: float | None,
                     unseen_mix: float | None = None, seen_words: list[str] | None = None,
-                    seen_similarity: float | None = None) -> None:
-        """Set the ConSE weights, the unseen-image distance and the seen words, also in the saved config.json."""
+                    seen_similarity: float | None = None, neighbour_mix: float = 0.0) -> None:
+        """Set the ConSE weights, the unseen-image distance, the seen words and the neighbours' share in
+        Text→Image (:mod:`searchcore.propagation`), also in the saved config.json."""
         self.conse_mix, self.tag_conse_mix = float(search_mix), float(tag_mix)
         self.unseen_conse_mix = float(search_mix if unseen_mix is None else unseen_mix)
         self.ood_distance = None if ood_distance is None else float(ood_distance)
         self.seen_similarity = None if seen_similarity is None else float(seen_similarity)
         if seen_words is not None:
             self.seen_words = frozenset(seen_words)
+        self.neighbour_mix = float(neighbour_mix)
         if isinstance(self._hub_mixin_config, dict):
             self._hub_mixin_config.update(conse_mix=self.conse_mix, tag_conse_mix=self.tag_conse_mix,
                                           ood_distance=self.ood_distance, unseen_conse_mix=self.unseen_conse_mix,
-                                          seen_words=sorted(self.seen_words), seen_similarity=self.seen_similarity)
+                                          seen_words=sorted(self.seen_words), seen_similarity=self.seen_similarity,
+                                          neighbour_mix=self.neighbour_mix)
 
     def knows(self, word: str, words: WordVectors | None = None) -> bool:
         """Was ``word`` (or its singular) in the head's training targets, or (with ``words``) near one of them?"""

@@ -51,8 +51,13 @@ def finite(value: float | None) -> float | None:
 
 
 def rankers(conse_emb: np.ndarray, head_emb: np.ndarray | None = None, head: DeViSEHead | None = None,
-            mix: float | None = None, words: WordVectors | None = None) -> dict[str, Ranker]:
-    """ConSE, the head alone and the served mix (per query, or the fixed ``mix`` when given) as rankers."""
+            mix: float | None = None, words: WordVectors | None = None, served_emb: np.ndarray | None = None
+            ) -> dict[str, Ranker]:
+    """ConSE, the head alone and the served mix (per query, or the fixed ``mix`` when given) as rankers.
+
+    ``served_emb``: the photos' embeddings as Text→Image serves them (the head's blended with their
+    neighbours', :mod:`searchcore.propagation`); the head's alone when not given.
+    """
     out: dict[str, Ranker] = {"conse": lambda q, _t: conse_emb @ q}
     if head_emb is not None:
         out["head"] = lambda q, _t: head_emb @ q
@@ -61,7 +66,7 @@ def rankers(conse_emb: np.ndarray, head_emb: np.ndarray | None = None, head: DeV
             pairs = [(t.weight, t.word) for t in terms]
             m = mix if mix is not None else query_mix(pairs, head, words)
             head_q = head.head_query(pairs, words) if head is not None and words is not None else q
-            return fused_scores(q, head_emb, conse_emb, m, head_q)
+            return fused_scores(q, head_emb if served_emb is None else served_emb, conse_emb, m, head_q)
 
         out["served"] = served
     return out

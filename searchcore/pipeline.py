@@ -22,10 +22,16 @@ from .backbone import load_backbone
 from .build import rebuild_semantic, write_bundle
 from .card import write_card as default_card
 from .collection import Collection, load_collection
-from .evaluation import Space, choose_serving, evaluate_bundle  # evaluate_bundle: re-exported for the CLIs
+from .evaluation import (  # evaluate_bundle: re-exported for the CLIs
+    NEIGHBOUR_MIXES,
+    Space,
+    choose_serving,
+    evaluate_bundle,
+)
 from .extract import clear, extract_collection
 from .fit import Split, TrainConfig, TrainResult, train_head
 from .head import ConSE, DeViSEHead
+from .propagation import caption_keep
 from .shards import Map
 from .words import WordVectors, load_word_vectors
 
@@ -123,21 +129,6 @@ def calibration_classes(labels: list[str], trained: list[str], seed: int, share:
     return tuple(sorted(candidates[i] for i in chosen)) if len(candidates) > 2 else ()
 
 
-def caption_keep(words: WordVectors) -> Callable[[str], bool]:
-    """Which caption words may join a training target: things you can see (WordNet's nouns, ImageNet's words).
-
-    Without the packaged WordNet data every content word the vectors know is kept.
-    """
-    from .tagging import packaged_visual_vocab
-    from .text import singular
-
-    visual = packaged_visual_vocab()
-    if visual is None:
-        return lambda _w: True
-    nouns = set(visual.nouns) | {w for c in visual.imagenet for lemma in c.lemmas for w in lemma.split()}
-    return lambda w: w in nouns or singular(w) in nouns
-
-
 def train_bundle(
     root: str | Path,
     config: TrainConfig | None = None,
@@ -183,16 +174,17 @@ def train_bundle(
     unseen_items = np.array([i for i in calib.split.holdout if i not in reserved], np.int64)
     pool = np.concatenate([result.split.val, unseen_items]).astype(np.int64)
     serving = choose_serving(space, pool, set(result.labels) - set(calibration), set(calibration),
-                             result.split.val, unseen_items, calib.split.train)
+                             result.split.val, unseen_items, calib.split.train,
+                             NEIGHBOUR_MIXES if config.neighbour_mix is None else (float(config.neighbour_mix),))
     ood = unseen_distance(bundle.features, result.split)
     result.head.set_serving(serving.conse_mix, serving.tag_conse_mix, ood, serving.unseen_conse_mix,
-                            result.seen_words, serving.seen_similarity)
+                            result.seen_words, serving.seen_similarity, serving.neighbour_mix)
     report(0.9, "measuring on the test split")
     metrics = evaluate_bundle(root, words, result.head, result.split, real_photos=real_photos,
                               tag_rule=serving.tag_rule)
     served = result.served or result.head  # trained on every photo once the figures are measured
     served.set_serving(serving.conse_mix, serving.tag_conse_mix, ood, serving.unseen_conse_mix,
-                       result.served_seen_words or result.seen_words, serving.seen_similarity)
+                       result.served_seen_words or result.seen_words, serving.seen_similarity, serving.neighbour_mix)
     training = {
         "config": config.to_dict(),
         "split": result.split.to_dict(),

@@ -22,6 +22,8 @@ from searchcore.collection import folder_collection
 from searchcore.engine import Hit, SearchEngine, WordHit, load_engine
 from searchcore.errors import AssetSourceError, BadArgumentError, BundleError, QueryError, UnknownWordError
 from searchcore.head import DeViSEHead, blend, unit_rows
+from searchcore.index import exact_search
+from searchcore.propagation import collection_targets, neighbour_embedding, served_embedding
 from searchcore.words import WordVectors, load_word_vectors
 
 WORD_VOCAB = 40
@@ -353,6 +355,29 @@ def test_engine_with_a_head_blends_it_with_conse(built, tmp_path):
     assert engine.bundle.indexes["semantic"].query(head.embed(feats), 1).ids[0, 0] == 4
     assert engine.bundle.indexes["conse"].query(engine.conse.embed(engine.bundle.logits[4:5]), 1).ids[0, 0] == 4
     assert len(engine.search_images("dog", k=3)) == 3
+
+
+def test_semantic_index_blends_the_head_with_the_look_alikes_words(built, tmp_path):
+    root, _, backbone, words = built
+    root = Path(shutil.copytree(root, tmp_path / "neighbours"))
+    torch.manual_seed(2)
+    head = DeViSEHead(in_dim=backbone.feature_dim, hidden_dim=32, out_dim=16, backbone=backbone.spec,
+                      words=words.source).eval()
+    head.set_serving(0.0, 0.0, None, neighbour_mix=0.5)
+    head.save_pretrained(root / "head")
+    rebuild_semantic(root, words, backbone.class_names, head)
+    engine = load_engine(root, backbone=backbone)
+    assert engine.head.neighbour_mix == 0.5  # travels in config.json
+    feats = np.asarray(engine.bundle.features)
+    labels = [it.label for it in engine.bundle.items]
+    captions = [tuple(it.captions or (it.caption,)) for it in engine.bundle.items]
+    targets, has = collection_targets(labels, captions, words, 0.5)
+    every = np.arange(len(feats))
+    found = exact_search(feats, feats, 5)  # a collection photo is its own nearest labelled photo
+    want = served_embedding(head.embed(feats), neighbour_embedding(found.ids, found.distances, targets, has), 0.5)
+    stored = engine.bundle.indexes["semantic"].get(every)
+    np.testing.assert_allclose(stored, want, atol=1e-4)
+    assert not np.allclose(stored, head.embed(feats), atol=1e-3)  # the neighbours did move the photos
 
 
 def test_search_images_trusts_the_head_for_seen_words_and_conse_for_unseen_ones(built, tmp_path):

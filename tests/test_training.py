@@ -419,6 +419,13 @@ def test_train_bundle_records_training_and_metrics_in_the_manifest(trained):
                     "zero_shot_tag_hit5", "real_photo_tag_hit5"):
             assert 0.0 <= metrics[method][key] <= 1.0, (method, key)
     assert same(metrics, trained["metrics"])
+    # the look-alikes' share was chosen on validation among NEIGHBOUR_MIXES, and the served head carries it
+    from searchcore.evaluation import NEIGHBOUR_MIXES
+
+    chosen = training["conse_mix"]["neighbour_mix"]
+    assert chosen in NEIGHBOUR_MIXES and metrics["served"]["neighbour_mix"] == chosen
+    assert {row["neighbour_mix"] for row in training["mix_scores"]["search"].values()} == set(NEIGHBOUR_MIXES)
+    assert json.loads((root / "head" / "config.json").read_text())["neighbour_mix"] == chosen
 
 
 def same(a, b) -> bool:
@@ -505,3 +512,14 @@ def test_train_devise_cli_on_a_folder_that_is_not_a_bundle_fails_with_a_message(
     assert train_devise.main(["--bundle", str(tmp_path), "--epochs", "1"]) == 2
     captured = capsys.readouterr()
     assert "error:" in captured.err and "manifest.json" in captured.err
+
+
+def test_a_fixed_neighbour_mix_is_served_as_given(trained, tmp_path, monkeypatch):
+    from searchcore import pipeline
+
+    monkeypatch.setenv("SEARCH_CACHE_DIR", str(tmp_path / "cache"))
+    root = Path(shutil.copytree(trained["untrained"], tmp_path / "fixed"))
+    pipeline.train_bundle(root, TrainConfig(epochs=2, hidden_dim=16, neighbour_mix=0.0), real_photos=False)
+    training = B.verify(root)["training"]
+    assert training["conse_mix"]["neighbour_mix"] == 0.0
+    assert {row["neighbour_mix"] for row in training["mix_scores"]["search"].values()} == {0.0}
