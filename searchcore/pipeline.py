@@ -21,7 +21,9 @@ from . import bundle as B
 from .backbone import load_backbone
 from .build import rebuild_semantic, write_bundle
 from .card import write_card as default_card
+from .clip import is_clip_spec, tag_embedder
 from .collection import Collection, load_collection
+from .errors import BadArgumentError
 from .evaluation import Space, choose_serving, evaluate_bundle  # evaluate_bundle: re-exported for the CLIs
 from .extract import clear, extract_collection
 from .fit import Split, TrainConfig, TrainResult, train_head
@@ -62,6 +64,8 @@ def build_bundle(
     ``float16`` stores features and logits in half precision (see :func:`searchcore.build.write_bundle`).
     """
     out = Path(out)
+    if ray is not None and is_clip_spec(backbone):
+        raise BadArgumentError("--ray extracts with timm backbones only; build a CLIP bundle without --ray.")
     coll = load_collection(collection) if isinstance(collection, str) else collection
     report(0.0, f"loading {backbone}")
     net = load_backbone(backbone, batch_size=batch_size)
@@ -94,7 +98,7 @@ def build_bundle(
             info["ray"] = ray.to_dict()
         write_bundle(out, extraction.collection, extraction.features, net.spec, net.class_names, vectors,
                      build_info=info, log=lambda m: report(0.9, m), shard_size=shard_size,
-                     float16=float16, map_fn=map_fn, **extra)
+                     float16=float16, map_fn=map_fn, embed_tags=tag_embedder(net), **extra)
     clear(out)
     report(1.0, f"bundle ready: {len(extraction.collection)} photos")
     return out, info
@@ -158,6 +162,9 @@ def train_bundle(
     root = Path(root)
     bundle = B.open_bundle(root)
     manifest = bundle.manifest
+    if B.is_clip(manifest):
+        raise BadArgumentError(f"{root} is a CLIP bundle: CLIP's photos and words already share one space, so no "
+                               "DeViSE head is trained for it; serve it as it is.")
     words = load_word_vectors(manifest["words"])
     labels = [it.label for it in bundle.items]
     captions = [tuple(it.captions or (it.caption,)) for it in bundle.items]
