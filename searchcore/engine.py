@@ -77,6 +77,10 @@ class SearchEngine:
 
     def __init__(self, bundle: Bundle, backbone: Backbone, words: WordVectors, head: DeViSEHead | None = None):
         manifest, root = bundle.manifest, bundle.root
+        if is_clip(manifest) != isinstance(backbone, ClipBackbone):
+            raise BundleError(f"is {'a' if is_clip(manifest) else 'not a'} CLIP bundle ({manifest['backbone']}), but "
+                              f"the backbone {backbone.spec} is {'not ' if is_clip(manifest) else ''}a CLIP.", root,
+                              rebuild_hint(root))
         if backbone.feature_dim != int(manifest["feature_dim"]):
             raise BundleError(f"was built with {manifest['feature_dim']}-d features ({manifest['backbone']}) but the "
                               f"backbone {backbone.spec} gives {backbone.feature_dim}-d.", root, rebuild_hint(root))
@@ -89,10 +93,7 @@ class SearchEngine:
                               "Retrain it with: python -m training.train_devise --bundle " + str(root))
         self.bundle, self.backbone, self.words, self.head = bundle, backbone, words, head
         # a CLIP bundle: Text → Image, Image → Tags and the by-class search use CLIP's text tower (searchcore.clip)
-        self.clip = backbone if isinstance(backbone, ClipBackbone) and is_clip(manifest) else None
-        if is_clip(manifest) and self.clip is None:
-            raise BundleError(f"is a CLIP bundle but the backbone {backbone.spec} is not a CLIP.", root,
-                              rebuild_hint(root))
+        self.clip = backbone if isinstance(backbone, ClipBackbone) else None
         self.conse = ConSE.from_words(backbone.class_names, words, top_t=int(manifest.get("conse_top_t", 10)))
         self._weights = backbone.classifier_weights()
         captions = [it.captions or (it.caption,) for it in bundle.items]

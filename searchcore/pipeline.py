@@ -142,6 +142,13 @@ def caption_keep(words: WordVectors) -> Callable[[str], bool]:
     return lambda w: w in nouns or singular(w) in nouns
 
 
+def check_trainable(root: str | Path) -> None:
+    """Refuse a CLIP bundle before any work: its photos and words already share CLIP's space, there is no head."""
+    if B.is_clip(B.verify(Path(root), check_sums=False)):
+        raise BadArgumentError(f"{root} is a CLIP bundle: CLIP's photos and words already share one space, so no "
+                               "DeViSE head is trained for it; serve it as it is.")
+
+
 def train_bundle(
     root: str | Path,
     config: TrainConfig | None = None,
@@ -160,11 +167,9 @@ def train_bundle(
 
     config = config or TrainConfig()
     root = Path(root)
+    check_trainable(root)
     bundle = B.open_bundle(root)
     manifest = bundle.manifest
-    if B.is_clip(manifest):
-        raise BadArgumentError(f"{root} is a CLIP bundle: CLIP's photos and words already share one space, so no "
-                               "DeViSE head is trained for it; serve it as it is.")
     words = load_word_vectors(manifest["words"])
     labels = [it.label for it in bundle.items]
     captions = [tuple(it.captions or (it.caption,)) for it in bundle.items]
