@@ -336,3 +336,13 @@ def test_images_of_any_size_embed(net):
     wide = Image.fromarray(np.random.default_rng(0).integers(0, 255, (20, 300, 3), dtype=np.uint8))
     rgba = Image.new("RGBA", (64, 64), (255, 0, 0, 0))
     assert net.extract([wide, rgba]).features.shape == (2, 16)
+
+
+def test_the_app_says_it_serves_clip(engine):
+    import app
+
+    served = app.Served(engine, "SEARCH_BUNDLE names it", (), "tiny-clip")
+    assert "CLIP, zero-shot" in app.banner(served)
+    text = app.describe(engine, "tiny-clip")
+    assert "What is being served: CLIP" in text and "a photo of a {word}." in text
+    assert "DeViSE head (image features" not in text and "classifier, for your photo and for the collection" not in text
