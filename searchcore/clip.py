@@ -20,6 +20,7 @@ imported only when a model is loaded.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import storage
 from .backbone import Backbone, Features, imagenet_class_names
 from .errors import AssetSourceError, QueryError
 from .hub import download, is_repo_id
@@ -113,6 +115,7 @@ class ClipBackbone(Backbone):
     """
 
     processor: Any = None
+    checkpoint: Path | None = None  # the folder the model was loaded from: keys the class-prompt cache
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _classes: np.ndarray | None = field(default=None, repr=False)
 
@@ -137,8 +140,31 @@ class ClipBackbone(Backbone):
         with self._lock:
             if self._classes is None:
                 names = [description.split(",")[0].strip() for description in imagenet_class_names()]
+                cache = self._class_cache(names)
+                if cache is not None and cache.is_file():
+                    cached = np.load(cache)
+                    if cached.shape == (len(names), self.feature_dim):
+                        self._classes = cached
+                        return cached
                 self._classes = self.embed_phrases(names)
+                if cache is not None:
+                    storage.save_npy(cache, self._classes)
             return self._classes
+
+    def _class_cache(self, names: list[str]) -> Path | None:
+        """Where the class prompts' embeddings are cached: ViT-B/32 takes 17 s for them on 2 cores
+        (docs/benchmarks.md §8), paid by every start without it. Keyed by the checkpoint's config and weight files
+        (name, size, modification time), the prompt and the class names, so a changed checkpoint misses."""
+        if self.checkpoint is None:
+            return None
+        key = hashlib.sha256(PROMPT.encode() + "\n".join(names).encode())
+        for path in sorted(self.checkpoint.iterdir()):
+            if path.name == "config.json":
+                key.update(path.read_bytes())
+            elif path.suffix in (".safetensors", ".bin"):
+                stat = path.stat()
+                key.update(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+        return storage.cache_dir() / "clip" / f"classes-{key.hexdigest()[:24]}.npy"
 
     def forward(self, batch: torch.Tensor) -> Features:
         """Unit image embeddings and zero-shot ImageNet logits of a preprocessed batch, (n, 3, H, W)."""
@@ -190,7 +216,8 @@ def load_clip_backbone(spec: str = DEFAULT_CLIP, batch_size: int | None = None) 
     """The CLIP named by ``spec`` (``clip:<Hub id or folder>``) with its own image processor as the transform."""
     import os
 
-    model, processor = load_clip(clip_source(spec))
+    folder = resolve_checkpoint(clip_source(spec))
+    model, processor = load_clip(str(folder))
 
     def transform(image: object) -> torch.Tensor:
         return processor.image_processor(images=image, return_tensors="pt")["pixel_values"][0]
@@ -198,7 +225,7 @@ def load_clip_backbone(spec: str = DEFAULT_CLIP, batch_size: int | None = None) 
     batch = batch_size or int(os.environ.get("SEARCH_BATCH_SIZE", 32))
     config = {"image_processor": processor.image_processor.to_dict()}
     return ClipBackbone(spec=spec, model=model, transform=transform, data_config=config, batch_size=batch,
-                        processor=processor)
+                        processor=processor, checkpoint=folder)
 
 
 def tag_embedder(backbone: Backbone) -> Callable[[Sequence[str]], np.ndarray] | None:

@@ -8,6 +8,7 @@ Hub ids are checked at the boundary: ``snapshot_download`` is replaced and its e
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -346,3 +347,24 @@ def test_the_app_says_it_serves_clip(engine):
     text = app.describe(engine, "tiny-clip")
     assert "What is being served: CLIP" in text and "a photo of a {word}." in text
     assert "DeViSE head (image features" not in text and "classifier, for your photo and for the collection" not in text
+
+
+def test_the_class_prompts_are_embedded_once_per_checkpoint(checkpoint, tmp_path, monkeypatch):
+    first = load_backbone(f"clip:{checkpoint}")
+    classes = first.classifier_weights()
+    cached = list((tmp_path / "cache" / "clip").glob("classes-*.npy"))
+    assert len(cached) == 1
+    second = load_backbone(f"clip:{checkpoint}")
+    monkeypatch.setattr(ClipBackbone, "embed_phrases", lambda *_: pytest.fail("the cache was not used"))
+    np.testing.assert_array_equal(second.classifier_weights(), classes)
+    monkeypatch.undo()
+    monkeypatch.setenv("SEARCH_CACHE_DIR", str(tmp_path / "cache"))
+    # other weights (here: the same file, rewritten later) are another checkpoint: the cache misses
+    weights = checkpoint / "model.safetensors"
+    stat = weights.stat()
+    try:
+        os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+        load_backbone(f"clip:{checkpoint}").classifier_weights()
+    finally:
+        os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert len(list((tmp_path / "cache" / "clip").glob("classes-*.npy"))) == 2
