@@ -368,3 +368,25 @@ def test_the_class_prompts_are_embedded_once_per_checkpoint(checkpoint, tmp_path
     finally:
         os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert len(list((tmp_path / "cache" / "clip").glob("classes-*.npy"))) == 2
+
+
+def test_evaluate_json_puts_clip_beside_conse_and_the_head(offline_bundle, checkpoint, tmp_path, capsys):
+    """training.evaluate --clip on the real offline bundle and a (tiny, random) CLIP bundle of the same photos:
+    the JSON gains a "clip" entry with the same figures as the other columns, measured on the same photos."""
+    from searchcore.collection import Collection
+    from searchcore.pipeline import build_bundle
+    from training import evaluate
+
+    manifest = B.verify(offline_bundle, check_sums=False)
+    photos = Collection(manifest["name"], offline_bundle / B.IMAGES, B.read_items(offline_bundle / B.ITEMS))
+    clip_root, _ = build_bundle(photos, tmp_path / "clip", f"clip:{checkpoint}", manifest["words"], word_vocab=1000)
+    capsys.readouterr()
+    assert evaluate.main(["--bundle", str(offline_bundle), "--clip", str(clip_root), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    clip = out["clip"]
+    assert clip["backbone"] == f"clip:{checkpoint}"
+    for key in ("text_image_p10", "caption_word_p5", "tag_hit5", "real_photo_tag_hit5"):
+        assert key in out["served"] and 0.0 <= clip[key] <= 1.0, key
+    assert 0.0 <= clip["image_image_p10"] <= 1.0
+    assert evaluate.main(["--bundle", str(offline_bundle), "--clip", str(offline_bundle), "--json"]) == 2
+    assert "is not a CLIP bundle" in capsys.readouterr().err
