@@ -288,6 +288,10 @@ def evaluate_bundle(root: str | Path, words: WordVectors | None = None, head: De
     manifest = bundle.manifest
     words = words or load_word_vectors(manifest["words"])
     training = manifest.get("training", {})
+    if B.is_clip(manifest):
+        raise B.BundleError("is a CLIP bundle: it has no head and no split of its own to measure on. Measure it "
+                            "beside a trained bundle of the same photos: python -m training.evaluate --bundle "
+                            f"TRAINED --clip {bundle.root}", bundle.root / B.MANIFEST)
     if split is None:
         if "split" not in training:
             raise B.BundleError("has no trained head to evaluate.", bundle.root / B.MANIFEST,

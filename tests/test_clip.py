@@ -390,3 +390,40 @@ def test_evaluate_json_puts_clip_beside_conse_and_the_head(offline_bundle, check
     assert 0.0 <= clip["image_image_p10"] <= 1.0
     assert evaluate.main(["--bundle", str(offline_bundle), "--clip", str(offline_bundle), "--json"]) == 2
     assert "is not a CLIP bundle" in capsys.readouterr().err
+
+
+def test_evaluating_a_clip_bundle_alone_says_how_to_compare_it(built, capsys):
+    from training import evaluate
+
+    assert evaluate.main(["--bundle", str(built[0]), "--json"]) == 2
+    err = capsys.readouterr().err
+    assert "is a CLIP bundle" in err and f"--clip {built[0]}" in err
+
+
+def test_ray_extraction_is_refused_for_clip(built, tmp_path, checkpoint):
+    from searchcore.pipeline import build_bundle
+    from searchcore.ray_extract import RayConfig
+
+    with pytest.raises(BadArgumentError, match="without --ray"):
+        build_bundle(str(built[1]), tmp_path / "b", f"clip:{checkpoint}", str(built[2]), ray=RayConfig())
+    assert not (tmp_path / "b").exists()
+
+
+def test_update_keeps_a_clip_bundle_in_clip_space(built, tmp_path, net):
+    import shutil
+
+    from searchcore.collection import folder_collection
+    from searchcore.update import update_bundle
+
+    root, photos = tmp_path / "bundle", tmp_path / "photos"
+    shutil.copytree(built[0], root)
+    shutil.copytree(built[1], photos)
+    Image.new("RGB", (40, 40), (250, 250, 250)).save(photos / "cat" / "white.png")
+    counts = update_bundle(root, folder_collection(photos, name="tiny"))
+    assert counts["added"] == 1 and counts["kept"] == 9
+    bundle = B.open_bundle(root)
+    assert bundle.manifest["space"] == "clip" and len(bundle.items) == 10
+    assert bundle.indexes["tags"].dim == bundle.indexes["semantic"].dim == 16
+    new = next(i for i, it in enumerate(bundle.items) if it.path == "cat/white.png")
+    np.testing.assert_allclose(bundle.features[new], net.extract([photos / "cat" / "white.png"]).features[0],
+                               atol=1e-5)
