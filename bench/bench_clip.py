@@ -234,9 +234,11 @@ def render(res: dict[str, Any]) -> str:
              "logits; the CNNs' features and ImageNet classifier) on random inputs of each model's size: batch 1 "
              f"(a search) and batch {BATCH} (a build), at {SEARCH_THREADS} torch thread (a search's default; at 2 "
              "threads this shared machine's neighbours ate the second thread and more: §2's threads block). "
-             "*Queries*: CLIP's text tower on one {PROMPT_TOKENS}-token "
+             f"*Queries*: CLIP's text tower on one {PROMPT_TOKENS}-token "
              f"prompt (\"a photo of a dog.\" under CLIP's BPE; token ids fed directly; {SEARCH_THREADS} thread), "
-             "against a DeViSE bundle's query, the GloVe vector of the word (`WordVectors.combine`). Rates: median of "
+             "against a DeViSE bundle's query, the GloVe vector of the word (`WordVectors.combine`). *Class prompts*: "
+             f"1000 prompts of {PROMPT_TOKENS} tokens in batches of 64 at torch's default threads, what a CLIP engine "
+             "computes once per checkpoint and caches (median of the rounds' runs). Rates: median of "
              f"{res['reps']} interleaved rounds (range beside it).", ""]
     rows = []
     for row in res["rows"]:
@@ -262,8 +264,9 @@ def render(res: dict[str, Any]) -> str:
                         if vgg else "."))
     if vit:
         notes.append(f"- A CLIP Text → Image query costs one text-tower pass, {1000 / vit['text']['per_s']:.3g} ms "
-                     f"for ViT-B/32, against {1000 / res['glove']['per_s']:.2g} ms for a GloVe lookup; a CLIP "
-                     f"engine also embeds the 1000 class prompts once as it loads ({vit['class_prompts_s']:.2g} s).")
+                     f"for ViT-B/32, against {1000 / res['glove']['per_s']:.2g} ms for a GloVe lookup; the first "
+                     f"CLIP engine of a checkpoint also embeds the 1000 class prompts ({vit['class_prompts_s']:.2g} "
+                     "s), which later ones read from the cache.")
     lines += ["", *notes, "", QUALITY]
     return "\n".join(lines)
 

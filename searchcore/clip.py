@@ -152,7 +152,7 @@ class ClipBackbone(Backbone):
             return self._classes
 
     def _class_cache(self, names: list[str]) -> Path | None:
-        """Where the class prompts' embeddings are cached: ViT-B/32 takes 17 s for them on 2 cores
+        """Where the class prompts' embeddings are cached: ViT-B/32 takes about 21 s for them on 2 cores
         (docs/benchmarks.md §8), paid by every start without it. Keyed by the checkpoint's config and weight files
         (name, size, modification time), the prompt and the class names, so a changed checkpoint misses."""
         if self.checkpoint is None:
