@@ -537,6 +537,8 @@ def describe(engine: SearchEngine, name: str) -> str:
         "ConSE, mixed per query: the head leads for words it was trained on, ConSE for words it never saw. Each "
         "photo's head embedding also leans on the labels and captions of its 5 nearest collection photos.",
     ]
+    if info.space == "clip":  # one model embeds photos and words: no word-space mapping, no head
+        parts = _clip_description(engine, name, labels)
     table = _metrics_table(info.metrics)
     if table:
         parts += ["", "### Measured", table]
@@ -547,9 +549,35 @@ def describe(engine: SearchEngine, name: str) -> str:
     return "\n".join(parts)
 
 
+def _clip_description(engine: SearchEngine, name: str, labels: str) -> list[str]:
+    """What is served and how each search works, for a CLIP bundle (searchcore.clip)."""
+    info = engine.info
+    return [
+        "### What is being served: CLIP",
+        f"- **Collection:** `{info.collection}`, {info.count} photos in {len(info.labels)} labels: {labels}.",
+        f"- **Model:** `{info.backbone}`, CLIP (Radford et al. 2021): an image tower and a text tower trained "
+        f"together on captioned photos, so photos and words meet in one {engine.backbone.feature_dim}-d space "
+        "with no head to train (the DeViSE bundles map a CNN's features into GloVe's space instead).",
+        f"- **Word vectors:** `{info.words}`, {info.word_dim}-d GloVe vectors, for Text → Text only.",
+        f"- **Bundle:** `{name}`.",
+        "",
+        "### How each search works",
+        "- **Image → Image:** CLIP's image embedding of your photo; nearest photos by cosine distance.",
+        "- **By ImageNet class:** your photo's embedding pulled toward CLIP's text embedding of "
+        "\"a photo of a {class}.\", then the nearest photos.",
+        "- **Text → Text:** the GloVe vector of your words (`+`/`-` add and subtract, `2:cat` weighs); nearest words.",
+        "- **Image → Tags:** the visual words (ImageNet classes, WordNet nouns for things you can see, the "
+        "collection's labels and captions) whose CLIP text embedding (\"a photo of a {word}.\") is nearest your "
+        "photo; a class CLIP is sure of, zero-shot, leads.",
+        "- **Text → Image:** each of your words as \"a photo of a {word}.\" through CLIP's text tower, combined with "
+        "`+`/`-` and weights, against every photo's image embedding.",
+    ]
+
+
 def banner(served: Served) -> str:
     info = served.engine.info
     mode = ("trained DeViSE head with ConSE, per query" if info.semantic.startswith("head")
+            else "CLIP, zero-shot (one model embeds photos and words)" if info.space == "clip"
             else "ConSE (no trained head)")
     return (f"**Serving `{info.collection}`:** {info.count} photos · image features `{info.backbone}` · word vectors "
             f"`{info.words}` · text ↔ image by {mode}.  \n<small>Why this bundle: {served.why}</small>")

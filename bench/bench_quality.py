@@ -3,6 +3,7 @@
     python -m bench.bench_quality            # 3 seeds, ablations, zero-shot, the previous code for "before" (~15 min)
     python -m bench.bench_quality --quick    # seed 0 only, no ablations, no "before"
     python -m bench.bench_quality --write    # also update section 6 of docs/benchmarks.md
+    python -m bench.bench_quality --clip clip:openai/clip-vit-base-patch32 --write   # CLIP zero-shot beside them
 
 On the offline Tux Paint bundle of ``bench.bench_training`` (rebuilt into the benchmarks' cache folder when it is
 not there), each run copies the bundle and calls :func:`searchcore.pipeline.train_bundle` on the copy. Every figure
@@ -20,6 +21,10 @@ seeds shows how much of a difference is the split's luck.
   ``--before`` (default: the last commit before this work), built the way that code built its offline bundle in a
   git worktree, against today's served bundle (seed 0). The previous code's head trained on 80 % of the photos, so
   only figures on photos outside the collection (the real-photo set) are compared with it.
+* **CLIP** (``--clip clip:MODEL``, a Hub id or a local CLIP folder): a CLIP bundle of the same photos is built
+  beside the Tux Paint bundle (reused when it is there), and every seed's and the zero-shot run's test photos are
+  also measured with CLIP zero-shot (:func:`searchcore.evaluation.clip_figures`): a fourth column, same photos,
+  same queries, same metrics. It needs the real checkpoint, so a machine that reaches the Hub.
 """
 
 from __future__ import annotations
@@ -55,9 +60,14 @@ def page_examples() -> list[str]:
     raise RuntimeError("app.py has no TEXT_EXAMPLES")
 
 
-def train_copy(base: Path, work: Path, name: str, config: Any, keep: bool = False) -> dict[str, Any]:
-    """Copy the bundle, train its head with ``config``: metrics, served settings, epochs, seconds."""
+def train_copy(base: Path, work: Path, name: str, config: Any, keep: bool = False, clip: Path | None = None
+               ) -> dict[str, Any]:
+    """Copy the bundle, train its head with ``config``: metrics, served settings, epochs, seconds.
+
+    ``clip``: a CLIP bundle of the same photos, measured on the same test photos as ``metrics["clip"]``.
+    """
     from searchcore import bundle as B
+    from searchcore.evaluation import evaluate_bundle
     from searchcore.pipeline import train_bundle
 
     root = work / name
@@ -65,6 +75,8 @@ def train_copy(base: Path, work: Path, name: str, config: Any, keep: bool = Fals
     shutil.copytree(base, root)
     started = time.perf_counter()
     result, metrics = train_bundle(root, config, command=f"bench.bench_quality {name}")
+    if clip is not None:
+        metrics = {**metrics, "clip": evaluate_bundle(root, clip=clip)["clip"]}
     manifest = B.open_bundle(root, check_sums=False).manifest
     training = manifest["training"]
     if not keep:
@@ -79,6 +91,26 @@ def train_copy(base: Path, work: Path, name: str, config: Any, keep: bool = Fals
 
 def _brief(row: dict[str, Any]) -> str:
     return ", ".join(f"{k} {row[k]}" for k in FIGURES if row.get(k) is not None)
+
+
+def clip_bundle(base: Path, spec: str, cache: Path) -> Path:
+    """A CLIP bundle (``spec``) of the very photos, labels and captions of ``base``, built once into ``cache``."""
+    from searchcore import bundle as B
+    from searchcore.collection import Collection
+    from searchcore.errors import BundleError
+    from searchcore.pipeline import build_bundle
+
+    root = cache / "tuxpaint-clip"
+    try:
+        if B.verify(root, check_sums=False).get("backbone") == spec:
+            return root
+    except BundleError:
+        pass
+    manifest = B.verify(base, check_sums=False)
+    photos = Collection(manifest.get("name", "tuxpaint"), base / B.IMAGES, B.read_items(base / B.ITEMS))
+    common.log(f"building the CLIP bundle {root} ({spec})")
+    build_bundle(photos, root, spec, WORDS, command=f"bench.bench_quality --clip {spec}")
+    return root
 
 
 def served_examples(root: Path, queries: list[str], photos: list[tuple[str, str, list[str]]]) -> dict[str, Any]:
@@ -157,6 +189,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--seeds", type=int, default=None, help="seeds (default 3, --quick 1)")
     parser.add_argument("--holdout", default=",".join(HOLDOUT), help="classes held out for the zero-shot run")
     parser.add_argument("--before", default=None, help=f"the code to compare with (default {BEFORE}; none in --quick)")
+    parser.add_argument("--clip", metavar="SPEC", default=None,
+                        help="also measure CLIP zero-shot on the same photos, e.g. clip:openai/clip-vit-base-patch32")
     args = parser.parse_args(argv)
     seeds = list(range(args.seeds or (1 if args.quick else 3)))
     holdout = tuple(c.strip() for c in args.holdout.split(",") if c.strip())
@@ -168,18 +202,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     base, _, built = build_base(cache)
     common.log(f"{'built' if built else 'reusing'} the bundle {base}")
+    clip = clip_bundle(base, args.clip, cache) if args.clip else None
     work = Path(tempfile.mkdtemp(prefix="quality-", dir=cache))
     queries = list(dict.fromkeys([*page_examples(), *ISSUE_QUERIES]))
     real = real_photo_set()
     photos = [(entry.name, str(path), list(entry.words)) for entry, path in real.photos]
     result: dict[str, Any] = {"command": common.command("bench.bench_quality", argv), "seeds": seeds,
                               "holdout": list(holdout), "code": code_version(), "count": _count(base),
-                              "config": TrainConfig().to_dict(), "queries": queries, "photos": len(photos)}
+                              "config": TrainConfig().to_dict(), "queries": queries, "photos": len(photos),
+                              "clip": args.clip}
     try:
         runs = []
         for seed in seeds:
             common.log(f"served: seed {seed}")
-            runs.append(train_copy(base, work, f"served-{seed}", TrainConfig(seed=seed), keep=seed == seeds[0]))
+            runs.append(train_copy(base, work, f"served-{seed}", TrainConfig(seed=seed), keep=seed == seeds[0],
+                                   clip=clip))
         result["runs"] = runs
         after = served_examples(Path(runs[0]["root"]), queries, photos)
         result["after"] = {**after, "real_photo_tag_hit5": tag_hit_rate(after["tags"], photos)}
@@ -197,7 +234,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             result["framing"] = framing_effect(base)
         if holdout:
             common.log(f"zero-shot: {', '.join(holdout)} held out")
-            result["zero_shot"] = train_copy(base, work, "zero-shot", TrainConfig(holdout_classes=holdout))
+            result["zero_shot"] = train_copy(base, work, "zero-shot", TrainConfig(holdout_classes=holdout), clip=clip)
         if before_rev:
             common.log(f"before: the code of {before_rev}")
             before = before_examples(before_rev, queries, photos, cache)
@@ -252,6 +289,7 @@ def _hits(rows: list[list[str]]) -> str:
 
 def render(res: dict[str, Any]) -> str:
     runs = res["runs"]
+    methods = (*METHODS, "clip") if res.get("clip") else METHODS
     seeds = res["seeds"]
     first = runs[0]
     sizes = first["split_sizes"]
@@ -276,9 +314,13 @@ def render(res: dict[str, Any]) -> str:
         "× class-name vectors); head: the trained head's embedding alone, nearest words for tags; served: what the "
         "app does (Text→Image mixes head and ConSE per query, the head's embedding blended with the photo's "
         "look-alikes' words; tags add the classifier's names, near collection photos' caption words and the "
-        "unseen-photo fallback).",
+        "unseen-photo fallback)." + (
+            f" clip: `{res['clip']}` zero-shot on the same test photos and queries, from a CLIP bundle of the same "
+            "photos (Text→Image by CLIP's prompted text embedding of the query words; tags: the tag phrases nearest "
+            "in CLIP's space, a confident zero-shot class first), with no training at all." if res.get("clip")
+            else ""),
         "",
-        common.table(["figure", *METHODS], _figure_rows(runs)),
+        common.table(["figure", *methods], _figure_rows(runs, methods)),
         "",
         "Served settings chosen on validation photos, per seed: " + "; ".join(
             f"seed {s}: ConSE weight {v['search_seen']:g} for seen words, {v['search_unseen']:g} for unseen ones "
@@ -309,9 +351,9 @@ def render(res: dict[str, Any]) -> str:
         lines += ["", f"### Zero-shot: {held} held out of training (seed 0)", "",
                   f"{z['split_sizes']['holdout']} photos of the held-out classes join the test photos; the zero-shot "
                   "row ranks them by their label words, which neither the head nor any choice saw.", "",
-                  common.table(["figure", *METHODS],
-                               _figure_rows([z], figures=("zero_shot_text_image_p10", "zero_shot_tag_hit5",
-                                                          "text_image_p10")))]
+                  common.table(["figure", *methods],
+                               _figure_rows([z], methods, figures=("zero_shot_text_image_p10", "zero_shot_tag_hit5",
+                                                                   "text_image_p10")))]
     before, after = res.get("before"), res["after"]
     lines += ["", "### Before and after", ""]
     if before:

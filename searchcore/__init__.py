@@ -8,7 +8,11 @@
     engine.tag_image("photo.jpg", k=5)
     engine.search_images("cat + sofa - dog", k=8)
 
-Importing this package is cheap: torch, timm and hnswlib are imported only when a name that needs them is used.
+A bundle built with a CLIP backbone (``clip:openai/clip-vit-base-patch32``, :mod:`searchcore.clip`) answers the
+same searches in CLIP's space.
+
+Importing this package is cheap: torch, timm, transformers and hnswlib are imported only when a name
+that needs them is used.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ _LAZY = {
     "load_backbone": "backbone",
     "DEFAULT_BACKBONE": "backbone",
     "OFFLINE_BACKBONE": "backbone",
+    "ClipBackbone": "clip",
+    "DEFAULT_CLIP": "clip",
     "WordVectors": "words",
     "load_word_vectors": "words",
     "parse_query": "words",
@@ -57,6 +63,7 @@ _LAZY = {
 
 __all__ = [
     "DEFAULT_BACKBONE",
+    "DEFAULT_CLIP",
     "DEFAULT_WORDS",
     "OFFLINE_BACKBONE",
     "OFFLINE_WORDS",
@@ -65,6 +72,7 @@ __all__ = [
     "BadArgumentError",
     "Bundle",
     "BundleError",
+    "ClipBackbone",
     "Collection",
     "ConSE",
     "DeViSEHead",
@@ -94,6 +102,7 @@ __all__ = [
 if TYPE_CHECKING:
     from .backbone import DEFAULT_BACKBONE, OFFLINE_BACKBONE, Backbone, Features, load_backbone
     from .bundle import Bundle, open_bundle
+    from .clip import DEFAULT_CLIP, ClipBackbone
     from .collection import Collection, Item, load_collection
     from .engine import EngineInfo, Hit, SearchEngine, WordHit, load_engine
     from .head import ConSE, DeViSEHead

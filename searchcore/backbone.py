@@ -9,6 +9,8 @@ manifest records so the same network is rebuilt at search time. ``<weights>`` is
 * ``random``: untrained weights (tests and speed benchmarks);
 * a path to a ``.safetensors``/``.pth``/``.bin`` state dict.
 
+``"clip:<Hub id or folder>"`` names a CLIP model instead (:mod:`searchcore.clip`), used through the same interface.
+
 Preprocessing always comes from the model's own data config (``resolve_model_data_config``), never hard-coded.
 """
 
@@ -250,7 +252,16 @@ def _prefetch(fn: Callable[[ImageInput], torch.Tensor], images: Sequence[ImageIn
 
 
 def load_backbone(spec: str = DEFAULT_BACKBONE, batch_size: int | None = None) -> Backbone:
-    """Build the backbone named by ``spec`` (see the module docstring) with its own preprocessing."""
+    """Build the backbone named by ``spec`` (see the module docstring) with its own preprocessing.
+
+    ``clip:<Hub id or folder>`` builds a CLIP instead (:mod:`searchcore.clip`): same interface, CLIP's space.
+    """
+    from .clip import is_clip_spec
+
+    if is_clip_spec(spec):
+        from .clip import load_clip_backbone
+
+        return load_clip_backbone(spec, batch_size)
     import timm.data
     import torch
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,15 +17,17 @@ import numpy as np
 from . import bundle as B
 from .backbone import Features
 from .bundle import CONSE_TOP_T, WORD_VOCAB
+from .clip import is_clip_spec
 from .collection import Collection, Item
 from .head import ConSE, DeViSEHead, blend
-from .index import VectorIndex
+from .index import VectorIndex, unit_rows
 from .propagation import NEIGHBOURS, collection_targets, neighbour_embedding, served_embedding
 from .shards import Map, build_index, load_index, save_index
 from .tagging import build_tag_vocabulary
 from .words import WordVectors
 
 Log = Callable[[str], None]
+EmbedTags = Callable[[Sequence[str]], np.ndarray]  # tag phrases → unit vectors in the bundle's text space
 
 
 def tag_embeddings(features: np.ndarray, logits: np.ndarray, conse: ConSE, head: DeViSEHead | None,
@@ -88,8 +90,12 @@ def write_bundle(
     shard_size: int | None = None,
     float16: bool = False,
     map_fn: Map = map,
+    embed_tags: EmbedTags | None = None,
 ) -> Path:
     """Assemble a complete bundle in ``out`` from extracted features; returns ``out``.
+
+    A CLIP backbone (``backbone_spec`` ``clip:…``) makes a CLIP bundle: the manifest records ``"space": "clip"``,
+    and ``embed_tags`` (:func:`searchcore.clip.tag_embedder`) puts the tag phrases in CLIP's text space.
 
     ``shard_size`` splits the photo indexes (images, semantic, conse) into hnswlib shards of that many photos
     (:mod:`searchcore.shards`); None, or a size of at least the photo count, writes today's single indexes.
@@ -115,7 +121,10 @@ def write_bundle(
     save_index(build_index(feats.features, shard_size=shard_size, what=what, map_fn=map_fn),
                root / B.INDEXES / "images")
     _word_index(root, "words", words, word_vocab, log)
-    tags = write_tags(root, items, words, class_names, use_wordnet)
+    clip = is_clip_spec(backbone_spec)
+    if clip and embed_tags is None:
+        raise ValueError("a CLIP bundle needs embed_tags: CLIP's text tower puts its tag phrases in its space")
+    tags = write_tags(root, items, words, class_names, use_wordnet, embed_tags if clip else None)
     log("tag vocabulary: " + ", ".join(f"{n} from {source}" for source, n in tags.sources.items()))
     fields = {
         "name": collection.name,
@@ -132,6 +141,8 @@ def write_bundle(
         "build": dict(build_info or {}),
     }
     # recorded only when chosen: a bundle built without them has exactly the manifest it had before they existed
+    if clip:
+        fields["space"] = "clip"
     if sharded:
         fields["shard_size"] = shard_size
     if float16:
@@ -140,12 +151,20 @@ def write_bundle(
     return rebuild_semantic(root, words, class_names, head, fields=fields, map_fn=map_fn)
 
 
-def write_tags(root: Path, items: list[Item], words: WordVectors, class_names: list[str], use_wordnet: bool = True):
-    """Build the tag vocabulary from the class names, WordNet, labels and captions; save it and its index."""
+def write_tags(root: Path, items: list[Item], words: WordVectors, class_names: list[str], use_wordnet: bool = True,
+               embed_tags: EmbedTags | None = None):
+    """Build the tag vocabulary from the class names, WordNet, labels and captions; save it and its index.
+
+    The phrases are chosen with the word vectors either way (things you can see, everyday words); their index
+    holds ``embed_tags(phrases)`` when given (CLIP's text space), else their word vectors.
+    """
     captions = [c for it in items for c in (it.captions or (it.caption,)) if c]
     tags = build_tag_vocabulary(words, class_names, [it.label for it in items], captions, use_wordnet=use_wordnet)
-    VectorIndex.build(tags.vectors(words), what=f"{len(tags.phrases)} tag phrases in {words.source} word space"
-                      ).save(root / B.INDEXES / "tags")
+    if embed_tags is None:
+        vectors, space = tags.vectors(words), f"{words.source} word space"
+    else:
+        vectors, space = unit_rows(np.asarray(embed_tags(tags.phrases), np.float32)), "CLIP text space"
+    VectorIndex.build(vectors, what=f"{len(tags.phrases)} tag phrases in {space}").save(root / B.INDEXES / "tags")
     tags.save(root / B.TAGS)
     return tags
 
@@ -191,14 +210,21 @@ def rebuild_semantic(
     logits = np.load(root / B.LOGITS).astype(np.float32, copy=False)
     conse = ConSE.from_words(class_names, words, top_t=int(fields.get("conse_top_t", CONSE_TOP_T)))
     conse_emb = conse.embed(logits)
-    emb, kind = (_served_embedding(root, features, head, words, fields), "head") if head is not None \
-        else (conse_emb, "conse")
+    clip = fields.get("space") == "clip"
+    if clip:
+        # CLIP's image embeddings already share a space with its text embeddings: Text → Image searches them
+        head = None
+        emb, kind, space = features, "clip", "CLIP space"
+    else:
+        emb, kind = (_served_embedding(root, features, head, words, fields), "head") if head is not None \
+            else (conse_emb, "conse")
+        space = f"{words.source} word space"
     shard_size = fields.get("shard_size")  # the photo indexes are sharded alike
-    save_index(build_index(emb, shard_size=shard_size, what=f"images in {words.source} word space via {kind}",
+    save_index(build_index(emb, shard_size=shard_size, what=f"images in {space} via {kind}",
                            map_fn=map_fn), root / B.INDEXES / "semantic")
     save_index(build_index(conse_emb, shard_size=shard_size, what=f"images in {words.source} word space via conse",
                            map_fn=map_fn), root / B.INDEXES / "conse")
-    fields["semantic"] = "conse" if head is None else "head+conse per query"
+    fields["semantic"] = "clip" if clip else "conse" if head is None else "head+conse per query"
     fields["head"] = head is not None
     B.write_manifest(root, fields)
     return root

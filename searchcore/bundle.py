@@ -12,12 +12,18 @@ Layout (``BUNDLE_FORMAT`` 1)::
                              with ``shard_size`` in the manifest the three photo indexes are sharded instead:
                              NAME.json + NAME-00000.hnsw|json, … (see searchcore.shards)
     tags.json                the tag vocabulary: phrases in index order, each ImageNet class's own and broader tag
-    head/                    optional trained DeViSE head: config.json, model.safetensors, README.md; with
+    head/                    optional trained DeViSE head (never in a CLIP bundle): config.json, model.safetensors,
+                             README.md; with
                              measured/, the head the figures were measured with when the served one saw every photo
 
 :func:`open_bundle` refuses a bundle whose files disagree with the manifest (missing, truncated or altered files,
 wrong dims or counts) with a :class:`BundleError` that names the file and says how to rebuild it. The manifest is
 always written last, so a bundle is either complete or refused.
+
+A CLIP bundle (``"space": "clip"`` in the manifest, backbone ``clip:…``; :mod:`searchcore.clip`) has the same
+files: features are CLIP image embeddings, logits CLIP's zero-shot ImageNet logits, the semantic index holds the
+image embeddings again (Text → Image searches them with CLIP text embeddings) and the tags index the tag phrases'
+CLIP text embeddings; words and conse stay in word space. Bundles without the field read as before.
 """
 
 from __future__ import annotations
@@ -59,6 +65,11 @@ def caption_weight(manifest: dict[str, Any]) -> float:
 
     config = manifest.get("training", {}).get("config", {}) if isinstance(manifest.get("training"), dict) else {}
     return float(config.get("caption_weight", TrainConfig.caption_weight))
+
+
+def is_clip(manifest: dict[str, Any]) -> bool:
+    """Whether a manifest describes a CLIP bundle (``"space": "clip"``); bundles without the field are DeViSE's."""
+    return manifest.get("space") == "clip"
 
 
 def rebuild_hint(root: Path) -> str:
@@ -189,8 +200,9 @@ def open_bundle(source: str | Path, check_sums: bool = True) -> Bundle:
     features = _load_npy(root / FEATURES, (count, feature_dim), root)
     logits = _load_npy(root / LOGITS, (count, int(manifest["num_classes"])), root)
     word_dim = int(manifest["word_dim"])
-    expected_dims = {"images": feature_dim, "semantic": word_dim, "conse": word_dim, "words": word_dim,
-                     "tags": word_dim}
+    text_dim = feature_dim if is_clip(manifest) else word_dim  # a CLIP bundle's photos and tags share CLIP's space
+    expected_dims = {"images": feature_dim, "semantic": text_dim, "conse": word_dim, "words": word_dim,
+                     "tags": text_dim}
     indexes = {}
     for name in INDEX_NAMES:
         index = load_index(root / INDEXES / name)

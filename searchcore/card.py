@@ -19,7 +19,7 @@ METRIC_NAMES = {
 
 
 def metrics_table(metrics: dict[str, Any]) -> str:
-    methods = [m for m in ("conse", "head", "served") if m in metrics]
+    methods = [m for m in ("conse", "head", "served", "clip") if m in metrics]
     keys = [k for k in METRIC_NAMES if any(k in metrics[m] for m in methods)]
     lines = ["| metric | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
     for key in keys:

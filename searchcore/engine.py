@@ -21,7 +21,8 @@ import numpy as np
 
 from .backbone import Backbone, Features, load_backbone
 from .build import tag_embeddings
-from .bundle import Bundle, open_bundle, rebuild_hint
+from .bundle import Bundle, is_clip, open_bundle, rebuild_hint
+from .clip import ClipBackbone
 from .errors import BadArgumentError, BundleError
 from .head import ConSE, DeViSEHead, class_phrases, fused_scores, load_head, query_mix, unit_rows
 from .images import ImageInput
@@ -68,6 +69,7 @@ class EngineInfo:
     semantic: str  # "conse", "head" or "head+conse(mix=…)"
     metrics: dict[str, Any]
     root: Path
+    space: str = "devise"  # "clip": a CLIP bundle (searchcore.clip), where text and photos meet in CLIP's space
 
 
 class SearchEngine:
@@ -75,6 +77,10 @@ class SearchEngine:
 
     def __init__(self, bundle: Bundle, backbone: Backbone, words: WordVectors, head: DeViSEHead | None = None):
         manifest, root = bundle.manifest, bundle.root
+        if is_clip(manifest) != isinstance(backbone, ClipBackbone):
+            raise BundleError(f"is {'a' if is_clip(manifest) else 'not a'} CLIP bundle ({manifest['backbone']}), but "
+                              f"the backbone {backbone.spec} is {'not ' if is_clip(manifest) else ''}a CLIP.", root,
+                              rebuild_hint(root))
         if backbone.feature_dim != int(manifest["feature_dim"]):
             raise BundleError(f"was built with {manifest['feature_dim']}-d features ({manifest['backbone']}) but the "
                               f"backbone {backbone.spec} gives {backbone.feature_dim}-d.", root, rebuild_hint(root))
@@ -86,6 +92,8 @@ class SearchEngine:
                               f"{backbone.feature_dim}→{words.dim}.", root / "head",
                               "Retrain it with: python -m training.train_devise --bundle " + str(root))
         self.bundle, self.backbone, self.words, self.head = bundle, backbone, words, head
+        # a CLIP bundle: Text → Image, Image → Tags and the by-class search use CLIP's text tower (searchcore.clip)
+        self.clip = backbone if isinstance(backbone, ClipBackbone) else None
         self.conse = ConSE.from_words(backbone.class_names, words, top_t=int(manifest.get("conse_top_t", 10)))
         self._weights = backbone.classifier_weights()
         captions = [it.captions or (it.caption,) for it in bundle.items]
@@ -101,7 +109,8 @@ class SearchEngine:
     def info(self) -> EngineInfo:
         m = self.bundle.manifest
         return EngineInfo(self.bundle.name, int(m["count"]), list(m.get("labels", [])), m["backbone"], m["words"],
-                          int(m["word_dim"]), m.get("semantic", "conse"), dict(m.get("metrics", {})), self.bundle.root)
+                          int(m["word_dim"]), m.get("semantic", "conse"), dict(m.get("metrics", {})), self.bundle.root,
+                          "clip" if self.clip is not None else "devise")
 
     @property
     def class_names(self) -> list[str]:
@@ -159,6 +168,8 @@ class SearchEngine:
 
     def _tag_embedding(self, image: EngineImage, feats: Features, near: Neighbours) -> np.ndarray:
         """:func:`tag_embeddings` of one image, ``near`` its nearest collection photos (a collection item: none)."""
+        if self.clip is not None:  # CLIP's image embedding is already in the space of the tag phrases
+            return feats.features[0]
         own = isinstance(image, (int, np.integer))
         return tag_embeddings(feats.features, feats.logits, self.conse, self.head,
                               None if own else near.distances[:, 0])[0]
@@ -179,6 +190,9 @@ class SearchEngine:
         """Image → Image with query and collection features re-weighted by one ImageNet class's classifier row."""
         k = check_k(k)
         cls = self.resolve_class(imagenet_class)
+        if self.clip is not None:  # the photo pulled toward the class's text embedding (see clip.CLASS_BIAS)
+            found = self.bundle.indexes["images"].query(self.clip.class_query(self.features(image).features, cls), k)
+            return self._hits(found.ids[0], found.distances[0])
         query = self.features(image).features[0] * self._weights[cls]
         found = exact_search(self._reweighted(cls), query, k)  # exact: one matrix product over the collection
         return self._hits(found.ids[0], found.distances[0])
@@ -231,6 +245,9 @@ class SearchEngine:
         """
         k = check_k(k)
         terms = parse_query(query)
+        if self.clip is not None:  # the query's CLIP text embedding against the photos' image embeddings
+            found = self.bundle.indexes["semantic"].query(self.clip.embed_query(terms), k)
+            return self._hits(found.ids[0], found.distances[0])
         vector = self.words.combine(terms)
         semantic, conse = self.bundle.indexes["semantic"], self.bundle.indexes["conse"]
         if self.head is None:

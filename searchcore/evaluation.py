@@ -8,7 +8,10 @@ served settings on **validation** items with a calibration head that never saw a
   words it never saw (:func:`searchcore.head.query_mix`);
 * ``tag_conse_mix``: ConSE's share in the embedding that Image→Tags ranks tags by.
 
-    python -m training.evaluate --bundle BUNDLE --json
+With a CLIP bundle of the same photos (:mod:`searchcore.clip`), :func:`clip_figures` adds CLIP zero-shot to the
+table: the same queries, the same held-back photos, the same metrics.
+
+    python -m training.evaluate --bundle BUNDLE [--clip CLIP_BUNDLE] --json
 """
 
 from __future__ import annotations
@@ -132,16 +135,13 @@ def figures(space: Space, pool: np.ndarray, seen_labels: set[str], zero_labels: 
 
     Served tags use the collection's ``reference`` items as neighbours (never the pool's own items).
     """
-    words, labels = space.words, space.labels
-    pool_labels = {labels[i] for i in pool}
-    trained_q = label_queries(labels, pool, pool_labels & seen_labels, words)
-    zero_q = label_queries(labels, pool, pool_labels & zero_labels, words)
-    caption_q = word_queries(space.known, pool, space.caption_words)
+    words = space.words
+    trained_q, zero_q, caption_q = _queries(space, pool, seen_labels, zero_labels)
     tag_emb = space.tag_embeddings(tag_mix)
     served_emb = None
     if space.head is not None and space.head_emb is not None:
         # the pool's photos are described by their look-alikes among the other photos, never among themselves
-        others = np.setdiff1d(np.arange(len(labels)), pool) if reference is None else reference
+        others = np.setdiff1d(np.arange(len(space.labels)), pool) if reference is None else reference
         served_emb = space.served_head_emb(pool, others, space.head.neighbour_mix)
     out: dict[str, dict[str, float]] = {}
     for name, ranker in rankers(space.conse_emb, space.head_emb, space.head, mix, words, served_emb).items():
@@ -157,6 +157,15 @@ def figures(space: Space, pool: np.ndarray, seen_labels: set[str], zero_labels: 
             if items is not None and len(items):
                 out.setdefault(name, {})[key] = _tag_hits(space, emb, items, rule, reference)
     return out
+
+
+def _queries(space: Space, pool: np.ndarray, seen_labels: set[str], zero_labels: set[str]) -> tuple[list, list, list]:
+    """The label queries of seen and of held-out labels, and the caption-word queries, over ``pool``."""
+    words, labels = space.words, space.labels
+    pool_labels = {labels[i] for i in pool}
+    return (label_queries(labels, pool, pool_labels & seen_labels, words),
+            label_queries(labels, pool, pool_labels & zero_labels, words),
+            word_queries(space.known, pool, space.caption_words))
 
 
 def _tag_hits(space: Space, emb: np.ndarray, items: np.ndarray, rule: TagRule | None, reference: np.ndarray
@@ -305,14 +314,21 @@ def real_photo_figures(bundle: B.Bundle, space: Space, conse: ConSE, rule: TagRu
 
 def evaluate_bundle(root: str | Path, words: WordVectors | None = None, head: DeViSEHead | None = None,
                     split: Split | None = None, real_photos: bool = True,
-                    tag_rule: TagRule | None = None) -> dict[str, Any]:
-    """ConSE, the head alone and the served rules side by side on the test split recorded at training time."""
+                    tag_rule: TagRule | None = None, clip: str | Path | None = None) -> dict[str, Any]:
+    """ConSE, the head alone and the served rules side by side on the test split recorded at training time.
+
+    ``clip``: a CLIP bundle of the same photos, measured alongside as ``results["clip"]`` (:func:`clip_figures`).
+    """
     from .backbone import imagenet_class_names
 
     bundle = B.open_bundle(root)
     manifest = bundle.manifest
     words = words or load_word_vectors(manifest["words"])
     training = manifest.get("training", {})
+    if B.is_clip(manifest):
+        raise B.BundleError("is a CLIP bundle: it has no head and no split of its own to measure on. Measure it "
+                            "beside a trained bundle of the same photos: python -m training.evaluate --bundle "
+                            f"TRAINED --clip {bundle.root}", bundle.root / B.MANIFEST)
     if split is None:
         if "split" not in training:
             raise B.BundleError("has no trained head to evaluate.", bundle.root / B.MANIFEST,
@@ -349,4 +365,65 @@ def evaluate_bundle(root: str | Path, words: WordVectors | None = None, head: De
         results["real_photos"] = {"count": real["count"], "missing": real["missing"]}
     results["features_image_image_p10"] = finite(image_image_precision(bundle.features[pool],
                                                                        [space.labels[i] for i in pool]))
+    if clip is not None:
+        results["clip"] = clip_figures(clip, bundle, space, pool, seen, held, test, split.holdout, real_photos)
     return results
+
+
+def clip_figures(source: str | Path, bundle: B.Bundle, space: Space, pool: np.ndarray, seen_labels: set[str],
+                 zero_labels: set[str], tag_items: np.ndarray, zero_tag_items: np.ndarray, real_photos: bool = True
+                 ) -> dict[str, Any]:
+    """CLIP zero-shot on the figures' own terms: ``bundle``'s photos, queries and held-back items, CLIP's embeddings.
+
+    ``source`` is a CLIP bundle of the same photos (matched by path; every one of ``bundle``'s must be there).
+    Text → Image ranks by the cosine of CLIP's prompted text embedding of the same query words; tags are served
+    as the engine serves a CLIP bundle (the nearest tag phrases in CLIP's space, a confident zero-shot class first).
+    Nothing here was trained on these photos, so every label is zero-shot for CLIP.
+    """
+    from .backbone import load_backbone
+    from .metrics import tag_hits
+
+    other = B.open_bundle(source)
+    if not B.is_clip(other.manifest):
+        raise B.BundleError("is not a CLIP bundle; build one with: python -m training.build_assets --backbone "
+                            "clip:openai/clip-vit-base-patch32 ...", other.root / B.MANIFEST)
+    rows_by_path = {it.path: i for i, it in enumerate(other.items)}
+    missing = [it.path for it in bundle.items if it.path not in rows_by_path]
+    if missing:
+        raise B.BundleError(f"lacks {len(missing)} of the photos it is compared on (e.g. {missing[0]}); build it "
+                            "from the same collection.", other.root)
+    rows = np.array([rows_by_path[it.path] for it in bundle.items], np.int64)
+    emb, logits = np.asarray(other.features[rows]), np.asarray(other.logits[rows])
+    net = load_backbone(other.manifest["backbone"])
+    words = space.words
+    trained_q, zero_q, caption_q = _queries(space, pool, seen_labels, zero_labels)
+
+    def ranker(_q: np.ndarray, terms: list[Term]) -> np.ndarray:
+        return emb @ net.embed_query(terms)
+
+    out: dict[str, Any] = {"text_image_p10": mean(query_precision(ranker, pool, trained_q, words, 10).values()),
+                           "caption_word_p5": mean(query_precision(ranker, pool, caption_q, words, 5).values())}
+    if zero_q:
+        out["zero_shot_text_image_p10"] = mean(query_precision(ranker, pool, zero_q, words, 10).values())
+    tags = other.tags
+    vectors = other.indexes["tags"].get(np.arange(len(tags.phrases)))
+    rule = TagRule.from_manifest(other.manifest)  # what the engine serves for a CLIP bundle
+
+    def hits(images: np.ndarray, image_logits: np.ndarray, wanted: list) -> float:
+        leads = [classifier_tags(row, tags, rule.class_min_prob) for row in image_logits]
+        return tag_hits(images, wanted, tags, vectors, leads=leads)
+
+    for key, items in (("tag_hit5", tag_items), ("zero_shot_tag_hit5", zero_tag_items)):
+        if len(items):
+            out[key] = hits(emb[items], logits[items], [space.known[i] for i in items])
+    if real_photos:
+        from .realphotos import real_photo_set
+
+        photos = real_photo_set()
+        if photos.photos:
+            feats = net.extract([path for _, path in photos.photos])
+            out["real_photo_tag_hit5"] = hits(feats.features, feats.logits, [e.words for e, _ in photos.photos])
+    out["image_image_p10"] = image_image_precision(emb[pool], [space.labels[i] for i in pool])
+    out = {k: finite(v) for k, v in out.items()}
+    out["backbone"] = other.manifest["backbone"]
+    return out

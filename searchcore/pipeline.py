@@ -21,7 +21,9 @@ from . import bundle as B
 from .backbone import load_backbone
 from .build import rebuild_semantic, write_bundle
 from .card import write_card as default_card
+from .clip import is_clip_spec, tag_embedder
 from .collection import Collection, load_collection
+from .errors import BadArgumentError
 from .evaluation import (  # evaluate_bundle: re-exported for the CLIs
     NEIGHBOUR_MIXES,
     Space,
@@ -68,6 +70,8 @@ def build_bundle(
     ``float16`` stores features and logits in half precision (see :func:`searchcore.build.write_bundle`).
     """
     out = Path(out)
+    if ray is not None and is_clip_spec(backbone):
+        raise BadArgumentError("--ray extracts with timm backbones only; build a CLIP bundle without --ray.")
     coll = load_collection(collection) if isinstance(collection, str) else collection
     report(0.0, f"loading {backbone}")
     net = load_backbone(backbone, batch_size=batch_size)
@@ -100,7 +104,7 @@ def build_bundle(
             info["ray"] = ray.to_dict()
         write_bundle(out, extraction.collection, extraction.features, net.spec, net.class_names, vectors,
                      build_info=info, log=lambda m: report(0.9, m), shard_size=shard_size,
-                     float16=float16, map_fn=map_fn, **extra)
+                     float16=float16, map_fn=map_fn, embed_tags=tag_embedder(net), **extra)
     clear(out)
     report(1.0, f"bundle ready: {len(extraction.collection)} photos")
     return out, info
@@ -129,6 +133,13 @@ def calibration_classes(labels: list[str], trained: list[str], seed: int, share:
     return tuple(sorted(candidates[i] for i in chosen)) if len(candidates) > 2 else ()
 
 
+def check_trainable(root: str | Path) -> None:
+    """Refuse a CLIP bundle before any work: its photos and words already share CLIP's space, there is no head."""
+    if B.is_clip(B.verify(Path(root), check_sums=False)):
+        raise BadArgumentError(f"{root} is a CLIP bundle: CLIP's photos and words already share one space, so no "
+                               "DeViSE head is trained for it; serve it as it is.")
+
+
 def train_bundle(
     root: str | Path,
     config: TrainConfig | None = None,
@@ -147,6 +158,7 @@ def train_bundle(
 
     config = config or TrainConfig()
     root = Path(root)
+    check_trainable(root)
     bundle = B.open_bundle(root)
     manifest = bundle.manifest
     words = load_word_vectors(manifest["words"])

@@ -21,6 +21,7 @@ import numpy as np
 from . import bundle as B
 from .backbone import Backbone, Features, load_backbone
 from .build import write_bundle
+from .clip import tag_embedder
 from .collection import Collection, Item
 from .extract import clear, extract_collection
 from .head import DeViSEHead, load_head
@@ -162,7 +163,8 @@ def update_bundle(root: str | Path, collection: Collection, *, report: Report = 
     write_bundle(staging, updated, feats, manifest["backbone"], backbone.class_names, words, head=head,
                  word_vocab=int(manifest.get("word_vocab", B.WORD_VOCAB)),
                  use_wordnet=bool(manifest.get("tag_vocab", {}).get("wordnet", True)), build_info=info,
-                 shard_size=manifest.get("shard_size"), float16=bool(manifest.get("float16", False)))
+                 shard_size=manifest.get("shard_size"), float16=bool(manifest.get("float16", False)),
+                 embed_tags=tag_embedder(backbone))
     if head is not None:
         _keep_serving(staging, manifest)
     clear(staging)

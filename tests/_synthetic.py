@@ -41,3 +41,34 @@ def make_photos(root: Path) -> Path:
             arr[: 8 * (i + 1), : 6 * (n + 1)] = 255 - arr[: 8 * (i + 1), : 6 * (n + 1)]
             Image.fromarray(arr).save(root / label / f"{label}_{i}.png")
     return root
+
+
+def write_tiny_clip(folder: Path) -> Path:
+    """A tiny random CLIP saved as a Hub checkpoint is (config.json, model.safetensors, tokenizer and image
+    processor files), so :func:`searchcore.clip.load_clip` loads it through the same code as a real one."""
+    import json
+    import string
+
+    import torch
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
+
+    folder.mkdir(parents=True, exist_ok=True)
+    # a character-level BPE vocabulary (every word splits into letters) with two merges, enough to tokenise anything
+    symbols = list(string.ascii_lowercase + string.digits + ".,'-")
+    tokens = ["<|startoftext|>", "<|endoftext|>", *symbols, *(s + "</w>" for s in symbols), "th", "the</w>"]
+    (folder / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(tokens)}), encoding="utf-8")
+    (folder / "merges.txt").write_text("#version: 0.2\nt h\nth e</w>\n", encoding="utf-8")
+    tokenizer = CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"))
+    images = CLIPImageProcessor(size={"shortest_edge": 30}, crop_size={"height": 30, "width": 30})
+    config = CLIPConfig(
+        text_config=dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
+                         vocab_size=len(tokens), max_position_embeddings=77, bos_token_id=0, eos_token_id=1,
+                         pad_token_id=1),
+        vision_config=dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
+                           image_size=30, patch_size=2),
+        projection_dim=16)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        CLIPModel(config).save_pretrained(folder)
+    CLIPProcessor(image_processor=images, tokenizer=tokenizer).save_pretrained(folder)
+    return folder

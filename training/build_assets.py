@@ -8,6 +8,9 @@
 in resumable chunks: stop it at any point and run the same command again to continue with identical features.
 Train the head afterwards with ``python -m training.train_devise --bundle DIR``.
 
+``--backbone clip:openai/clip-vit-base-patch32`` (any CLIP checkpoint: a Hub id or a local folder) builds a CLIP
+bundle instead: photos and words in CLIP's space, no head to train (:mod:`searchcore.clip`).
+
 ``--update BUNDLE`` brings a bundle up to date with its photo folder (the one it was built from, or
 ``--collection PATH``): only new or changed photos are extracted, deleted ones leave, and the new bundle is swapped
 in whole, so an interrupted update leaves the old one servable (run it again to continue). A head is kept;
@@ -29,6 +32,7 @@ from pathlib import Path
 from searchcore import collection as C
 from searchcore.backbone import DEFAULT_BACKBONE, OFFLINE_BACKBONE
 from searchcore.bundle import WORD_VOCAB
+from searchcore.clip import DEFAULT_CLIP
 from searchcore.collection import Collection, load_collection
 from searchcore.errors import AssetSourceError
 from searchcore.words import DEFAULT_WORDS, OFFLINE_WORDS
@@ -45,7 +49,8 @@ def parser() -> argparse.ArgumentParser:
                    help="update this bundle to its photo folder (or --collection): extract only new or changed photos")
     p.add_argument("--retrain", action="store_true", help="with --update: train the head again afterwards")
     p.add_argument("--backbone", default=DEFAULT_BACKBONE,
-                   help=f"timm model[@hub|pypi|random|PATH] (default {DEFAULT_BACKBONE}; offline: {OFFLINE_BACKBONE})")
+                   help=f"timm model[@hub|pypi|random|PATH] (default {DEFAULT_BACKBONE}; offline: {OFFLINE_BACKBONE}), "
+                        f"or clip:HUB_ID_OR_FOLDER for a CLIP bundle (e.g. {DEFAULT_CLIP})")
     p.add_argument("--words", default=DEFAULT_WORDS,
                    help=f"word vectors: Hub id, local folder or GloVe .txt (default {DEFAULT_WORDS}; offline: "
                         f"{OFFLINE_WORDS})")

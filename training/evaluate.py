@@ -4,6 +4,9 @@
 
 Text→Image precision@10 per label word, Image→Image precision@10 (same label), tag hit@5 and, for classes held
 out of training, zero-shot Text→Image precision@10 — for ConSE, the head alone and the served blend side by side.
+
+``--clip CLIP_BUNDLE`` adds CLIP zero-shot as a fourth column, on the same held-back photos and queries: a bundle of
+the same collection built with ``--backbone clip:openai/clip-vit-base-patch32`` (or a local CLIP folder).
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--bundle", required=True, type=Path, help="a bundle with a trained head")
+    p.add_argument("--clip", metavar="CLIP_BUNDLE", type=Path, default=None,
+                   help="a CLIP bundle of the same photos: CLIP zero-shot side by side (the 'clip' entry)")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     add_debug_flag(p)
     args = p.parse_args(argv)
@@ -32,7 +37,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from searchcore.pipeline import evaluate_bundle
 
     with contextlib.redirect_stdout(sys.stderr):  # huggingface_hub prints while loading the head; keep --json clean
-        metrics = evaluate_bundle(args.bundle)
+        metrics = evaluate_bundle(args.bundle, clip=args.clip)
     if args.json:
         print(json.dumps(metrics))
     else:

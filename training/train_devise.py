@@ -59,7 +59,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _train(args: argparse.Namespace, command: str) -> int:
     from searchcore.card import metrics_table, write_card  # torch: only once there is work to do
-    from searchcore.pipeline import train_bundle
+    from searchcore.pipeline import check_trainable, train_bundle
+
+    check_trainable(args.bundle)  # a CLIP bundle has no head to train: say so before the progress bar
     config = TrainConfig(loss=args.loss, epochs=args.epochs, patience=args.patience, lr=args.lr,
                          batch_size=args.batch_size, seed=args.seed,
                          holdout_classes=tuple(c.strip() for c in args.holdout_classes.split(",") if c.strip()))
