@@ -32,7 +32,7 @@ from .words import Term, WordVectors, load_word_vectors, parse_query
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from .personal import PersonalCollection
+    from .personal import CollectionStore, Limits, PersonalCollection
     from .uploads import Candidate, Skipped
 
 MAX_K = 1000
@@ -283,6 +283,13 @@ class SearchEngine:
         return fused_scores(vector, semantic, conse, mix, head.head_query(pairs, self.words))
 
     # ---- a visitor's own photos (searchcore.personal) -----------------------------------------------------------
+    def collection_store(self, limits: Limits | None = None) -> CollectionStore:
+        """A store of private collections shaped for this engine's vectors (limits default to the environment's)."""
+        from .personal import CollectionStore, Limits
+
+        return CollectionStore(self.backbone.feature_dim, self.backbone.num_classes, self.words.dim,
+                               limits or Limits.from_env())
+
     def add_images(self, collection: PersonalCollection, photos: Sequence[Candidate],
                    progress: Callable[[int, int], None] | None = None, train: bool = True) -> Added:
         """Add photos (name, label, bytes) to ``collection`` with the shared backbone, in batches.
@@ -349,7 +356,9 @@ def _nonempty(collection: PersonalCollection) -> None:
 
 
 def _unreadable(error: str) -> str:
-    return f"skipped: {error}"
+    """searchcore.images' message about bytes it could not read, as said of a named file of an upload."""
+    error = re.sub(r" <_io\.BytesIO object at 0x[0-9a-fA-F]+>", "", error)
+    return "skipped: " + error.replace("Could not read the uploaded bytes as an image", "not a readable photo")
 
 
 def _own_hits(collection: PersonalCollection, ids: np.ndarray, dists: np.ndarray) -> list[Hit]:

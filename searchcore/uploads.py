@@ -104,7 +104,7 @@ def read_zip(path: str | os.PathLike, budget: int, shown: str | None = None) -> 
             name = f"{shown}: {info.filename}"
             limit = min(budget - used, MAX_RATIO * max(info.compress_size, 1))
             if info.file_size > limit:
-                skipped.append(Skipped(name, _too_big(info.file_size, budget - used)))
+                skipped.append(Skipped(name, _too_big(info.file_size, budget - used, info.file_size <= budget - used)))
                 continue
             try:
                 with archive.open(info) as handle:
@@ -112,20 +112,20 @@ def read_zip(path: str | os.PathLike, budget: int, shown: str | None = None) -> 
             except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, RuntimeError) as exc:
                 skipped.append(Skipped(name, f"could not be unpacked ({type(exc).__name__}); zip it again."))
                 continue
-            if len(data) > limit:
-                skipped.append(Skipped(name, _too_big(len(data), budget - used)))
+            if len(data) > limit:  # the header lied about the size
+                skipped.append(Skipped(name, _too_big(len(data), budget - used, len(data) <= budget - used)))
                 continue
             used += len(data)
             kept.append(Candidate(parts[-1], label, data))
     return ReadResult(kept, skipped)
 
 
-def _too_big(size: int, left: int, packed: bool = True) -> str:
-    if not packed:
-        return (f"refused: {size / 1e6:.1f} MB, more than this session has left ({max(left, 0) / 1e6:.1f} MB). "
-                "Clear your photos or upload fewer or smaller ones.")
-    return (f"refused: it unpacks to {size / 1e6:.1f} MB, more than this session has left ({max(left, 0) / 1e6:.1f} "
-            f"MB) or more than {MAX_RATIO}× its packed size (a zip bomb?). Clear your photos or upload fewer.")
+def _too_big(size: int, left: int, ratio: bool = False) -> str:
+    if ratio:
+        return (f"refused: it would unpack to {size / 1e6:.1f} MB, more than {MAX_RATIO}× its packed size (a zip "
+                "bomb?); zip the photos themselves.")
+    return (f"refused: {size / 1e6:.1f} MB, more than your collection has room for ({max(left, 0) / 1e6:.1f} MB "
+            "left). Clear your photos or upload fewer or smaller ones.")
 
 
 def read_uploads(paths: Iterable[tuple[str | os.PathLike, str]], budget: int) -> ReadResult:
@@ -151,7 +151,7 @@ def read_uploads(paths: Iterable[tuple[str | os.PathLike, str]], budget: int) ->
             used += sum(len(c.data) for c in result.candidates)
             continue
         if size > budget - used:
-            skipped.append(Skipped(shown, _too_big(size, budget - used, packed=False)))
+            skipped.append(Skipped(shown, _too_big(size, budget - used)))
             continue
         kept.append(Candidate(shown, "", path.read_bytes()))
         used += size
