@@ -19,9 +19,9 @@ the environment (``SEARCH_MY_MAX_PHOTOS``, ``SEARCH_MY_MAX_MB``, ``SEARCH_MY_MAX
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
+import secrets
 import shutil
 import tempfile
 import threading
@@ -270,7 +270,7 @@ class CollectionStore:
             evicted.append(self._collections.pop(idle))
         for old in evicted:
             threading.Thread(target=old.discard, daemon=True).start()  # waits for its lock, not ours
-        folder = self.root / hashlib.sha256(key.encode()).hexdigest()[:24]  # the key never names a path
+        folder = self.root / secrets.token_hex(16)  # unguessable, and nothing to do with the session's key
         collection = PersonalCollection(folder, self.feature_dim, self.num_classes, self.word_dim,
                                         self.limits.max_photos, self.limits.max_bytes)
         self._collections[key] = collection
