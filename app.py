@@ -572,7 +572,7 @@ def _forget_my_photos(request: gr.Request) -> None:
 def my_status_update(summary: Any) -> tuple[str, Any]:
     """After an upload or a clear: the account of the collection; a clear also empties the results."""
     cleared = isinstance(summary, dict) and "removed" in summary
-    return my_status(summary), ([] if cleared else gr.skip())
+    return my_photos_account(summary), ([] if cleared else gr.skip())
 
 
 def _my_intro() -> str:
@@ -586,7 +586,7 @@ def _my_intro() -> str:
             f"you close the page or after {limits.idle_seconds / 60:.0f} idle minutes.")
 
 
-def my_status(summary: Any) -> str:
+def my_photos_account(summary: Any) -> str:
     """The tab's account of the collection after an upload or a clear (from the endpoint's summary)."""
     if not isinstance(summary, dict):
         return ""
@@ -601,11 +601,12 @@ def my_status(summary: Any) -> str:
     head = summary.get("head") or {}
     if head.get("trained"):
         p10 = head.get("text_image_p10", {})
+        cells = " | ".join(_fmt(p10.get(name)) for name in ("conse", "head", "served"))
         lines += [f"A head was trained on your {head.get('photos')} labelled photos in {head.get('seconds')} s "
-                  f"(best epoch {head.get('best_epoch')}); Text → Image precision@10 of each label's words over "
-                  f"{head.get('test_photos')} held-back photos:", "",
-                  "| ConSE | trained head | served (head for your labels' words, ConSE for others) |",
-                  "|---|---|---|", " | ".join(["", *(_fmt(p10.get(n)) for n in ("conse", "head", "served")), ""])]
+                  f"(best epoch {head.get('best_epoch')}). Text → Image precision@10 of each label's words over "
+                  f"{head.get('test_photos')} held-back photos (few photos: a rough figure):",
+                  "| ConSE | trained head | served (the head for your labels' words, ConSE for others) |\n"
+                  f"|---|---|---|\n| {cells} |"]
     elif head.get("why"):
         lines.append(str(head["why"]).capitalize() + ".")
     skipped = summary.get("skipped") or []
