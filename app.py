@@ -7,6 +7,10 @@ Text → Text, Image → Tags and Text → Image. Every search is also an API en
 of the same name for AI assistants (served at ``/gradio_api/mcp/``; the handlers' docstrings are the tools'
 descriptions).
 
+The "Your photos" tab gives each browser session (and each API or MCP client) a private collection of its own
+photos, searched by the same engine: ``/add_photos``, ``/search_my_photos``, ``/similar_my_photos`` and
+``/clear_my_photos`` (:mod:`searchcore.personal`, limits from ``SEARCH_MY_*``).
+
 Run it::
 
     pip install -r requirements.txt && python app.py        # then open http://127.0.0.1:7860
@@ -114,6 +118,11 @@ class _EngineLoader:
             if attempt is None or (attempt.done.is_set() and attempt.error is not None):
                 attempt = self._attempt = _Attempt(self._build)
             return attempt
+
+    def ready(self) -> Served | None:
+        """The engine if it is built, without starting or waiting for a build."""
+        attempt = self._attempt
+        return attempt.served if attempt is not None and attempt.done.is_set() else None
 
     def wait(self, progress: gr.Progress | None = None) -> Served:
         attempt = self.start()
@@ -563,10 +572,10 @@ def clear_my_photos(request: gr.Request) -> dict[str, Any]:
 
 def _forget_my_photos(request: gr.Request) -> None:
     """The browser tab closed: its photos go at once (the idle timeout catches the rest)."""
-    attempt = _loader.start()
-    if attempt.served is not None and attempt.served.photos is not None:
+    served = _loader.ready()
+    if served is not None and served.photos is not None:
         with contextlib.suppress(BadArgumentError):
-            attempt.served.photos.drop(_visitor(request))
+            served.photos.drop(_visitor(request))
 
 
 def my_status_update(summary: Any) -> tuple[str, Any]:

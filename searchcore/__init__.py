@@ -8,6 +8,12 @@
     engine.tag_image("photo.jpg", k=5)
     engine.search_images("cat + sofa - dog", k=8)
 
+    # a visitor's own photos: a private collection, searched by the same engine
+    store = engine.collection_store()
+    with store.using("visitor") as mine:
+        engine.add_images(mine, read_uploads([("photos.zip", "photos.zip")], mine.room[1]).candidates)
+        engine.search_images("bird", k=8, collection=mine)
+
 Importing this package is cheap: torch, timm and hnswlib are imported only when a name that needs them is used.
 """
 
@@ -20,7 +26,9 @@ from .errors import (
     AssetSourceError,
     BadArgumentError,
     BundleError,
+    EmptyCollectionError,
     ImageError,
+    LimitError,
     QueryError,
     SearchError,
     UnknownWordError,
@@ -53,6 +61,9 @@ _LAZY = {
     "Item": "collection",
     "load_collection": "collection",
     "load_image": "images",
+    "CollectionStore": "personal",
+    "PersonalCollection": "personal",
+    "read_uploads": "uploads",
 }
 
 __all__ = [
@@ -66,13 +77,17 @@ __all__ = [
     "Bundle",
     "BundleError",
     "Collection",
+    "CollectionStore",
     "ConSE",
     "DeViSEHead",
+    "EmptyCollectionError",
     "EngineInfo",
     "Features",
     "Hit",
     "ImageError",
     "Item",
+    "LimitError",
+    "PersonalCollection",
     "QueryError",
     "SearchEngine",
     "SearchError",
@@ -89,6 +104,7 @@ __all__ = [
     "load_word_vectors",
     "open_bundle",
     "parse_query",
+    "read_uploads",
 ]
 
 if TYPE_CHECKING:
@@ -99,7 +115,9 @@ if TYPE_CHECKING:
     from .head import ConSE, DeViSEHead
     from .images import load_image
     from .index import VectorIndex, exact_search
+    from .personal import CollectionStore, PersonalCollection
     from .shards import ShardedIndex
+    from .uploads import read_uploads
     from .words import DEFAULT_WORDS, OFFLINE_WORDS, WordVectors, load_word_vectors, parse_query
 
 

@@ -6,6 +6,10 @@
 
 Images may be given as anything :func:`searchcore.images.load_image` reads, or as an ``int``: the id of an item of
 the collection, whose stored features are used (no backbone pass).
+
+A visitor's own photos (:class:`searchcore.personal.PersonalCollection`) are added with :meth:`SearchEngine.add_images`
+(the shared backbone, in batches), removed with :meth:`SearchEngine.remove_images`, and searched by passing
+``collection=`` to :meth:`SearchEngine.search_images` and :meth:`SearchEngine.similar_images`: the same scoring code.
 """
 
 from __future__ import annotations
@@ -329,9 +333,13 @@ class SearchEngine:
 
     def remove_images(self, collection: PersonalCollection, ids: Sequence[int] | None = None) -> int:
         """Remove photos (their rows in ``collection``; all of them when ``ids`` is None); returns how many."""
+        from .personal import train_own_head
+
         with collection.lock:
             removed = collection.clear() if ids is None else collection.remove(ids)
-            if ids is not None and len(collection):
+            if removed and len(collection):
+                if collection.own is not None:  # it learnt from the removed photos too
+                    collection.own = train_own_head(collection, self.words, self.backbone.spec)
                 self._embed_collection(collection)
             return removed
 
