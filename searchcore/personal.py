@@ -228,6 +228,20 @@ class CollectionStore:
         self.root.mkdir(parents=True, exist_ok=True)
         self._collections: OrderedDict[str, PersonalCollection] = OrderedDict()
         self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._sweeper: threading.Thread | None = None
+
+    def _start_sweeper(self) -> None:
+        """Sweep in the background too, so a collection nobody touches again still goes after the timeout."""
+        if self._sweeper is None:
+            every = max(1.0, min(60.0, self.limits.idle_seconds / 4))
+
+            def run() -> None:
+                while not self._closed.wait(every):
+                    self.sweep()
+
+            self._sweeper = threading.Thread(target=run, name="my-photos-sweeper", daemon=True)
+            self._sweeper.start()
 
     def __len__(self) -> int:
         return len(self._collections)
@@ -248,6 +262,7 @@ class CollectionStore:
         counts as busy, and cannot be evicted, until the block ends."""
         self.sweep()
         with self._lock:
+            self._start_sweeper()
             collection = self._collections.get(key)
             if collection is None:
                 collection = self._new(key)
@@ -298,6 +313,7 @@ class CollectionStore:
 
     def close(self) -> None:
         """Drop every collection and the store's folder."""
+        self._closed.set()
         with self._lock:
             dropped = list(self._collections.values())
             self._collections.clear()

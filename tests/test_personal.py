@@ -228,3 +228,16 @@ def test_a_collection_names_its_files_safely(tmp_path: Path) -> None:
     path = collection.store("../../etc/passwd", b"x")
     assert path.is_relative_to(tmp_path / "c") and path.name == "passwd"
     assert collection.store("...", b"x").name == "photo"
+
+
+def test_a_collection_nobody_touches_again_still_goes_after_the_timeout(tmp_path: Path) -> None:
+    import time
+
+    store = CollectionStore(4, 3, 2, Limits(idle_seconds=1.0), root=tmp_path / "store")
+    with store.using("a") as a:
+        path = a.store("x.png", b"a")
+    deadline = time.monotonic() + 10
+    while path.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not path.exists() and len(store) == 0
+    store.close()
