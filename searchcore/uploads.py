@@ -24,6 +24,8 @@ from typing import NamedTuple
 
 #: No zip entry may inflate to more than this many times its compressed size (real photos barely compress).
 MAX_RATIO = 100
+#: A zip's entries looked at: far more than a collection holds, few enough that a zip of tiny files stays cheap.
+MAX_ENTRIES = 5000
 ZIP_SUFFIX = ".zip"
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 
@@ -78,7 +80,10 @@ def read_zip(path: str | os.PathLike, budget: int, shown: str | None = None) -> 
     kept, skipped = [], []
     with archive:
         entries = []
-        for info in archive.infolist():
+        listing = archive.infolist()
+        if len(listing) > MAX_ENTRIES:
+            skipped.append(Skipped(shown, f"holds {len(listing)} files; only the first {MAX_ENTRIES} are looked at."))
+        for info in listing[:MAX_ENTRIES]:
             name = info.filename
             if info.is_dir():
                 continue

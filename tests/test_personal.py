@@ -241,3 +241,12 @@ def test_a_collection_nobody_touches_again_still_goes_after_the_timeout(tmp_path
         time.sleep(0.2)
     assert not path.exists() and len(store) == 0
     store.close()
+
+
+def test_a_zip_of_very_many_files_is_looked_at_only_so_far(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from searchcore import uploads
+
+    monkeypatch.setattr(uploads, "MAX_ENTRIES", 3)
+    good = stamps("animals/birds", 1)[0].read_bytes()
+    result = read_zip(write(tmp_path, "many.zip", zip_of({f"{i}.png": good for i in range(5)})), 10**8)
+    assert len(result.candidates) == 3 and "only the first 3" in result.skipped[0].why
