@@ -7,7 +7,7 @@ Text → Text, Image → Tags and Text → Image. Every search is also an API en
 of the same name for AI assistants (served at ``/gradio_api/mcp/``; the handlers' docstrings are the tools'
 descriptions).
 
-The "Your photos" tab gives each browser session (and each API or MCP client) a private collection of its own
+The "Your photos" tab gives each browser session (and each API client) a private collection of its own
 photos, searched by the same engine: ``/add_photos``, ``/search_my_photos``, ``/similar_my_photos`` and
 ``/clear_my_photos`` (:mod:`searchcore.personal`, limits from ``SEARCH_MY_*``).
 
@@ -451,13 +451,23 @@ def search_images(query: str, k: Count, progress: gr.Progress = gr.Progress()) -
 
 
 # ---- your photos: a private collection per browser session or API client (searchcore.personal) ----------------------
+# Gradio 6.31's MCP server is stateless: every assistant's calls reach the app through one shared client, with one
+# Gradio session and no MCP session id, so a collection kept for "the MCP session" would be every assistant's.
+MCP_HAS_NO_SESSION = ("Over MCP your photos cannot be kept private: this server's MCP endpoint has no sessions, so a "
+                      "collection would be shared with every other assistant. Use the page's 'Your photos' tab, or "
+                      "gradio_client from Python (each Client has its own private collection; see the README).")
+
+
 def _visitor(request: gr.Request | None) -> str:
-    """Whose collection: the MCP session's (every assistant's calls reach the app through one shared client, so
-    Gradio's session would be shared) or else the browser's / gradio_client's session."""
+    """Whose collection: the browser's or gradio_client's session (or an MCP session, where the server has them).
+
+    A call through Gradio's MCP server without an MCP session id is refused (:data:`MCP_HAS_NO_SESSION`)."""
     headers = getattr(request, "headers", None) or {}
     mcp_session = headers.get("mcp-session-id") if hasattr(headers, "get") else None
     if mcp_session:
         return "mcp:" + str(mcp_session)
+    if hasattr(headers, "get") and headers.get("x-gradio-user") == "mcp":
+        raise BadArgumentError(MCP_HAS_NO_SESSION)
     key = getattr(request, "session_hash", None)
     if not key:
         raise BadArgumentError("Your photos belong to a session: call this through the page, gradio_client or MCP.")

@@ -156,3 +156,11 @@ def test_a_bad_call_is_a_tool_error_that_says_what_to_do(app_server: AppServer) 
     assert unknown.isError and "'qwzxv' is not in the vocabulary" in text_of(unknown)
     assert path.isError and "url" in text_of(path).lower()
     assert big_k.isError and "1 to 50" in text_of(big_k)
+
+
+def test_your_photos_tools_refuse_rather_than_share_one_collection_among_assistants(app_server: AppServer) -> None:
+    # Gradio's MCP server is stateless: every assistant would share one collection, so the tools say so instead
+    _, [search, clear] = session_run(app_server, ("search_my_photos", {"query": "bird", "k": 3}),
+                                     ("clear_my_photos", {}))
+    for result in (search, clear):
+        assert result.isError and "cannot be kept private" in text_of(result), text_of(result)
