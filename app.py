@@ -30,6 +30,8 @@ import functools
 import importlib.util
 import logging
 import os
+import signal
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -1007,6 +1009,8 @@ if __name__ == "__main__":
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     log.setLevel(logging.INFO)  # our progress lines, without every library's INFO chatter
     _loader.start()  # build the engine while the server starts; the page shows the progress
+    # a stop (SIGTERM: a Space restarting, a supervisor) exits normally, so atexit deletes the visitors' photos
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     # GRADIO_SERVER_NAME / GRADIO_SERVER_PORT are read by Gradio itself. mcp_server: the five searches (the named,
     # public endpoints; the page load and example clicks are private) become MCP tools at /gradio_api/mcp/.
     demo.launch(max_file_size=MAX_UPLOAD, theme=THEME, css=CSS, mcp_server=True)

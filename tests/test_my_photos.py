@@ -111,8 +111,11 @@ def test_clearing_empties_the_collection_and_a_search_says_how_to_add_photos(app
 def small_app(offline_bundle: Path, test_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
     from _app_server import start_app, stop, wait_until_answering
 
-    server = start_app(test_cache, tmp_path_factory.mktemp("small") / "app.log", SEARCH_MY_MAX_PHOTOS="3",
-                       SEARCH_MY_MAX_MB="1", SEARCH_MY_MAX_COLLECTIONS="1")
+    folder = tmp_path_factory.mktemp("small")
+    (folder / "tmp").mkdir()
+    # its own TMPDIR: where the visitors' photos go, so the last test can see them go
+    server = start_app(test_cache, folder / "app.log", SEARCH_MY_MAX_PHOTOS="3", SEARCH_MY_MAX_MB="1",
+                       SEARCH_MY_MAX_COLLECTIONS="1", TMPDIR=str(folder / "tmp"))
     try:
         wait_until_answering(server)
         yield server
@@ -135,3 +138,14 @@ def test_limits_hold(small_app: AppServer, tmp_path: Path) -> None:
     # one live collection for the whole server: the second visitor's evicted the first's, the oldest idle one
     with pytest.raises(Exception, match="add some first"):
         first.predict("bird", 3, api_name="/search_my_photos")
+
+
+def test_stopping_the_app_deletes_the_visitors_photos(small_app: AppServer, tmp_path: Path) -> None:
+    from _app_server import stop
+
+    visitor = client(small_app, tmp_path)
+    assert visitor.predict(files(stamps("animals/birds", 2)), api_name="/add_photos")["added"] == 2
+    [root] = list((small_app.log_path.parent / "tmp").glob("search-my-photos-*"))
+    assert len(list(root.rglob("*.png"))) == 2
+    stop(small_app.process)  # SIGTERM, as a Space or a supervisor stops it
+    assert not root.exists()
