@@ -7,6 +7,10 @@ Text → Text, Image → Tags and Text → Image. Every search is also an API en
 of the same name for AI assistants (served at ``/gradio_api/mcp/``; the handlers' docstrings are the tools'
 descriptions).
 
+The "Your photos" tab gives each browser session (and each API client) a private collection of its own
+photos, searched by the same engine: ``/add_photos``, ``/search_my_photos``, ``/similar_my_photos`` and
+``/clear_my_photos`` (:mod:`searchcore.personal`, limits from ``SEARCH_MY_*``).
+
 Run it::
 
     pip install -r requirements.txt && python app.py        # then open http://127.0.0.1:7860
@@ -18,6 +22,7 @@ one cannot be fetched, it serves the offline demo bundle, which the first start 
 
 from __future__ import annotations
 
+import atexit
 import base64
 import binascii
 import contextlib
@@ -25,6 +30,8 @@ import functools
 import importlib.util
 import logging
 import os
+import signal
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +45,7 @@ from searchcore.errors import shorten
 
 if TYPE_CHECKING:
     from searchcore import Hit, SearchEngine, WordHit
+    from searchcore.personal import CollectionStore
 
 log = logging.getLogger("semantic-search")
 
@@ -52,6 +60,8 @@ WORD_EXAMPLES = ["said", "king - man + woman", "ocean", "cat sofa"]
 # scikit-image ships a few real photos; they are the "any photo you might upload" examples (not in the collection)
 PHOTO_EXAMPLES = ["chelsea.png", "coffee.png", "astronaut.png", "motorcycle_left.png"]
 N_COLLECTION_EXAMPLES = 4
+# uploads read and indexed at once across all visitors (their own queue group; searches keep theirs)
+MY_INDEXING = max(1, int(os.environ.get("SEARCH_MY_INDEXING", "1")))
 
 
 # ---- the engine: built once, in the background, on first use ------------------------------------------------------
@@ -63,6 +73,7 @@ class Served:
     why: str
     folders: tuple[str, ...]  # the folders holding the collection's photos: the only ones Gradio may serve from
     name: str  # the bundle as the page names it: its Hub id or its folder's name, never a path on the server
+    photos: CollectionStore | None = None  # the visitors' private collections ("Your photos"), made with the engine
 
 
 class _Attempt:
@@ -109,6 +120,11 @@ class _EngineLoader:
             if attempt is None or (attempt.done.is_set() and attempt.error is not None):
                 attempt = self._attempt = _Attempt(self._build)
             return attempt
+
+    def ready(self) -> Served | None:
+        """The engine if it is built, without starting or waiting for a build."""
+        attempt = self._attempt
+        return attempt.served if attempt is not None and attempt.done.is_set() else None
 
     def wait(self, progress: gr.Progress | None = None) -> Served:
         attempt = self.start()
@@ -177,7 +193,10 @@ def _served(engine: SearchEngine, why: str, name: str) -> Served:
     # A Hub snapshot's photos are symlinks into the Hub cache's blobs/ folder, and Gradio checks resolved paths.
     folders = {str(images.resolve())}
     folders |= {str(engine.bundle.image_path(item).resolve().parent) for item in engine.bundle.items}
-    return Served(engine, why, tuple(sorted(folders)), name)
+    photos = engine.collection_store()
+    atexit.register(photos.close)  # the visitors' photos never outlive the server
+    folders.add(str(photos.root.resolve()))
+    return Served(engine, why, tuple(sorted(folders)), name, photos)
 
 
 _loader = _EngineLoader(_build_served)
@@ -431,6 +450,192 @@ def search_images(query: str, k: Count, progress: gr.Progress = gr.Progress()) -
     """
     query, k = _text(query), _k(k)
     return _gallery(get_engine(progress).search_images(query, k))
+
+
+# ---- your photos: a private collection per browser session or API client (searchcore.personal) ----------------------
+# Gradio 6.31's MCP server is stateless: every assistant's calls reach the app through one shared client, with one
+# Gradio session and no MCP session id, so a collection kept for "the MCP session" would be every assistant's.
+MCP_HAS_NO_SESSION = ("Over MCP your photos cannot be kept private: this server's MCP endpoint has no sessions, so a "
+                      "collection would be shared with every other assistant. Use the page's 'Your photos' tab, or "
+                      "gradio_client from Python (each Client has its own private collection; see the README).")
+
+
+def _visitor(request: gr.Request | None) -> str:
+    """Whose collection: the browser's or gradio_client's session (or an MCP session, where the server has them).
+
+    A call through Gradio's MCP server without an MCP session id is refused (:data:`MCP_HAS_NO_SESSION`)."""
+    headers = getattr(request, "headers", None) or {}
+    mcp_session = headers.get("mcp-session-id") if hasattr(headers, "get") else None
+    if mcp_session:
+        return "mcp:" + str(mcp_session)
+    if hasattr(headers, "get") and headers.get("x-gradio-user") == "mcp":
+        raise BadArgumentError(MCP_HAS_NO_SESSION)
+    key = getattr(request, "session_hash", None)
+    if not key:
+        raise BadArgumentError("Your photos belong to a session: call this through the page, gradio_client or MCP.")
+    return "session:" + str(key)
+
+
+def _store(progress: gr.Progress | None = None) -> tuple[SearchEngine, CollectionStore]:
+    served = _get_served(progress)
+    assert served.photos is not None
+    return served.engine, served.photos
+
+
+def _files(files: Any) -> list[tuple[str, str]]:
+    """(path on the server, the name the user gave it) of each uploaded file; only Gradio's own uploads are read."""
+    if files is None or files == []:
+        raise ImageError("No files yet: drop photos (JPEG, PNG, WebP …) or a .zip of photos, or of class folders.")
+    out = []
+    for value in files if isinstance(files, list) else [files]:
+        if isinstance(value, dict) and value.get("path"):
+            path = _uploaded(str(value["path"]))
+            out.append((path, str(value.get("orig_name") or Path(path).name)))
+        elif isinstance(value, str) and value:
+            out.append((_uploaded(value), Path(value).name))
+        else:
+            raise ImageError(SEND_THE_IMAGE)
+    return out
+
+
+@user_errors
+def add_photos(files: list[Any] | None, request: gr.Request,
+               progress: gr.Progress = gr.Progress()) -> dict[str, Any]:  # noqa: B008
+    """Add photos to your own private collection, which only you can search (it lasts while your session does).
+
+    Loose photos are captioned with their file names; a .zip of class folders (cats/a.jpg, dogs/b.jpg) labels each
+    photo with its folder, and with two or more labels a small head is trained on them and measured against ConSE.
+
+    Args:
+        files: a list of image files (JPEG, PNG, WebP, BMP, GIF, TIFF) and/or .zip files of photos or class folders.
+
+    Returns:
+        a summary: added (how many), skipped (file and why), photos, labels (photos per label), limits, head (figures).
+    """
+    from searchcore.uploads import read_uploads
+
+    paths = _files(files)
+    engine, store = _store(progress)
+    with store.using(_visitor(request)) as mine:
+        progress(0.0, desc="Reading your files")
+        reading = read_uploads(paths, mine.room[1])
+        n = len(reading.candidates)
+
+        def report(done: int, total: int) -> None:
+            progress((done, total), desc=f"Reading photos {done}/{total}", unit="photos")
+
+        added = engine.add_images(mine, reading.candidates, progress=report if n else None)
+    skipped = [{"file": s.name, "why": s.why} for s in [*reading.skipped, *added.skipped]]
+    return {"added": added.added, "skipped": skipped, **added.summary}
+
+
+@user_errors
+def search_my_photos(query: str, k: Count, request: gr.Request,
+                     progress: gr.Progress = gr.Progress()) -> list[tuple[str, str]]:  # noqa: B008
+    """Find photos of your own private collection (added with add_photos) that match words.
+
+    Several words are averaged; '+' and '-' add and subtract, '2:bird' weighs a word.
+
+    Args:
+        query: one or more English words, e.g. 'bird', 'red flower', 'dog - cat'.
+        k: how many photos to return, a whole number from 1 to 50.
+
+    Returns:
+        your photos, best first, each an image URL captioned 'label · caption · distance 0.123' (no label: file name).
+    """
+    query, k = _text(query), _k(k)
+    engine, store = _store(progress)
+    with store.using(_visitor(request)) as mine:
+        return _gallery(engine.search_images(query, k, collection=mine))
+
+
+@user_errors
+def similar_my_photos(image: ImagePayload, k: Count, request: gr.Request,
+                      progress: gr.Progress = gr.Progress()) -> list[tuple[str, str]]:  # noqa: B008
+    """Find the photos of your own private collection (added with add_photos) that look most like a given image.
+
+    Args:
+        image: the photo to search with: a public http(s) URL or a data:image/png;base64,... URL (JPEG, PNG, WebP).
+        k: how many photos to return, a whole number from 1 to 50.
+
+    Returns:
+        your photos, best first, each an image URL captioned 'label · caption · distance 0.123' (no label: file name).
+    """
+    image, k = _image(image), _k(k)
+    engine, store = _store(progress)
+    with store.using(_visitor(request)) as mine:
+        return _gallery(engine.similar_images(image, k, collection=mine))
+
+
+@user_errors
+def clear_my_photos(request: gr.Request) -> dict[str, Any]:
+    """Remove every photo from your own private collection (and the head trained on them).
+
+    Returns:
+        a summary: removed (how many photos), photos (now 0).
+    """
+    engine, store = _store()
+    key = _visitor(request)
+    mine = store.peek(key)
+    removed = engine.remove_images(mine) if mine is not None else 0
+    store.drop(key)  # and its place among the server's live collections
+    return {"removed": removed, "photos": 0}
+
+
+def _forget_my_photos(request: gr.Request) -> None:
+    """The browser tab closed: its photos go at once (the idle timeout catches the rest)."""
+    served = _loader.ready()
+    if served is not None and served.photos is not None:
+        with contextlib.suppress(BadArgumentError):
+            served.photos.drop(_visitor(request))
+
+
+def my_status_update(summary: Any) -> tuple[str, Any]:
+    """After an upload or a clear: the account of the collection; a clear also empties the results."""
+    cleared = isinstance(summary, dict) and "removed" in summary
+    return my_photos_account(summary), ([] if cleared else gr.skip())
+
+
+def _my_intro() -> str:
+    from searchcore.personal import Limits
+
+    limits = Limits.from_env()
+    return ("**Search your own photos** with the served backbone, words and head. Drop photos, or a .zip of them "
+            "(a .zip of class folders such as `cats/…`, `dogs/…` labels them, and with two or more labels a head is "
+            "trained on them in seconds and measured against ConSE). Only you see them: they are kept for this "
+            f"session only, at most {limits.max_photos} photos and {limits.max_bytes / 1e6:.0f} MB, and deleted when "
+            f"you close the page or after {limits.idle_seconds / 60:.0f} idle minutes.")
+
+
+def my_photos_account(summary: Any) -> str:
+    """The tab's account of the collection after an upload or a clear (from the endpoint's summary)."""
+    if not isinstance(summary, dict):
+        return ""
+    if "removed" in summary:
+        return f"Removed {summary['removed']} photos. Your collection is empty."
+    lines = [f"**{summary.get('added', 0)} photos added; your collection holds {summary.get('photos', 0)} "
+             f"({summary.get('megabytes', 0)} MB of {summary.get('limits', {}).get('megabytes', '?')}, at most "
+             f"{summary.get('limits', {}).get('photos', '?')} photos).**"]
+    labels = summary.get("labels") or {}
+    if labels:
+        lines.append("Labels: " + ", ".join(f"{k} ({v})" for k, v in labels.items()) + ".")
+    head = summary.get("head") or {}
+    if head.get("trained"):
+        p10 = head.get("text_image_p10", {})
+        cells = " | ".join(_fmt(p10.get(name)) for name in ("conse", "head", "served"))
+        lines += [f"A head was trained on your {head.get('photos')} labelled photos in {head.get('seconds')} s "
+                  f"(best epoch {head.get('best_epoch')}). Text → Image precision@10 of each label's words over "
+                  f"{head.get('test_photos')} held-back photos (few photos: a rough figure):",
+                  "| ConSE | trained head | served (the head for your labels' words, ConSE for others) |\n"
+                  f"|---|---|---|\n| {cells} |"]
+    elif head.get("why"):
+        lines.append(str(head["why"]).capitalize() + ".")
+    skipped = summary.get("skipped") or []
+    if skipped:
+        shown = "\n".join(f"- `{shorten(s['file'], 60)}`: {s['why']}" for s in skipped[:12])
+        more = f"\n- … and {len(skipped) - 12} more" if len(skipped) > 12 else ""
+        lines.append(f"Skipped {len(skipped)} files:\n{shown}{more}")
+    return "\n\n".join(lines)
 
 
 # ---- what the page says about the engine ---------------------------------------------------------------------------
@@ -765,6 +970,41 @@ with _SearchBlocks(title="Semantic search: photos and words by meaning") as demo
                   api_name="search_images", preprocess=False)
             _run_example_search(ti_ex, search_images, [ti_query, ti_k], ti_out)
 
+        with gr.Tab("Your photos", id="my_photos"):
+            gr.Markdown(_my_intro())
+            with gr.Row():
+                with gr.Column(scale=1, min_width=280):
+                    my_files = gr.File(label="Drop photos or a .zip here", file_count="multiple", type="filepath",
+                                       height=180, elem_classes=["my-upload"])
+                    my_status = gr.Markdown("No photos of yours yet.", elem_classes=["my-status"])
+                    my_summary = gr.JSON(label="Summary (as the API returns it)", open=False, visible=False)
+                    my_clear = gr.Button("Clear my photos", variant="stop")
+                with gr.Column(scale=2):
+                    with gr.Row():
+                        my_query = gr.Textbox(label="Words", placeholder="bird", max_lines=1, scale=3)
+                        my_k = _k_slider(GALLERY_K)
+                    my_go = gr.Button("Search my photos", variant="primary")
+                    with gr.Accordion("Search with a photo, or tag it", open=False):
+                        my_image = _image_input("A photo")
+                        with gr.Row():
+                            my_similar = gr.Button("Find similar in my photos")
+                            my_tag = gr.Button("Tag this photo")
+                        my_tags = _words_table("Tags")
+                    my_out = _results_gallery("Your matching photos")
+            # its own concurrency group: reading uploads never takes a search's place in the queue
+            gr.on([my_files.upload], add_photos, inputs=[my_files], outputs=my_summary, api_name="add_photos",
+                  preprocess=False, concurrency_limit=MY_INDEXING, concurrency_id="my_photos_indexing",
+                  show_progress_on=[my_status]).then(my_status_update, inputs=[my_summary], outputs=[my_status, my_out],
+                                                     api_visibility="private")
+            gr.on([my_go.click, my_query.submit], search_my_photos, inputs=[my_query, my_k], outputs=my_out,
+                  api_name="search_my_photos", preprocess=False)
+            gr.on([my_similar.click], similar_my_photos, inputs=[my_image, my_k], outputs=my_out,
+                  api_name="similar_my_photos", preprocess=False)
+            gr.on([my_tag.click], tag_image, inputs=[my_image, my_k], outputs=my_tags, preprocess=False,
+                  api_visibility="private")
+            gr.on([my_clear.click], clear_my_photos, outputs=my_summary, api_name="clear_my_photos").then(
+                my_status_update, inputs=[my_summary], outputs=[my_status, my_out], api_visibility="private")
+
         with gr.Tab("How it works", id="about"):
             about = gr.Markdown("The details of the served bundle appear here once the search engine is ready.")
 
@@ -788,6 +1028,7 @@ with _SearchBlocks(title="Semantic search: photos and words by meaning") as demo
 
     demo.load(_on_page_load, outputs=[status, building, about, ic_class, *(ex.dataset for ex in image_examples)],
               show_progress_on=[building], api_visibility="private", concurrency_limit=None, concurrency_id="page_load")
+    demo.unload(_forget_my_photos)
 
 # each search endpoint runs up to 4 requests at once (Gradio gives every event its own concurrency group; the engine
 # is thread-safe); a bounded queue refuses floods instead of piling them up
@@ -798,6 +1039,8 @@ if __name__ == "__main__":
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     log.setLevel(logging.INFO)  # our progress lines, without every library's INFO chatter
     _loader.start()  # build the engine while the server starts; the page shows the progress
+    # a stop (SIGTERM: a Space restarting, a supervisor) exits normally, so atexit deletes the visitors' photos
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     # GRADIO_SERVER_NAME / GRADIO_SERVER_PORT are read by Gradio itself. mcp_server: the five searches (the named,
     # public endpoints; the page load and example clicks are private) become MCP tools at /gradio_api/mcp/.
     demo.launch(max_file_size=MAX_UPLOAD, theme=THEME, css=CSS, mcp_server=True)

@@ -8,6 +8,12 @@
     engine.tag_image("photo.jpg", k=5)
     engine.search_images("cat + sofa - dog", k=8)
 
+    # a visitor's own photos: a private collection, searched by the same engine
+    store = engine.collection_store()
+    with store.using("visitor") as mine:
+        engine.add_images(mine, read_uploads([("photos.zip", "photos.zip")], mine.room[1]).candidates)
+        engine.search_images("bird", k=8, collection=mine)
+
 A bundle built with a CLIP backbone (``clip:openai/clip-vit-base-patch32``, :mod:`searchcore.clip`) answers the
 same searches in CLIP's space.
 
@@ -24,7 +30,9 @@ from .errors import (
     AssetSourceError,
     BadArgumentError,
     BundleError,
+    EmptyCollectionError,
     ImageError,
+    LimitError,
     QueryError,
     SearchError,
     UnknownWordError,
@@ -59,6 +67,9 @@ _LAZY = {
     "Item": "collection",
     "load_collection": "collection",
     "load_image": "images",
+    "CollectionStore": "personal",
+    "PersonalCollection": "personal",
+    "read_uploads": "uploads",
 }
 
 __all__ = [
@@ -74,13 +85,17 @@ __all__ = [
     "BundleError",
     "ClipBackbone",
     "Collection",
+    "CollectionStore",
     "ConSE",
     "DeViSEHead",
+    "EmptyCollectionError",
     "EngineInfo",
     "Features",
     "Hit",
     "ImageError",
     "Item",
+    "LimitError",
+    "PersonalCollection",
     "QueryError",
     "SearchEngine",
     "SearchError",
@@ -97,6 +112,7 @@ __all__ = [
     "load_word_vectors",
     "open_bundle",
     "parse_query",
+    "read_uploads",
 ]
 
 if TYPE_CHECKING:
@@ -108,7 +124,9 @@ if TYPE_CHECKING:
     from .head import ConSE, DeViSEHead
     from .images import load_image
     from .index import VectorIndex, exact_search
+    from .personal import CollectionStore, PersonalCollection
     from .shards import ShardedIndex
+    from .uploads import read_uploads
     from .words import DEFAULT_WORDS, OFFLINE_WORDS, WordVectors, load_word_vectors, parse_query
 
 

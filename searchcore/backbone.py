@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import numpy as np
 
@@ -37,6 +37,7 @@ DEFAULT_BACKBONE = "vgg16.tv_in1k"
 OFFLINE_BACKBONE = "tf_efficientnet_lite0@pypi"
 
 Progress = Callable[[int, int], None]
+T = TypeVar("T")
 
 
 class Features(NamedTuple):
@@ -199,7 +200,7 @@ class Backbone:
         feats = np.zeros((n, self.feature_dim), np.float32)
         logits = np.zeros((n, self.num_classes), np.float32)
         done = 0
-        for batch in _prefetch(self.preprocess, images, batch_size):
+        for batch in _prefetch(lambda chunk: _stack([self.preprocess(im) for im in chunk]), images, batch_size):
             out = self.forward(batch)
             feats[done : done + len(batch)] = out.features
             logits[done : done + len(batch)] = out.logits
@@ -207,6 +208,42 @@ class Backbone:
             if progress is not None:
                 progress(done, n)
         return Features(feats, logits)
+
+    def extract_readable(self, images: Sequence[ImageInput], batch_size: int | None = None,
+                         progress: Progress | None = None) -> tuple[Features, list[str | None]]:
+        """Like :meth:`extract`, for images that may not all be readable (a visitor's upload).
+
+        Returns the features of the readable images, in order, and one entry per input: ``None`` where it was read,
+        else the :class:`ImageError`'s message. Decoding overlaps the model as in :meth:`extract`.
+        """
+        from .errors import ImageError
+
+        def prepare(chunk: Sequence[ImageInput]) -> tuple[torch.Tensor | None, list[str | None]]:
+            tensors, errors = [], []
+            for image in chunk:
+                try:
+                    tensors.append(self.preprocess(image))
+                    errors.append(None)
+                except ImageError as exc:
+                    errors.append(str(exc))
+            return (_stack(tensors) if tensors else None), errors
+
+        batch_size = batch_size or self.batch_size
+        n, done = len(images), 0
+        feats, logits, errors = [], [], []
+        for batch, chunk_errors in _prefetch(prepare, images, batch_size):
+            if batch is not None:
+                out = self.forward(batch)
+                feats.append(out.features)
+                logits.append(out.logits)
+            errors += chunk_errors
+            done += len(chunk_errors)
+            if progress is not None:
+                progress(done, n)
+        if not feats:
+            return Features(np.zeros((0, self.feature_dim), np.float32),
+                            np.zeros((0, self.num_classes), np.float32)), errors
+        return Features(np.concatenate(feats), np.concatenate(logits)), errors
 
     def forward(self, batch: torch.Tensor) -> Features:
         """Features and logits of a batch already preprocessed by :attr:`transform`, shape (n, 3, H, W).
@@ -230,20 +267,25 @@ class Backbone:
         return self.extract([image], batch_size=1)
 
 
-def _prefetch(fn: Callable[[ImageInput], torch.Tensor], images: Sequence[ImageInput], batch_size: int
-              ) -> Iterator[torch.Tensor]:
-    """Yield stacked batches of ``fn(image)``, preparing batch i+1 in a thread while batch i is consumed."""
+def _stack(tensors: list[torch.Tensor]) -> torch.Tensor:
     import torch
 
+    return torch.stack(tensors)
+
+
+def _prefetch(prepare: Callable[[Sequence[ImageInput]], T], images: Sequence[ImageInput], batch_size: int
+              ) -> Iterator[T]:
+    """Yield ``prepare(chunk)`` for consecutive chunks of ``images``, preparing chunk i+1 in a thread while chunk i
+    is consumed (decoding overlaps the model)."""
     batches: Iterable[Sequence[ImageInput]] = (images[i : i + batch_size] for i in range(0, len(images), batch_size))
     if len(images) <= batch_size:
         for chunk in batches:
-            yield torch.stack([fn(im) for im in chunk])
+            yield prepare(chunk)
         return
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending = None
         for chunk in batches:
-            future = pool.submit(lambda c=chunk: torch.stack([fn(im) for im in c]))
+            future = pool.submit(prepare, chunk)
             if pending is not None:
                 yield pending.result()
             pending = future

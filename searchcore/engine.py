@@ -6,6 +6,10 @@
 
 Images may be given as anything :func:`searchcore.images.load_image` reads, or as an ``int``: the id of an item of
 the collection, whose stored features are used (no backbone pass).
+
+A visitor's own photos (:class:`searchcore.personal.PersonalCollection`) are added with :meth:`SearchEngine.add_images`
+(the shared backbone, in batches), removed with :meth:`SearchEngine.remove_images`, and searched by passing
+``collection=`` to :meth:`SearchEngine.search_images` and :meth:`SearchEngine.similar_images`: the same scoring code.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -23,16 +27,24 @@ from .backbone import Backbone, Features, load_backbone
 from .build import tag_embeddings
 from .bundle import Bundle, is_clip, open_bundle, rebuild_hint
 from .clip import ClipBackbone
-from .errors import BadArgumentError, BundleError
+from .errors import BadArgumentError, BundleError, EmptyCollectionError
 from .head import ConSE, DeViSEHead, class_phrases, fused_scores, load_head, query_mix, unit_rows
 from .images import ImageInput
 from .index import Neighbours, exact_search
 from .tagging import TagRule, classifier_tags, item_tags, neighbour_tags, rank_tags
-from .words import WordVectors, load_word_vectors, parse_query
+from .words import Term, WordVectors, load_word_vectors, parse_query
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from .personal import CollectionStore, Limits, PersonalCollection
+    from .uploads import Candidate, Skipped
 
 MAX_K = 1000
 NEIGHBOURS = 5  # collection photos whose captions may vote for an image's tags
 EngineImage = ImageInput | int
+EMPTY = ("You have no photos of your own yet: add some first (the 'Your photos' tab, or /add_photos with image "
+         "files or a .zip of class folders).")
 
 
 class Hit(NamedTuple):
@@ -48,6 +60,14 @@ class Hit(NamedTuple):
 class WordHit(NamedTuple):
     word: str
     distance: float
+
+
+class Added(NamedTuple):
+    """What :meth:`SearchEngine.add_images` did: photos added, files skipped and why, the collection's state."""
+
+    added: int
+    skipped: list[Skipped]
+    summary: dict[str, Any]
 
 
 def check_k(k: Any) -> int:
@@ -180,9 +200,15 @@ class SearchEngine:
                 for i, d in zip(ids, dists)]
 
     # ---- the five searches ---------------------------------------------------------------------------------------
-    def similar_images(self, image: EngineImage, k: int = 10) -> list[Hit]:
-        """Image → Image: cosine neighbours of the backbone's penultimate features."""
+    def similar_images(self, image: EngineImage, k: int = 10, collection: PersonalCollection | None = None
+                       ) -> list[Hit]:
+        """Image → Image: cosine neighbours of the backbone's penultimate features (in ``collection`` if given)."""
         k = check_k(k)
+        if collection is not None:
+            with collection.lock:
+                _nonempty(collection)
+                found = exact_search(collection.features, self.features(image).features, min(k, len(collection)))
+                return _own_hits(collection, found.ids[0], found.distances[0])
         found = self.bundle.indexes["images"].query(self.features(image).features, k)
         return self._hits(found.ids[0], found.distances[0])
 
@@ -237,30 +263,143 @@ class SearchEngine:
         ranked = rank_tags(emb, search, index.get, tags, k, lead, voted)
         return [WordHit(tags.phrases[i], d) for i, d in ranked]
 
-    def search_images(self, query: str, k: int = 10) -> list[Hit]:
+    def search_images(self, query: str, k: int = 10, collection: PersonalCollection | None = None) -> list[Hit]:
         """Text → Image: the query's cosine to each image's head and ConSE embeddings, mixed by trust in the words.
 
         Words the head was trained on lean on the head, words it never saw on ConSE (:func:`query_mix`). Both
-        indexes give candidates; the mixed score ranks them exactly.
+        indexes give candidates; the mixed score ranks them exactly. Over ``collection`` (a visitor's photos) every
+        photo is scored, with its own trained head if it has one, else the served head (ConSE where it does not fit).
         """
         k = check_k(k)
         terms = parse_query(query)
         if self.clip is not None:  # the query's CLIP text embedding against the photos' image embeddings
-            found = self.bundle.indexes["semantic"].query(self.clip.embed_query(terms), k)
-            return self._hits(found.ids[0], found.distances[0])
+            query_vector = self.clip.embed_query(terms)
+            if collection is None:
+                found = self.bundle.indexes["semantic"].query(query_vector, k)
+                return self._hits(found.ids[0], found.distances[0])
+            with collection.lock:
+                _nonempty(collection)
+                scores = unit_rows(collection.features) @ query_vector
+                order = np.argsort(-scores, kind="stable")[:k]
+                return _own_hits(collection, order, np.maximum(1.0 - scores[order], 0.0))
         vector = self.words.combine(terms)
+        if collection is not None:
+            with collection.lock:
+                _nonempty(collection)
+                head = collection.own.head if collection.own is not None and collection.own.head else self.head
+                scores = self._text_scores(vector, terms, head, collection.semantic, collection.conse)
+                order = np.argsort(-scores, kind="stable")[:k]
+                return _own_hits(collection, order, np.maximum(1.0 - scores[order], 0.0))
         semantic, conse = self.bundle.indexes["semantic"], self.bundle.indexes["conse"]
         if self.head is None:
             found = semantic.query(vector, k)
             return self._hits(found.ids[0], found.distances[0])
-        pairs = [(t.weight, t.word) for t in terms]
-        mix = query_mix(pairs, self.head, self.words)
-        head_vector = self.head.head_query(pairs, self.words)
+        head_vector = self.head.head_query([(t.weight, t.word) for t in terms], self.words)
         pool = min(len(semantic), max(4 * k, 64))  # generous: an item high on either side is a candidate
         ids = np.union1d(semantic.query(head_vector, pool).ids[0], conse.query(vector, pool).ids[0])
-        scores = fused_scores(vector, semantic.get(ids), conse.get(ids), mix, head_vector)
+        scores = self._text_scores(vector, terms, self.head, semantic.get(ids), conse.get(ids))
         order = np.argsort(-scores, kind="stable")[:k]
         return self._hits(ids[order], np.maximum(1.0 - scores[order], 0.0))
+
+    def _text_scores(self, vector: np.ndarray, terms: list[Term], head: DeViSEHead | None, semantic: np.ndarray,
+                     conse: np.ndarray) -> np.ndarray:
+        """Each row's mixed cosine to the query (:func:`fused_scores`); ConSE alone without a head."""
+        if head is None:
+            return conse @ vector
+        pairs = [(t.weight, t.word) for t in terms]
+        mix = query_mix(pairs, head, self.words)
+        return fused_scores(vector, semantic, conse, mix, head.head_query(pairs, self.words))
+
+    # ---- a visitor's own photos (searchcore.personal) -----------------------------------------------------------
+    def collection_store(self, limits: Limits | None = None) -> CollectionStore:
+        """A store of private collections shaped for this engine's vectors (limits default to the environment's)."""
+        from .personal import CollectionStore, Limits
+
+        return CollectionStore(self.backbone.feature_dim, self.backbone.num_classes, self.words.dim,
+                               limits or Limits.from_env())
+
+    def add_images(self, collection: PersonalCollection, photos: Sequence[Candidate],
+                   progress: Callable[[int, int], None] | None = None, train: bool = True) -> Added:
+        """Add photos (name, label, bytes) to ``collection`` with the shared backbone, in batches.
+
+        A photo that is not readable, or does not fit the collection's limits, is skipped with the reason; the
+        others are added. With ``train``, a head is trained on the labels when they allow one
+        (:func:`searchcore.personal.train_own_head`).
+        """
+        from .personal import PersonalItem, train_own_head
+        from .uploads import Skipped
+
+        with collection.lock:
+            slots, room = collection.room
+            taken, skipped = [], []
+            for photo in photos:
+                if len(taken) >= slots:
+                    skipped.append(Skipped(photo.name, f"refused: your collection holds at most "
+                                                       f"{collection.max_photos} photos; clear it or remove some."))
+                elif len(photo.data) > room:
+                    skipped.append(Skipped(photo.name, f"refused: your photos may take {collection.max_bytes / 1e6:.0f}"
+                                                       " MB in all; clear them or upload smaller ones."))
+                else:
+                    taken.append(photo)
+                    room -= len(photo.data)
+            feats, errors = self.backbone.extract_readable([p.data for p in taken], progress=progress)
+            readable = [p for p, err in zip(taken, errors) if err is None]
+            skipped += [Skipped(p.name, _unreadable(err)) for p, err in zip(taken, errors) if err is not None]
+            if readable:
+                items = [PersonalItem(p.name, p.label, collection.store(p.name, p.data)) for p in readable]
+                nearest = self.bundle.indexes["images"].query(feats.features, 1).distances[:, 0]
+                collection.append(items, feats.features, feats.logits, self.conse.embed(feats.logits), nearest,
+                                  sum(len(p.data) for p in readable))
+                if train and self.clip is None:  # CLIP's photos and words already share a space: no head
+                    collection.own = train_own_head(collection, self.words, self.backbone.spec)
+                self._embed_collection(collection)
+            return Added(len(readable), skipped, collection.summary())
+
+    def remove_images(self, collection: PersonalCollection, ids: Sequence[int] | None = None) -> int:
+        """Remove photos (their rows in ``collection``; all of them when ``ids`` is None); returns how many."""
+        from .personal import train_own_head
+
+        with collection.lock:
+            removed = collection.clear() if ids is None else collection.remove(ids)
+            if removed and len(collection):
+                if collection.own is not None:  # it learnt from the removed photos too
+                    collection.own = train_own_head(collection, self.words, self.backbone.spec)
+                self._embed_collection(collection)
+            return removed
+
+    def _embed_collection(self, collection: PersonalCollection) -> None:
+        """The collection's photos in word space for Text → Image: its own head's embedding when it has one; else
+        the served head's, and ConSE for photos farther from the served photos than the head's ``ood_distance``."""
+        own = collection.own.head if collection.own is not None else None
+        if self.clip is not None:  # Text → Image compares CLIP text embeddings with the image embeddings
+            collection.semantic = collection.features
+        elif own is not None:
+            collection.semantic = own.embed(collection.features)
+        elif self.head is not None:
+            emb = self.head.embed(collection.features)
+            if self.head.ood_distance is not None:
+                emb = np.where((collection.nearest > self.head.ood_distance)[:, None], collection.conse, emb)
+            collection.semantic = emb
+        else:
+            collection.semantic = collection.conse
+
+
+def _nonempty(collection: PersonalCollection) -> None:
+    if not len(collection):
+        raise EmptyCollectionError(EMPTY)
+
+
+def _unreadable(error: str) -> str:
+    """searchcore.images' message about bytes it could not read, as said of a named file of an upload."""
+    error = re.sub(r" <_io\.BytesIO object at 0x[0-9a-fA-F]+>", "", error)
+    return "skipped: " + error.replace("Could not read the uploaded bytes as an image", "not a readable photo")
+
+
+def _own_hits(collection: PersonalCollection, ids: np.ndarray, dists: np.ndarray) -> list[Hit]:
+    """Hits of a visitor's photos: labelled by their class folder, or by the file name when they have none."""
+    items = collection.items
+    return [Hit(int(i), items[i].label or items[i].name, items[i].name if items[i].label else "", float(d),
+                items[i].path) for i, d in zip(ids, dists)]
 
 
 def load_engine(source: str | Path, *, check_sums: bool = True, backbone: Backbone | None = None,

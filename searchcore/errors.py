@@ -58,3 +58,11 @@ class BundleError(SearchError):
 
 class AssetSourceError(BadArgumentError):
     """A source (bundle, word vectors or backbone) names nothing that can be loaded."""
+
+
+class LimitError(SearchError):
+    """A visitor's private collection, or the server's room for such collections, is full."""
+
+
+class EmptyCollectionError(SearchError):
+    """A search of a visitor's private collection before any photo was added to it."""

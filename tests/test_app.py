@@ -34,6 +34,11 @@ ENDPOINTS = {
     "/similar_words": ["query", "k"],
     "/tag_image": ["image", "k"],
     "/search_images": ["query", "k"],
+    # a visitor's own photos (tests/test_my_photos.py)
+    "/add_photos": ["files"],
+    "/search_my_photos": ["query", "k"],
+    "/similar_my_photos": ["image", "k"],
+    "/clear_my_photos": [],
 }
 CAT_WORDS = {"cat", "cats", "kitten", "kittens", "feline", "tiger", "tabby", "kitty", "siamese", "persian", "lynx"}
 CAPTION = re.compile(r"^(?P<label>[^·]+?) · (?:.+ · )?distance \d+\.\d{3}$")
@@ -64,7 +69,7 @@ def assert_still_serving(client: Client) -> None:
     assert len(result) == 3
 
 
-def test_api_lists_exactly_the_five_endpoints_with_their_parameters(client: Client) -> None:
+def test_api_lists_exactly_the_public_endpoints_with_their_parameters(client: Client) -> None:
     api = client.view_api(print_info=False, return_format="dict")
     assert set(api["named_endpoints"]) == set(ENDPOINTS)  # examples, page load etc. add none
     assert not api["unnamed_endpoints"]

@@ -2,6 +2,8 @@
 
 Loads the page, visits every tab, runs a Text → Image search for "bird" and checks the gallery shows photos captioned
 with their labels, runs an example with one click, and saves the screenshot the README shows (docs/screenshot.png).
+In the "Your photos" tab it uploads a zip of class folders, sees the progress and the summary (labels, a trained
+head), searches the photos and saves docs/your-photos.png.
 Needs /usr/bin/chromium (``apt-get install chromium``); Playwright's own browser download is not used.
 """
 
@@ -32,8 +34,11 @@ TABS = {  # tab → a button only that tab has
     "Text → Text": "Find similar words",
     "Image → Tags": "Tag this photo",
     "Text → Image": "Search photos",
+    "Your photos": "Search my photos",
 }
+MY_SCREENSHOT = SCREENSHOT.parent / "your-photos.png"
 SLOW = 300_000  # ms: the engine loads on first use, and the machine may be busy
+QUICK = 90_000  # ms: once the page is up (the fixture waits for the engine)
 
 
 @pytest.fixture(scope="module")
@@ -117,3 +122,34 @@ def test_a_bad_input_shows_the_message(page: Page) -> None:
     page.get_by_role("tab", name="Image → Tags", exact=True).click()
     visible_panel(page).get_by_role("button", name="Tag this photo", exact=True).click()  # no photo given
     page.get_by_text("No image yet", exact=False).first.wait_for(timeout=SLOW)
+
+
+def test_your_photos_upload_progress_search_and_screenshot(page: Page, tmp_path: Path) -> None:
+    from test_personal import CLASSES, class_zip
+
+    archive = tmp_path / "my-photos.zip"
+    archive.write_bytes(class_zip(10))
+    page.get_by_role("tab", name="Your photos", exact=True).click()
+    panel = visible_panel(page)
+    panel.locator(".my-upload input[type=file]").set_input_files(str(archive))
+    # the progress of reading and indexing, then the account of what was added
+    panel.get_by_text(re.compile(r"Reading (your files|photos)")).first.wait_for(timeout=QUICK)
+    status = panel.locator(".block.my-status")
+    status.get_by_text("photos added", exact=False).wait_for(timeout=QUICK)
+    text = status.inner_text()
+    assert "30 photos added" in text and "A head was trained" in text, text
+    assert all(label in text for label in CLASSES), text
+    panel.get_by_role("textbox", name="Words", exact=True).fill("bird")
+    panel.get_by_role("button", name="Search my photos", exact=True).click()
+    panel.locator(".results .thumbnail-item img").first.wait_for(timeout=QUICK)
+    page.wait_for_function(
+        """() => { const imgs = [...document.querySelectorAll('[role=tabpanel] .results .thumbnail-item img')]
+                   .filter(i => i.offsetParent !== null);
+                   return imgs.length == 12 && imgs.every(i => i.complete && i.naturalWidth > 0); }""",
+        timeout=QUICK,
+    )
+    captions = [c.inner_text() for c in panel.locator(".results .caption-label").all()]
+    assert captions[:3] and all(c.startswith("birds · ") for c in captions[:3]), captions
+    page.mouse.move(0, 0)
+    page.screenshot(path=str(MY_SCREENSHOT), full_page=True)
+    assert MY_SCREENSHOT.stat().st_size > 10_000

@@ -208,6 +208,30 @@ def test_search_images_ranks_photos_by_the_querys_clip_text_embedding(engine, ne
         np.testing.assert_allclose([h.distance for h in hits], 1 - np.sort(scores)[::-1][:5], atol=1e-4)
 
 
+def test_your_photos_are_searched_in_clip_space_with_no_head(engine, net, built, tmp_path, monkeypatch):
+    from searchcore.uploads import Candidate
+
+    monkeypatch.setenv("SEARCH_MY_MAX_PHOTOS", "10")
+    store = engine.collection_store()
+    photos = [Candidate(f"{label}_{i}.png", label, _photo(built, label, i).read_bytes())
+              for label in ("cat", "dog") for i in (1, 2)]
+    try:
+        with store.using("visitor") as mine:
+            added = engine.add_images(mine, photos)
+            assert added.added == 4 and mine.own is None  # two labels, but CLIP trains no head
+            np.testing.assert_allclose(mine.features, net.extract([_photo(built, c, i) for c in ("cat", "dog")
+                                                                    for i in (1, 2)]).features, atol=1e-5)
+            query = parse_query("cat + 2:dog")
+            scores = mine.features @ net.embed_query(query)
+            hits = engine.search_images("cat + 2:dog", k=4, collection=mine)
+            assert [h.id for h in hits] == np.argsort(-scores, kind="stable").tolist()
+            assert {h.label for h in hits} == {"cat", "dog"}  # the visitor's photos, not the bundle's
+            similar = engine.similar_images(_photo(built, "dog", 1), k=1, collection=mine)
+            assert similar[0].label == "dog" and similar[0].caption == "dog_1.png"
+    finally:
+        store.close()
+
+
 def test_weights_and_signs_change_the_answer(engine):
     plain = [h.distance for h in engine.search_images("cat dog", 9)]
     weighted = [h.distance for h in engine.search_images("cat + 3:dog", 9)]

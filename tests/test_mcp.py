@@ -1,5 +1,6 @@
-"""The app as an AI assistant meets it: ``python app.py`` serves its five searches as MCP tools, and the official
-``mcp`` Python client connects over streamable HTTP (``/gradio_api/mcp/``), lists them and calls them.
+"""The app as an AI assistant meets it: ``python app.py`` serves its searches (and the four "your photos" tools)
+as MCP tools, and the official ``mcp`` Python client connects over streamable HTTP (``/gradio_api/mcp/``),
+lists them and calls them.
 
 The answers are checked for meaning (``bird`` finds photos labelled birds, ``said`` → told, the scikit-image cat is
 tagged with a cat word), the photos that come back are fetched from their URLs, and a bad call comes back as a tool
@@ -34,6 +35,10 @@ TOOLS = {
     "similar_words": ["query", "k"],
     "tag_image": ["image", "k"],
     "search_images": ["query", "k"],
+    "add_photos": ["files"],
+    "search_my_photos": ["query", "k"],
+    "similar_my_photos": ["image", "k"],
+    "clear_my_photos": [],
 }
 CAT_WORDS = {"cat", "cats", "kitten", "kittens", "feline", "tiger cat", "tabby", "tabby cat", "egyptian cat",
              "siamese cat", "persian cat", "kitty", "domestic cat"}
@@ -77,7 +82,7 @@ def parsed(result: Any) -> Any:
     return ast.literal_eval(text_of(result))
 
 
-def test_the_five_searches_are_the_tools_each_described_for_a_newcomer(app_server: AppServer) -> None:
+def test_the_searches_are_the_tools_each_described_for_a_newcomer(app_server: AppServer) -> None:
     tools, _ = session_run(app_server)
     by_name = {tool.name: tool for tool in tools.tools}
     assert set(by_name) == set(TOOLS)  # the page load, example clicks and other helpers are no tools
@@ -89,7 +94,8 @@ def test_the_five_searches_are_the_tools_each_described_for_a_newcomer(app_serve
         assert list(properties) == arguments, name
         for argument, schema in properties.items():
             assert len(schema.get("description", "")) > 20, (name, argument, schema)
-        assert "1 to 50" in properties["k"]["description"], name
+        if "k" in properties:
+            assert "1 to 50" in properties["k"]["description"], name
         if "image" in properties:  # what an image may be, said where an assistant reads it
             description = properties["image"]["description"]
             assert "http" in description and "base64" in description, description
@@ -150,3 +156,11 @@ def test_a_bad_call_is_a_tool_error_that_says_what_to_do(app_server: AppServer) 
     assert unknown.isError and "'qwzxv' is not in the vocabulary" in text_of(unknown)
     assert path.isError and "url" in text_of(path).lower()
     assert big_k.isError and "1 to 50" in text_of(big_k)
+
+
+def test_your_photos_tools_refuse_rather_than_share_one_collection_among_assistants(app_server: AppServer) -> None:
+    # Gradio's MCP server is stateless: every assistant would share one collection, so the tools say so instead
+    _, [search, clear] = session_run(app_server, ("search_my_photos", {"query": "bird", "k": 3}),
+                                     ("clear_my_photos", {}))
+    for result in (search, clear):
+        assert result.isError and "cannot be kept private" in text_of(result), text_of(result)

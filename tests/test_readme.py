@@ -84,10 +84,19 @@ def test_the_python_example_runs_as_written(app_server: AppServer, capsys: pytes
     words, tags = table_rows(namespace["words"]), table_rows(namespace["tags"])
     assert len(words) == 5 and words[0][0] == "queen"  # as the README's comment shows
     assert len(tags) == 10
-    assert printed[len(photos):] == [str(words), str(tags)]
+    assert printed[len(photos):len(photos) + 2] == [str(words), str(tags)]
 
     # the image galleries, by class given as a name and as an index
     for name in ("similar", "as_siamese", "as_284"):
         gallery = namespace[name]
         assert len(gallery) == 12 and all(CAPTION.match(item["caption"]) for item in gallery), name
     assert [item["caption"] for item in namespace["as_siamese"]] == [item["caption"] for item in namespace["as_284"]]
+
+    # your own photos: the cat was added, is found by a word and by itself, and cleared
+    summary, mine, like_mine = namespace["summary"], namespace["mine"], namespace["like_mine"]
+    assert summary["added"] == 1 and summary["skipped"] == [] and summary["photos"] == 1
+    assert printed[len(photos) + 2] == "1 []"
+    assert len(mine) == 1 and mine[0]["caption"].startswith(Path(chelsea()).name + " · distance ")
+    assert printed[len(photos) + 3] == mine[0]["caption"]
+    assert like_mine[0]["caption"] == Path(chelsea()).name + " · distance 0.000"
+    assert namespace["cleared"] == {"removed": 1, "photos": 0}
