@@ -272,24 +272,16 @@ class SearchEngine:
         """
         k = check_k(k)
         terms = parse_query(query)
-        if self.clip is not None:  # the query's CLIP text embedding against the photos' image embeddings
-            query_vector = self.clip.embed_query(terms)
-            if collection is None:
-                found = self.bundle.indexes["semantic"].query(query_vector, k)
-                return self._hits(found.ids[0], found.distances[0])
-            with collection.lock:
-                _nonempty(collection)
-                scores = unit_rows(collection.features) @ query_vector
-                order = np.argsort(-scores, kind="stable")[:k]
-                return _own_hits(collection, order, np.maximum(1.0 - scores[order], 0.0))
-        vector = self.words.combine(terms)
         if collection is not None:
             with collection.lock:
                 _nonempty(collection)
-                head = collection.own.head if collection.own is not None and collection.own.head else self.head
-                scores = self._text_scores(vector, terms, head, collection.semantic, collection.conse)
+                scores = self._own_text_scores(terms, collection)
                 order = np.argsort(-scores, kind="stable")[:k]
                 return _own_hits(collection, order, np.maximum(1.0 - scores[order], 0.0))
+        if self.clip is not None:  # the query's CLIP text embedding against the photos' image embeddings
+            found = self.bundle.indexes["semantic"].query(self.clip.embed_query(terms), k)
+            return self._hits(found.ids[0], found.distances[0])
+        vector = self.words.combine(terms)
         semantic, conse = self.bundle.indexes["semantic"], self.bundle.indexes["conse"]
         if self.head is None:
             found = semantic.query(vector, k)
@@ -300,6 +292,13 @@ class SearchEngine:
         scores = self._text_scores(vector, terms, self.head, semantic.get(ids), conse.get(ids))
         order = np.argsort(-scores, kind="stable")[:k]
         return self._hits(ids[order], np.maximum(1.0 - scores[order], 0.0))
+
+    def _own_text_scores(self, terms: list[Term], collection: PersonalCollection) -> np.ndarray:
+        """Each of a visitor's photos scored for the query, by the rule the bundle's photos are scored with."""
+        if self.clip is not None:  # the photos' semantic rows are their CLIP image embeddings (_embed_collection)
+            return collection.semantic @ self.clip.embed_query(terms)
+        head = collection.own.head if collection.own is not None and collection.own.head else self.head
+        return self._text_scores(self.words.combine(terms), terms, head, collection.semantic, collection.conse)
 
     def _text_scores(self, vector: np.ndarray, terms: list[Term], head: DeViSEHead | None, semantic: np.ndarray,
                      conse: np.ndarray) -> np.ndarray:
