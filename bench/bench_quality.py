@@ -224,7 +224,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             ablations = {"labels only (caption_weight 0)": {"caption_weight": 0.0},
                          "no refit on training + validation": {"refit": False},
                          "hinge loss (DeViSE's)": {"loss": "hinge"},
-                         "no look-alikes' words (neighbour_mix 0)": {"neighbour_mix": 0.0}}
+                         "no look-alikes' words (neighbour_mix 0)": {"neighbour_mix": 0.0},
+                         "no word classifier (word_classifier False)": {"word_classifier": False},
+                         "no class hierarchy (class_hierarchy False)": {"class_hierarchy": False}}
             result["ablations"] = {}
             for title, change in ablations.items():
                 common.log(f"ablation: {title}")
@@ -313,8 +315,9 @@ def render(res: dict[str, Any]) -> str:
         "Mean (min–max) over seeds " + ", ".join(map(str, seeds)) + ". ConSE: no training (class probabilities "
         "× class-name vectors); head: the trained head's embedding alone, nearest words for tags; served: what the "
         "app does (Text→Image mixes head and ConSE per query, the head's embedding blended with the photo's "
-        "look-alikes' words; tags add the classifier's names, near collection photos' caption words and the "
-        "unseen-photo fallback)." + (
+        "look-alikes' words, and gives the head's word classifier and the classifier's mass below a word in WordNet "
+        "their share of the words they know; tags add the classifier's names, near collection photos' caption "
+        "words and the unseen-photo fallback)." + (
             f" clip: `{res['clip']}` zero-shot on the same test photos and queries, from a CLIP bundle of the same "
             "photos (Text→Image by CLIP's prompted text embedding of the query words; tags: the tag phrases nearest "
             "in CLIP's space, a confident zero-shot class first), with no training at all." if res.get("clip")
@@ -325,6 +328,7 @@ def render(res: dict[str, Any]) -> str:
         "Served settings chosen on validation photos, per seed: " + "; ".join(
             f"seed {s}: ConSE weight {v['search_seen']:g} for seen words, {v['search_unseen']:g} for unseen ones "
             f"(seen-word similarity {v['seen_similarity']}), look-alikes' words {v.get('neighbour_mix', 0):g}, "
+            f"word classifier {v.get('word_mix', 0):g}, class hierarchy {v.get('class_mix', 0):g}, "
             f"tags {v['tags']:g}, class floor {v['class_min_prob']}, "
             f"neighbour distance {v['neighbour_distance']}" for s, v in zip(seeds, serving)) + ".",
         "",

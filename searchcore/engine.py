@@ -28,7 +28,18 @@ from .build import tag_embeddings
 from .bundle import Bundle, is_clip, open_bundle, rebuild_hint
 from .clip import ClipBackbone
 from .errors import BadArgumentError, BundleError, EmptyCollectionError
-from .head import ConSE, DeViSEHead, class_phrases, fused_scores, load_head, query_mix, unit_rows
+from .head import (
+    ConSE,
+    DeViSEHead,
+    Part,
+    class_phrases,
+    fused_scores,
+    load_head,
+    query_mix,
+    query_parts,
+    served_scores,
+    unit_rows,
+)
 from .images import ImageInput
 from .index import Neighbours, exact_search
 from .tagging import TagRule, classifier_tags, item_tags, neighbour_tags, rank_tags
@@ -289,7 +300,12 @@ class SearchEngine:
         head_vector = self.head.head_query([(t.weight, t.word) for t in terms], self.words)
         pool = min(len(semantic), max(4 * k, 64))  # generous: an item high on either side is a candidate
         ids = np.union1d(semantic.query(head_vector, pool).ids[0], conse.query(vector, pool).ids[0])
-        scores = self._text_scores(vector, terms, self.head, semantic.get(ids), conse.get(ids))
+        parts = query_parts(self.head, self.bundle.features, self.bundle.logits, terms)
+        for part, _ in parts:  # every photo was scored exactly: a part's best photos are candidates too
+            if part is not None:
+                ids = np.union1d(ids, np.argsort(-part, kind="stable")[:pool])
+        parts = tuple((None if part is None else part[ids], share) for part, share in parts)
+        scores = self._text_scores(vector, terms, self.head, semantic.get(ids), conse.get(ids), parts)
         order = np.argsort(-scores, kind="stable")[:k]
         return self._hits(ids[order], np.maximum(1.0 - scores[order], 0.0))
 
@@ -298,16 +314,19 @@ class SearchEngine:
         if self.clip is not None:  # the photos' semantic rows are their CLIP image embeddings (_embed_collection)
             return collection.semantic @ self.clip.embed_query(terms)
         head = collection.own.head if collection.own is not None and collection.own.head else self.head
-        return self._text_scores(self.words.combine(terms), terms, head, collection.semantic, collection.conse)
+        return self._text_scores(self.words.combine(terms), terms, head, collection.semantic, collection.conse,
+                                 query_parts(head, collection.features, collection.logits, terms))
 
     def _text_scores(self, vector: np.ndarray, terms: list[Term], head: DeViSEHead | None, semantic: np.ndarray,
-                     conse: np.ndarray) -> np.ndarray:
-        """Each row's mixed cosine to the query (:func:`fused_scores`); ConSE alone without a head."""
+                     conse: np.ndarray, parts: tuple[Part, Part] = ((None, 0.0), (None, 0.0))) -> np.ndarray:
+        """Each row's mixed cosine to the query (:func:`fused_scores`) with the word classifier's and the class
+        hierarchy's ``parts`` (:func:`searchcore.head.mixed_scores`); ConSE alone without a head."""
         if head is None:
             return conse @ vector
         pairs = [(t.weight, t.word) for t in terms]
         mix = query_mix(pairs, head, self.words)
-        return fused_scores(vector, semantic, conse, mix, head.head_query(pairs, self.words))
+        cosine = fused_scores(vector, semantic, conse, mix, head.head_query(pairs, self.words))
+        return served_scores(cosine, parts, head)
 
     # ---- a visitor's own photos (searchcore.personal) -----------------------------------------------------------
     def collection_store(self, limits: Limits | None = None) -> CollectionStore:

@@ -24,7 +24,8 @@ import numpy as np
 
 from . import bundle as B
 from .fit import Split
-from .head import ConSE, DeViSEHead, blend, load_head
+from .head import ConSE, DeViSEHead, Part, blend, load_head, mixed_scores
+from .hierarchy import hierarchy_part
 from .index import exact_search
 from .metrics import (
     caption_queries,
@@ -41,6 +42,7 @@ from .metrics import (
 )
 from .propagation import collection_targets, exact_neighbours, neighbour_embedding, served_embedding
 from .tagging import TagRule, TagVocabulary, classifier_tags, item_tags, neighbour_tags
+from .wordclass import classifier_part
 from .words import Term, WordVectors, load_word_vectors
 
 GRID = tuple(float(m) for m in np.round(np.linspace(0, 1, 11), 2))
@@ -49,6 +51,7 @@ SIMILARITIES = (None, 0.9, 0.8, 0.7, 0.6)  # None: only the trained words themse
 NEIGHBOUR_MIXES = (0.0, 0.25, 0.5, 0.75)  # the look-alikes' share in a photo's Text→Image embedding
 CLASS_PROBS = (None, 0.5, 0.3, 0.2, 0.15, 0.1, 0.05)  # None: only a confident class names the photo
 NEIGHBOURS = 5  # as many as the engine asks (searchcore.engine.NEIGHBOURS)
+SHARES = tuple(float(m) for m in np.round(np.linspace(0, 1, 6), 2))  # the word classifier's and hierarchy's shares
 
 
 @dataclass
@@ -144,7 +147,8 @@ def figures(space: Space, pool: np.ndarray, seen_labels: set[str], zero_labels: 
         others = np.setdiff1d(np.arange(len(space.labels)), pool) if reference is None else reference
         served_emb = space.served_head_emb(pool, others, space.head.neighbour_mix)
     out: dict[str, dict[str, float]] = {}
-    for name, ranker in rankers(space.conse_emb, space.head_emb, space.head, mix, words, served_emb).items():
+    for name, ranker in rankers(space.conse_emb, space.head_emb, space.head, mix, words, served_emb,
+                                       space.features, space.logits).items():
         row = {"text_image_p10": mean(query_precision(ranker, pool, trained_q, words, 10).values()),
                "caption_word_p5": mean(query_precision(ranker, pool, caption_q, words, 5).values())}
         if zero_q:
@@ -185,10 +189,13 @@ class Serving:
     tag_conse_mix: float
     tag_rule: TagRule
     scores: dict[str, dict[str, Any]]
+    word_mix: float = 0.0
+    class_mix: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {"search_seen": self.conse_mix, "search_unseen": self.unseen_conse_mix,
                 "seen_similarity": self.seen_similarity, "neighbour_mix": self.neighbour_mix,
+                "word_mix": self.word_mix, "class_mix": self.class_mix,
                 "tags": self.tag_conse_mix,
                 "class_min_prob": self.tag_rule.class_min_prob,
                 "neighbour_distance": self.tag_rule.neighbour_distance}
@@ -206,19 +213,25 @@ def _best(table: dict[str, Any]) -> str:
 
 
 def choose_search(space: Space, pool: np.ndarray, queries: list[tuple[list[Term], np.ndarray]],
-                  reference: np.ndarray, neighbour_mixes: tuple[float, ...] = NEIGHBOUR_MIXES
-                  ) -> tuple[float, float, float | None, float, dict[str, Any]]:
+                  reference: np.ndarray, neighbour_mixes: tuple[float, ...] = NEIGHBOUR_MIXES,
+                  class_mixes: tuple[float, ...] = SHARES) -> SearchChoice:
     """Text→Image's trust rule, chosen on ``queries`` over ``pool`` with the calibration head.
 
     For each share of the neighbours' words in a photo's embedding (:mod:`searchcore.propagation`, neighbours
     from ``reference``) and each seen-word similarity (None: only the words themselves count as seen), every pair
     of ConSE weights (seen, unseen) is scored by the mean precision@10 of the queries, each ranked with its own
-    :func:`searchcore.head.query_mix`; the best combination wins.
+    :func:`searchcore.head.query_mix`; the best combination wins. Then, with those settings, every pair of shares
+    of the word classifier (:mod:`searchcore.wordclass`) and the class hierarchy (:mod:`searchcore.hierarchy`),
+    and for the best pair the ConSE weights again, since probabilities that speak for the words they know change
+    how much ConSE should.
     """
     head, words = space.head, space.words
     conse_scores = [space.conse_emb[pool] @ words.combine(terms) for terms, _ in queries]
     neighbours = space.neighbour_emb(pool, reference)
+    parts = [(classifier_part(head.word_classifier, space.features[pool], terms),
+              hierarchy_part(space.logits[pool], terms)) for terms, _ in queries]
     table: dict[str, Any] = {}
+    inputs: dict[str, tuple[list[np.ndarray], list[float]]] = {}
     for n_mix in neighbour_mixes:
         head_emb = served_embedding(space.head_emb[pool], neighbours, n_mix)
         for similarity in SIMILARITIES:
@@ -228,28 +241,75 @@ def choose_search(space: Space, pool: np.ndarray, queries: list[tuple[list[Term]
             # each query: the share of its weight on seen words (the mix is linear in the two weights)
             seen_share = [sum(abs(t.weight) for t in terms if head.knows(t.word, words))
                           / sum(abs(t.weight) for t in terms) for terms, _ in queries]
-            best = (-1.0, 0.0, 0.0)
-            for m_seen in GRID:
-                for m_unseen in GRID:
-                    values = []
-                    for share, hs, cs, (_, relevant) in zip(seen_share, head_scores, conse_scores, queries):
-                        mix = share * m_seen + (1 - share) * m_unseen
-                        values.append(precision_at((1 - mix) * hs + mix * cs, relevant, 10))
-                    score = mean(values)
-                    if score > best[0] + 1e-12:
-                        best = (score, m_seen, m_unseen)
-            table[f"{n_mix}/{similarity}"] = {"score": finite(best[0]), "neighbour_mix": n_mix,
-                                              "seen_similarity": similarity, "search_seen": best[1],
-                                              "search_unseen": best[2],
-                                              "seen_queries": int(sum(share == 1.0 for share in seen_share))}
-    row = table[_best(table)]
+            key = f"{n_mix}/{similarity}"
+            inputs[key] = (head_scores, seen_share)
+            score, m_seen, m_unseen = _best_conse(head_scores, conse_scores, seen_share, queries, parts, 0.0, 0.0)
+            table[key] = {"score": finite(score), "neighbour_mix": n_mix, "seen_similarity": similarity,
+                          "search_seen": m_seen, "search_unseen": m_unseen, "word_mix": 0.0, "class_mix": 0.0,
+                          "seen_queries": int(sum(share == 1.0 for share in seen_share))}
+    row = dict(table[_best(table)])
     head.seen_similarity = None
-    return row["search_seen"], row["search_unseen"], row["seen_similarity"], row["neighbour_mix"], table
+    head_scores, seen_share = inputs[f"{row['neighbour_mix']}/{row['seen_similarity']}"]
+    grid = (SHARES if head.word_classifier is not None else (0.0,), class_mixes)
+    mixes_table: dict[str, Any] = {}
+    for w_mix in grid[0]:  # the ConSE weights stay as chosen above, as the shares are swept
+        for c_mix in grid[1]:
+            values = _precisions(head_scores, conse_scores, seen_share, queries, parts, row["search_seen"],
+                                 row["search_unseen"], w_mix, c_mix)
+            mixes_table[f"{w_mix}/{c_mix}"] = {"score": finite(mean(values)), "word_mix": w_mix, "class_mix": c_mix}
+    chosen = mixes_table[_best(mixes_table)]
+    score, m_seen, m_unseen = _best_conse(head_scores, conse_scores, seen_share, queries, parts,
+                                          chosen["word_mix"], chosen["class_mix"])
+    row.update(word_mix=chosen["word_mix"], class_mix=chosen["class_mix"], search_seen=m_seen,
+               search_unseen=m_unseen, score=finite(score))
+    return SearchChoice(row["search_seen"], row["search_unseen"], row["seen_similarity"], row["neighbour_mix"],
+                        row["word_mix"], row["class_mix"], {"embedding": table, "mixes": mixes_table, "chosen": row})
+
+
+def _precisions(head_scores: list[np.ndarray], conse_scores: list[np.ndarray], seen_share: list[float],
+                queries: list[tuple[list[Term], np.ndarray]], parts: list[tuple[Part, Part]], m_seen: float,
+                m_unseen: float, word_mix: float, class_mix: float) -> list[float]:
+    """Each query's precision@10 under one setting of the served rule (:func:`searchcore.head.mixed_scores`)."""
+    values = []
+    for share, hs, cs, (word_part, class_part), (_, relevant) in zip(seen_share, head_scores, conse_scores, parts,
+                                                                     queries):
+        mix = share * m_seen + (1 - share) * m_unseen
+        cosine = (1 - mix) * hs + mix * cs
+        values.append(precision_at(mixed_scores(cosine, word_part, class_part, word_mix, class_mix), relevant, 10))
+    return values
+
+
+def _best_conse(head_scores: list[np.ndarray], conse_scores: list[np.ndarray], seen_share: list[float],
+                queries: list[tuple[list[Term], np.ndarray]], parts: list[tuple[Part, Part]], word_mix: float,
+                class_mix: float) -> tuple[float, float, float]:
+    """The best (precision@10, seen ConSE weight, unseen ConSE weight) over the grid, the shares as given."""
+    best = (-1.0, 0.0, 0.0)
+    for m_seen in GRID:
+        for m_unseen in GRID:
+            score = mean(_precisions(head_scores, conse_scores, seen_share, queries, parts, m_seen, m_unseen,
+                                     word_mix, class_mix))
+            if score > best[0] + 1e-12:
+                best = (score, m_seen, m_unseen)
+    return best
+
+
+@dataclass
+class SearchChoice:
+    """Text→Image's served settings (:func:`choose_search`) and the validation scores they were chosen on."""
+
+    conse_mix: float
+    unseen_conse_mix: float
+    seen_similarity: float | None
+    neighbour_mix: float
+    word_mix: float
+    class_mix: float
+    table: dict[str, Any]
 
 
 def choose_serving(space: Space, pool: np.ndarray, seen_labels: set[str], unseen_labels: set[str],
                    tag_items: np.ndarray, unseen_tag_items: np.ndarray, reference: np.ndarray,
-                   neighbour_mixes: tuple[float, ...] = NEIGHBOUR_MIXES) -> Serving:
+                   neighbour_mixes: tuple[float, ...] = NEIGHBOUR_MIXES, class_mixes: tuple[float, ...] = SHARES
+                   ) -> Serving:
     """Pick the served settings on validation items with a calibration head (``space.head``).
 
     Text→Image (:func:`choose_search`): the queries are the labels and caption words of ``pool`` (validation
@@ -263,10 +323,9 @@ def choose_serving(space: Space, pool: np.ndarray, seen_labels: set[str], unseen
     queries = label_queries(labels, pool, pool_labels & (seen_labels | unseen_labels), words)
     queries += word_queries(space.known, pool, space.caption_words)
     queries = [q for q in queries if q[1].any()]
-    m_seen, m_unseen, similarity, neighbour_mix, search_table = choose_search(space, pool, queries, reference,
-                                                                              neighbour_mixes)
-    scores: dict[str, dict[str, Any]] = {"search": search_table, "tags": {}, "class_min_prob": {},
-                                         "neighbour_distance": {}}
+    search = choose_search(space, pool, queries, reference, neighbour_mixes, class_mixes)
+    scores: dict[str, dict[str, Any]] = {"search": search.table["embedding"], "mixes": search.table["mixes"],
+                                         "tags": {}, "class_min_prob": {}, "neighbour_distance": {}}
 
     def tag_score(emb: np.ndarray, rule: TagRule) -> float | None:
         return finite(mean(_tag_hits(space, emb, items, rule, reference)
@@ -284,7 +343,8 @@ def choose_serving(space: Space, pool: np.ndarray, seen_labels: set[str], unseen
         scores["neighbour_distance"][str(d)] = tag_score(emb, TagRule(min_prob, d))
     chosen = _best(scores["neighbour_distance"])
     rule = TagRule(min_prob, None if chosen == "None" else float(chosen))
-    return Serving(m_seen, m_unseen, similarity, neighbour_mix, tag_mix, rule, scores)
+    return Serving(search.conse_mix, search.unseen_conse_mix, search.seen_similarity, search.neighbour_mix,
+                   tag_mix, rule, scores, search.word_mix, search.class_mix)
 
 
 def real_photo_figures(bundle: B.Bundle, space: Space, conse: ConSE, rule: TagRule) -> dict[str, Any]:
@@ -355,7 +415,7 @@ def evaluate_bundle(root: str | Path, words: WordVectors | None = None, head: De
     if head is not None:
         results["served"].update(conse_mix=head.conse_mix, unseen_conse_mix=head.unseen_conse_mix,
                                  seen_similarity=head.seen_similarity, neighbour_mix=head.neighbour_mix,
-                                 tag_conse_mix=head.tag_conse_mix)
+                                 word_mix=head.word_mix, class_mix=head.class_mix, tag_conse_mix=head.tag_conse_mix)
     results["served"].update(class_min_prob=tag_rule.class_min_prob, neighbour_distance=tag_rule.neighbour_distance)
     if real_photos:
         real = real_photo_figures(bundle, space, conse, tag_rule)

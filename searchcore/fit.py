@@ -52,6 +52,10 @@ class TrainConfig:
     # the share of a photo's look-alikes' words in its Text→Image embedding (searchcore.propagation);
     # None: chosen on validation photos, a number fixes it (0: the head alone)
     neighbour_mix: float | None = None
+    # a logistic regression per trained word beside the embedding (searchcore.wordclass); False: the embedding alone
+    word_classifier: bool = True
+    # the classifier's probability below a word WordNet places (searchcore.hierarchy) in Text→Image; False: never
+    class_hierarchy: bool = True
     seed: int = 0
     holdout_classes: tuple[str, ...] = ()
 
@@ -373,6 +377,14 @@ def _train_head(
             served_ids = np.concatenate([trained_ids, test_ids])
             served = fresh()
             _fit(served, loss_of, served_ids, test_ids, config, best_epoch, best_epoch, None, keep_last=True)
+    if config.word_classifier:
+        # the same items as each head: the measured head's never include a test item
+        from .wordclass import fit_word_classifier, item_word_sets
+
+        word_sets = item_word_sets(labels, captions, words)
+        head.set_word_classifier(fit_word_classifier(features, word_sets, trained_ids))
+        if served is not head:
+            served.set_word_classifier(fit_word_classifier(features, word_sets, served_ids))
     seen = target_words(labels, captions, trained_ids, words, config.caption_weight, keep)
     served_seen = target_words(labels, captions, served_ids, words, config.caption_weight, keep)
     return TrainResult(head, split, history, best_epoch, time.perf_counter() - start, trained_labels, report, seen,

@@ -27,6 +27,7 @@ from torch import nn
 
 from .classnames import EVERYDAY, broader_word, class_phrases, imagenet_broader  # noqa: F401 (re-exported)
 from .index import unit_rows
+from .wordclass import WordClassifier
 from .words import Term, WordVectors
 
 EXPANSION = 5  # an unseen query word is read by the head as this many of its nearest seen words
@@ -56,6 +57,9 @@ class DeViSEHead(
         seen_words: list[str] | None = None,
         seen_similarity: float | None = None,
         neighbour_mix: float = 0.0,
+        word_vocab: list[str] | None = None,
+        word_mix: float = 0.0,
+        class_mix: float = 0.0,
     ) -> None:
         super().__init__()
         # backbone/words/conse_mix are recorded in config.json so a head is never paired with the wrong features
@@ -82,12 +86,22 @@ class DeViSEHead(
             nn.Dropout(dropout),
             nn.Linear(hidden_dim, out_dim),
         )
+        # the word classifier (searchcore.wordclass): a logistic regression per trained word on the raw features;
+        # Text→Image gives it word_mix of a query's score for the words it knows
+        self.word_vocab = list(word_vocab or ())
+        self.word_mix = float(word_mix)
+        # a query word WordNet places above ImageNet classes also has the classifier's mass below it
+        # (searchcore.hierarchy); Text→Image gives that class_mix of the word's score
+        self.class_mix = float(class_mix)
+        self.word_layer = nn.Linear(in_dim, len(self.word_vocab)) if self.word_vocab else None
 
     def set_serving(self, search_mix: float, tag_mix: float, ood_distance: float | None,
                     unseen_mix: float | None = None, seen_words: list[str] | None = None,
-                    seen_similarity: float | None = None, neighbour_mix: float = 0.0) -> None:
-        """Set the ConSE weights, the unseen-image distance, the seen words and the neighbours' share in
-        Text→Image (:mod:`searchcore.propagation`), also in the saved config.json."""
+                    seen_similarity: float | None = None, neighbour_mix: float = 0.0, word_mix: float = 0.0,
+                    class_mix: float = 0.0) -> None:
+        """Set the ConSE weights, the unseen-image distance, the seen words, the neighbours' share in Text→Image
+        (:mod:`searchcore.propagation`), the word classifier's (:mod:`searchcore.wordclass`) and the class
+        hierarchy's (:mod:`searchcore.hierarchy`), also in the saved config.json."""
         self.conse_mix, self.tag_conse_mix = float(search_mix), float(tag_mix)
         self.unseen_conse_mix = float(search_mix if unseen_mix is None else unseen_mix)
         self.ood_distance = None if ood_distance is None else float(ood_distance)
@@ -95,11 +109,41 @@ class DeViSEHead(
         if seen_words is not None:
             self.seen_words = frozenset(seen_words)
         self.neighbour_mix = float(neighbour_mix)
-        if isinstance(self._hub_mixin_config, dict):
-            self._hub_mixin_config.update(conse_mix=self.conse_mix, tag_conse_mix=self.tag_conse_mix,
-                                          ood_distance=self.ood_distance, unseen_conse_mix=self.unseen_conse_mix,
-                                          seen_words=sorted(self.seen_words), seen_similarity=self.seen_similarity,
-                                          neighbour_mix=self.neighbour_mix)
+        self.word_mix = float(word_mix) if self.word_layer is not None else 0.0
+        self.class_mix = float(class_mix)
+        self._save_config(conse_mix=self.conse_mix, tag_conse_mix=self.tag_conse_mix, ood_distance=self.ood_distance,
+                          unseen_conse_mix=self.unseen_conse_mix, seen_words=sorted(self.seen_words),
+                          seen_similarity=self.seen_similarity, neighbour_mix=self.neighbour_mix,
+                          word_mix=self.word_mix, class_mix=self.class_mix)
+
+    def _save_config(self, **fields: object) -> None:
+        if isinstance(getattr(self, "_hub_mixin_config", None), dict):
+            self._hub_mixin_config.update(fields)
+
+    def set_word_classifier(self, classifier: WordClassifier | None) -> None:
+        """Install a fitted word classifier (None removes it); saved with the weights and in config.json."""
+        if classifier is None:
+            self.word_vocab, self.word_layer, self.word_mix = [], None, 0.0
+        else:
+            layer = nn.Linear(self.in_dim, len(classifier.vocab))
+            with torch.no_grad():
+                layer.weight.copy_(torch.from_numpy(np.asarray(classifier.weight, np.float32)))
+                layer.bias.copy_(torch.from_numpy(np.asarray(classifier.bias, np.float32)))
+            self.word_vocab, self.word_layer = list(classifier.vocab), layer.to(next(self.net.parameters()).device)
+        self.__dict__.pop("_classifier", None)
+        self._save_config(word_vocab=self.word_vocab, word_mix=self.word_mix)
+
+    @property
+    def word_classifier(self) -> WordClassifier | None:
+        """The word classifier as numpy arrays (cached), or None for a head without one."""
+        if self.word_layer is None:
+            return None
+        cached = self.__dict__.get("_classifier")
+        if cached is None:
+            cached = WordClassifier(self.word_vocab, self.word_layer.weight.detach().cpu().numpy().copy(),
+                                    self.word_layer.bias.detach().cpu().numpy().copy())
+            self.__dict__["_classifier"] = cached
+        return cached
 
     def knows(self, word: str, words: WordVectors | None = None) -> bool:
         """Was ``word`` (or its singular) in the head's training targets, or (with ``words``) near one of them?"""
@@ -233,6 +277,50 @@ def fused_scores(query: np.ndarray, head_embedding: np.ndarray, conse_embedding:
     """
     head_q = query if head_query is None else head_query
     return (1.0 - mix) * (head_embedding @ head_q) + mix * (conse_embedding @ query)
+
+
+Part = tuple[np.ndarray | None, float]  # per photo a score in [0, 1] (or None), and the query's weight it covers
+
+
+def mixed_scores(cosine: np.ndarray, word_part: Part, class_part: Part, word_mix: float, class_mix: float
+                 ) -> np.ndarray:
+    """Text → Image's served score: the embedding's cosine, with probabilities speaking for the words they know.
+
+    ``word_part``: the head's word classifier (:func:`searchcore.wordclass.classifier_part`) for the query's trained
+    words; ``class_part``: the classifier's mass below the words WordNet places (:func:`searchcore.hierarchy.
+    hierarchy_part`). For a one-word query the word classifier takes ``word_mix`` of the score, the hierarchy
+    ``class_mix`` of what is left, the cosine the rest; a part's share (the query's weight it covers) scales it.
+    """
+    (words_score, words_share), (class_score, class_share) = word_part, class_part
+    word_weight = word_mix * words_share if words_score is not None else 0.0
+    class_weight = class_mix * class_share * (1.0 - word_weight) if class_score is not None else 0.0
+    out = (1.0 - word_weight - class_weight) * cosine
+    if word_weight:
+        out = out + word_mix * words_score
+    if class_weight:
+        out = out + class_mix * (1.0 - word_weight) * class_score
+    return out
+
+
+def query_parts(head: DeViSEHead | None, features: np.ndarray, logits: np.ndarray, terms: Sequence[Term]
+                ) -> tuple[Part, Part]:
+    """The word classifier's and the class hierarchy's parts of a query's score, for rows of ``features``/``logits``;
+    (None, 0) for a part the head gives no weight."""
+    from .hierarchy import hierarchy_part
+    from .wordclass import classifier_part
+
+    none: Part = (None, 0.0)
+    if head is None:
+        return none, none
+    word = classifier_part(head.word_classifier, features, terms) if head.word_mix > 0 else none
+    return word, hierarchy_part(logits, terms) if head.class_mix > 0 else none
+
+
+def served_scores(cosine: np.ndarray, parts: tuple[Part, Part], head: DeViSEHead | None) -> np.ndarray:
+    """:func:`mixed_scores` with the head's chosen weights (the cosine alone without a head)."""
+    if head is None:
+        return cosine
+    return mixed_scores(cosine, parts[0], parts[1], head.word_mix, head.class_mix)
 
 
 def blend(head_embedding: np.ndarray, conse_embedding: np.ndarray, conse_mix: float) -> np.ndarray:

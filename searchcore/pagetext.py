@@ -28,6 +28,8 @@ _SETTING_NAMES = {
     "unseen_conse_mix": "ConSE's weight in Text → Image for words it never saw",
     "seen_similarity": "a word this close to a trained word counts as seen",
     "neighbour_mix": "the share of a photo's 5 look-alikes' words in its Text → Image embedding",
+    "word_mix": "the word classifier's share of a trained word's Text → Image score",
+    "class_mix": "the ImageNet classes below a word (WordNet): their share of the rest",
     "tag_conse_mix": "ConSE's weight in the Image → Tags embedding",
     "class_min_prob": "the classifier names a photo from this probability",
     "neighbour_distance": "collection photos this near lend their caption words",
@@ -114,7 +116,10 @@ def describe(engine: SearchEngine, name: str) -> str:
         "for things you can see, the collection's labels and captions) nearest your photo in word space.",
         "- **Text → Image:** your words against every photo mapped into word space, by the trained head and by "
         "ConSE, mixed per query: the head leads for words it was trained on, ConSE for words it never saw. Each "
-        "photo's head embedding also leans on the labels and captions of its 5 nearest collection photos.",
+        "photo's head embedding also leans on the labels and captions of its 5 nearest collection photos. A word "
+        "the head was trained on is also scored by its word classifier (how likely this photo is to be called "
+        "so), and a word WordNet places above ImageNet classes by the CNN's probability on the classes below it "
+        "(`dogs`: the 118 breeds; `fish`: goldfish, tench, sharks …).",
     ]
     if info.space == "clip":  # one model embeds photos and words: no word-space mapping, no head
         parts = _clip_description(engine, name, labels)

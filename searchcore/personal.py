@@ -44,6 +44,10 @@ if TYPE_CHECKING:
 #: The own head's training budget: the recipe of train_devise, with fewer epochs so it takes seconds in a request.
 OWN_HEAD_EPOCHS = 40
 OWN_HEAD_PATIENCE = 8
+# the word classifier's share of a trained word (searchcore.wordclass) and the class hierarchy's of a word WordNet
+# places (searchcore.hierarchy): halfway, as a visitor's few photos are too few to choose them on
+OWN_WORD_MIX = 0.5
+OWN_CLASS_MIX = 0.5
 
 
 class PersonalItem(NamedTuple):
@@ -175,16 +179,20 @@ def train_own_head(collection: PersonalCollection, words: WordVectors, backbone:
         result = train_head(collection.features[rows], labels, words, config, backbone=backbone)
     except ValueError as exc:  # e.g. labels that are no words of the vocabulary
         return OwnHead(None, {"trained": False, "why": f"no head is trained: {exc}"})
-    # seen words lean on the head alone, others on ConSE alone: nothing here to choose finer settings on
-    result.head.set_serving(0.0, 0.0, None, 1.0, result.seen_words)
+    # seen words lean on the head alone, others on ConSE alone, the word classifier and the class hierarchy take
+    # half of the words they know: there are too few photos here to choose finer settings on
+    result.head.set_serving(0.0, 0.0, None, 1.0, result.seen_words, word_mix=OWN_WORD_MIX,
+                            class_mix=OWN_CLASS_MIX)
     pool = result.split.test if len(result.split.test) else result.split.val
     conse_rows = collection.conse[rows]
-    ranked = rankers(conse_rows, result.head.embed(collection.features[rows]), result.head, words=words)
+    ranked = rankers(conse_rows, result.head.embed(collection.features[rows]), result.head, words=words,
+                     features=collection.features[rows], logits=collection.logits[rows])
     queries = label_queries(labels, pool, result.labels, words)
     p10 = {name: finite(mean(query_precision(rank, pool, queries, words, 10).values()))
            for name, rank in ranked.items()}
     served = result.served or result.head
-    served.set_serving(0.0, 0.0, None, 1.0, result.served_seen_words or result.seen_words)
+    served.set_serving(0.0, 0.0, None, 1.0, result.served_seen_words or result.seen_words, word_mix=OWN_WORD_MIX,
+                       class_mix=OWN_CLASS_MIX)
     return OwnHead(served, {"trained": True, "labels": result.labels, "photos": len(rows),
                             "test_photos": len(pool), "seconds": round(result.seconds, 2),
                             "best_epoch": result.best_epoch, "text_image_p10": p10})

@@ -20,7 +20,7 @@ import json
 import os
 from collections import deque
 from collections.abc import Collection, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
@@ -199,6 +199,7 @@ class ImageNetClass:
     synset: str
     lemmas: tuple[str, ...]
     broader: tuple[tuple[str, ...], ...]
+    broader_ids: tuple[str, ...] = ()  # the broader synsets' wnids, parallel to ``broader``
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +209,7 @@ class VisualVocab:
     source: str
     imagenet: tuple[ImageNetClass, ...]
     nouns: tuple[str, ...]
+    senses: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # one-word name → its main senses' wnids
 
 
 @cache
@@ -216,10 +218,12 @@ def load_visual_vocab(path: Path = VISUAL_VOCAB_PATH) -> VisualVocab:
     try:
         raw = json.loads(Path(path).read_text(encoding="utf-8"))
         classes = tuple(
-            ImageNetClass(c["synset"], tuple(c["lemmas"]), tuple(tuple(words) for words in c["broader"]))
+            ImageNetClass(c["synset"], tuple(c["lemmas"]), tuple(tuple(words) for words in c["broader"]),
+                          tuple(c.get("broader_ids", ())))
             for c in raw["imagenet"]
         )
-        return VisualVocab(str(raw["source"]), classes, tuple(raw["nouns"]))
+        senses = {str(word): tuple(ids) for word, ids in raw.get("senses", ())}
+        return VisualVocab(str(raw["source"]), classes, tuple(raw["nouns"]), senses)
     except FileNotFoundError as exc:
         raise AssetSourceError(f"{path} is missing; regenerate it with python -m training.make_visual_vocab.") from exc
     except (KeyError, TypeError, ValueError) as exc:

@@ -22,9 +22,11 @@ from searchcore.collection import folder_collection
 from searchcore.engine import Hit, SearchEngine, WordHit, load_engine
 from searchcore.errors import AssetSourceError, BadArgumentError, BundleError, QueryError, UnknownWordError
 from searchcore.head import DeViSEHead, blend, unit_rows
+from searchcore.hierarchy import hierarchy_part
 from searchcore.index import exact_search
 from searchcore.propagation import collection_targets, neighbour_embedding, served_embedding
-from searchcore.words import WordVectors, load_word_vectors
+from searchcore.wordclass import fit_word_classifier, probabilities
+from searchcore.words import Term, WordVectors, load_word_vectors
 
 WORD_VOCAB = 40
 
@@ -421,3 +423,36 @@ def test_head_trained_on_another_backbone_is_refused(built, tmp_path):
     rebuild_semantic(root, words, backbone.class_names, head)
     with pytest.raises(BundleError, match="vgg16"):
         load_engine(root, backbone=backbone)
+
+
+def test_search_images_lets_the_word_classifier_and_the_class_hierarchy_speak_for_their_words(built, tmp_path):
+    root, _, backbone, words = built
+    root = Path(shutil.copytree(root, tmp_path / "probabilities"))
+    torch.manual_seed(3)
+    head = DeViSEHead(in_dim=backbone.feature_dim, hidden_dim=32, out_dim=16, backbone=backbone.spec,
+                      words=words.source).eval()
+    feats = np.asarray(load_engine(root, backbone=backbone).bundle.features)
+    n = len(feats)
+    # a classifier that knows "dog" and calls the photos "dog" in an order unrelated to the embedding
+    word_sets = [{"dog"} if i % 3 == 1 else set() for i in range(n)]
+    head.set_word_classifier(fit_word_classifier(feats, word_sets, np.arange(n)))
+    head.set_serving(0.0, 0.0, None, unseen_mix=1.0, seen_words=["dog"], word_mix=1.0, class_mix=1.0)
+    head.save_pretrained(root / "head")
+    rebuild_semantic(root, words, backbone.class_names, head)
+    engine = load_engine(root, backbone=backbone)
+    assert (engine.head.word_mix, engine.head.class_mix) == (1.0, 1.0)  # they travel in config.json
+
+    def ranking(scores: np.ndarray) -> list[int]:
+        return [int(i) for i in np.argsort(-scores, kind="stable")]
+
+    # "dog" is all the classifier's (word_mix 1): the ranking is its probabilities, over every photo
+    p_dog = probabilities(engine.head.word_classifier, feats, [engine.head.word_vocab.index("dog")])[:, 0]
+    hits = engine.search_images("dog", k=n)
+    assert [h.id for h in hits] == ranking(p_dog)
+    np.testing.assert_allclose([h.distance for h in hits], 1 - np.sort(p_dog)[::-1], atol=1e-5)
+    # "goldfish" was never trained, but names an ImageNet class: the classifier's mass on it ranks (class_mix 1)
+    mass = hierarchy_part(engine.bundle.logits, [Term(1.0, "goldfish")])[0]
+    assert [h.id for h in engine.search_images("goldfish", k=n)] == ranking(mass)
+    # a word neither knows keeps the embedding's rule: ConSE for an unseen word
+    conse_emb = engine.conse.embed(engine.bundle.logits)
+    assert [h.id for h in engine.search_images("beer", k=n)] == ranking(conse_emb @ words.unit("beer"))

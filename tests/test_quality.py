@@ -272,7 +272,7 @@ EXAMPLE_LABELS = {
     "fruit + red": {"fruit"},
     "christmas tree": {"christmas", "trees"},
     "guitar": {"string"},
-    "tool": {"tools"},
+    "tool": {"tools", "arttools"},  # art tools (scissors, a paintbrush) are tools by their label's own words
     "2:bird + penguin": {"birds"},
 }
 
@@ -287,3 +287,24 @@ def test_every_page_example_has_no_wrong_photo_in_its_top_3(offline_engine):
     for query in examples:
         top = [hit.label for hit in offline_engine.search_images(query, 3)]
         assert set(top) <= EXAMPLE_LABELS[query], (query, top)
+
+
+def test_a_caption_word_finds_the_photos_its_captions_name(offline_engine):
+    # "penguin" is no label: the word classifier learnt it from the captions of three of the "birds" photos
+    assert "penguin" in offline_engine.head.word_vocab
+    top = offline_engine.search_images("penguin", 3)
+    assert all("penguin" in hit.caption.lower() for hit in top), [hit.caption for hit in top]
+
+
+def test_the_classes_below_a_word_find_its_photos_without_any_training(offline_engine):
+    # the CNN's probability on the ImageNet classes WordNet puts below "fish" / "bird" / "insect", with no head at
+    # all: the zero-shot signal for words a head never saw (the bundle's photos, ranked by that mass alone)
+    from searchcore.hierarchy import hierarchy_part
+    from searchcore.words import Term
+
+    labels = np.array([it.label for it in offline_engine.bundle.items])
+    for word, label in (("fish", "fish"), ("birds", "birds"), ("insects", "insects")):
+        mass, share = hierarchy_part(offline_engine.bundle.logits, [Term(1.0, word)])
+        assert share == 1.0
+        top = labels[np.argsort(-mass, kind="stable")[:5]]
+        assert (top == label).sum() >= 4, (word, list(top))

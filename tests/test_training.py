@@ -426,6 +426,16 @@ def test_train_bundle_records_training_and_metrics_in_the_manifest(trained):
     assert chosen in NEIGHBOUR_MIXES and metrics["served"]["neighbour_mix"] == chosen
     assert {row["neighbour_mix"] for row in training["mix_scores"]["search"].values()} == set(NEIGHBOUR_MIXES)
     assert json.loads((root / "head" / "config.json").read_text())["neighbour_mix"] == chosen
+    # so were the word classifier's and the class hierarchy's shares, over the grid, and the head carries them
+    from searchcore.evaluation import SHARES
+
+    config = json.loads((root / "head" / "config.json").read_text())
+    for key in ("word_mix", "class_mix"):
+        assert training["conse_mix"][key] in SHARES
+        assert metrics["served"][key] == config[key] == training["conse_mix"][key]
+    assert {(row["word_mix"], row["class_mix"]) for row in training["mix_scores"]["mixes"].values()} == {
+        (w, c) for w in SHARES for c in SHARES}
+    assert {"bottle", "cat", "road", "sign"} <= set(config["word_vocab"])  # the targets' words, singular
 
 
 def same(a, b) -> bool:
@@ -523,3 +533,17 @@ def test_a_fixed_neighbour_mix_is_served_as_given(trained, tmp_path, monkeypatch
     training = B.verify(root)["training"]
     assert training["conse_mix"]["neighbour_mix"] == 0.0
     assert {row["neighbour_mix"] for row in training["mix_scores"]["search"].values()} == {0.0}
+
+
+def test_the_ablations_switch_off_the_word_classifier_and_the_class_hierarchy(trained, tmp_path, monkeypatch):
+    from searchcore import pipeline
+
+    monkeypatch.setenv("SEARCH_CACHE_DIR", str(tmp_path / "cache"))
+    root = Path(shutil.copytree(trained["untrained"], tmp_path / "plain"))
+    pipeline.train_bundle(root, TrainConfig(epochs=2, hidden_dim=16, word_classifier=False, class_hierarchy=False),
+                          real_photos=False)
+    training = B.verify(root)["training"]
+    assert (training["conse_mix"]["word_mix"], training["conse_mix"]["class_mix"]) == (0.0, 0.0)
+    assert {(row["word_mix"], row["class_mix"]) for row in training["mix_scores"]["mixes"].values()} == {(0.0, 0.0)}
+    config = json.loads((root / "head" / "config.json").read_text())
+    assert not config.get("word_vocab") and (config["word_mix"], config["class_mix"]) == (0.0, 0.0)

@@ -155,10 +155,16 @@ def test_root_names_are_checked(wordnet: Path) -> None:
 def test_imagenet_classes_and_render(wordnet: Path) -> None:
     db = read_nouns(wordnet)
     classes = mvv.imagenet_classes(db, ["n00000008", "n00000003"], stop={"n00000002": "organism"})
-    assert classes[0] == {"synset": "n00000008", "lemmas": ["tabby"], "broader": [
-        ["cat", "true cat"], ["feline", "felid"], ["domestic animal", "domesticated animal"], ["carnivore"],
-        ["animal"]]}
-    assert classes[1]["broader"] == []
+    assert {k: v for k, v in classes[0].items() if k != "broader_ids"} == {
+        "synset": "n00000008", "lemmas": ["tabby"], "broader": [
+            ["cat", "true cat"], ["feline", "felid"], ["domestic animal", "domesticated animal"], ["carnivore"],
+            ["animal"]]}
+    assert len(classes[0]["broader_ids"]) == 5  # one wnid per broader lemma list
+    assert classes[0]["broader_ids"][0] == f"n{db.index['cat'][0]:08d}"
+    assert classes[1]["broader"] == [] and classes[1]["broader_ids"] == []
+    # each one-word name of a class or above one, with its most frequent senses ("true cat" is two words)
+    senses = dict(mvv.word_senses(db, classes))
+    assert "true cat" not in senses and senses["cat"] == [f"n{o:08d}" for o in db.index["cat"][: mvv.SENSES]]
     with pytest.raises(AssetSourceError, match="n00000999"):
         mvv.imagenet_classes(db, ["n00000999"], stop={})
     vocab = {"source": "WordNet 3.0", "nouns": ["cat", "sun"], "imagenet": classes}

@@ -8,7 +8,9 @@ bundle builder read only the JSON this writes, never WordNet. The JSON holds
 * ``imagenet``: timm's 1000 classes in timm's order, each with its WordNet lemmas and its ``broader`` words (the
   lemma lists of its hypernyms, nearest first, up to but not including the over-abstract ones in
   :data:`BROADER_STOP`);
-* ``nouns``: the single-word nouns whose most frequent sense is a thing you can see (:func:`is_visible`).
+* ``nouns``: the single-word nouns whose most frequent sense is a thing you can see (:func:`is_visible`);
+* ``senses``: for each one-word name in ``imagenet``, its :data:`SENSES` most frequent noun senses (wnids), and each
+  class lists its ``broader_ids``, so :mod:`searchcore.hierarchy` finds the classes below what a word means.
 
 The output is deterministic (sorted keys, one entry per line), so rerunning it on the same WordNet gives the same
 bytes and a change shows as a readable diff.
@@ -35,6 +37,7 @@ from searchcore.wordnet import (
 )
 
 SOURCE = "WordNet 3.0"
+SENSES = 3  # a word's most frequent noun senses that count as what it means (``amphibian``'s animal is the third)
 COMMAND = "python -m training.make_visual_vocab"
 
 # Ancestors too abstract to be a useful "broader" tag: naming them says nothing a photo shows ("organism", "whole",
@@ -251,9 +254,19 @@ def imagenet_classes(
         offset = int(wnid[1:])
         if offset not in db.synsets:
             raise AssetSourceError(f"ImageNet class {wnid} is not in this WordNet; it must be WordNet 3.0.")
-        broader = [list(s.lemmas) for s in hypernym_chain(db, offset, stop=stopped)]
-        classes.append({"synset": wnid, "lemmas": list(db.synsets[offset].lemmas), "broader": broader})
+        chain = hypernym_chain(db, offset, stop=stopped)
+        classes.append({"synset": wnid, "lemmas": list(db.synsets[offset].lemmas),
+                        "broader": [list(s.lemmas) for s in chain], "broader_ids": [s.wnid for s in chain]})
     return classes
+
+
+def word_senses(db: NounDatabase, classes: Sequence[Mapping[str, Any]], senses: int = SENSES) -> list[list[Any]]:
+    """``[word, [wnid, ...]]`` for each one-word name of a class or of a synset above one: its ``senses`` most
+    frequent noun senses, so a query word stands for the classes below what people mostly mean by it
+    (``toy``: plaything, not toy dog; ``plant``: flora is its second sense)."""
+    names = {name for c in classes for group in (c["lemmas"], *c["broader"]) for name in group
+             if " " not in name and "-" not in name}
+    return [[name, [f"n{o:08d}" for o in db.index.get(name, ())[:senses]]] for name in sorted(names)]
 
 
 def timm_wnids() -> list[str]:
@@ -266,8 +279,9 @@ def timm_wnids() -> list[str]:
 def build_vocab(db: NounDatabase, wnids: Sequence[str], usage: Mapping[str, Mapping[str, int]] | None = None
                 ) -> dict[str, Any]:
     """The whole vocabulary as a JSON-ready dict."""
-    return {"source": SOURCE, "command": COMMAND, "imagenet": imagenet_classes(db, wnids),
-            "nouns": visual_nouns(db, usage=usage)}
+    classes = imagenet_classes(db, wnids)
+    return {"source": SOURCE, "command": COMMAND, "imagenet": classes, "nouns": visual_nouns(db, usage=usage),
+            "senses": word_senses(db, classes)}
 
 
 def generate(wordnet: Path | None = None) -> dict[str, Any]:

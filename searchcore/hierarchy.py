@@ -1,0 +1,83 @@
+"""A word's probability from the classifier's classes below it in WordNet: ``dog`` is the sum of the 118 breeds.
+
+ConSE reads a photo's ImageNet probabilities through GloVe: a ``dogs`` query meets a photo's class names by cosine,
+and a beagle's name is no nearer ``dogs`` than ``fox`` is. WordNet says it outright: every ImageNet class is a
+WordNet synset, and the packaged visual vocabulary (:mod:`searchcore.wordnet`) lists each class's names and the
+names of the synsets above it (goldfish → cyprinid → … → fish → … → animal). So a query word that names a class or
+one of its ancestors has a probability of its own, the classifier's mass on the classes below it:
+
+    P(fish | photo) = Σ softmax(logits)_c over the classes c with ``fish`` among their own or broader names
+
+It needs no training and knows any word that WordNet puts above an ImageNet class, which is what the words a
+head never saw need (measured on held-out classes, docs/benchmarks.md §6). Text → Image gives it ``class_mix`` of
+such a word's score (:func:`searchcore.wordclass.mixed_scores`), chosen on validation photos.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cache
+
+import numpy as np
+
+from .text import singular
+from .words import Term
+
+IMAGENET_CLASSES = 1000  # the packaged vocabulary's classes, in timm's order
+
+
+@cache
+def classes_below() -> dict[str, tuple[int, ...]]:
+    """Single-word name → the ImageNet classes (timm's order) below what it means; empty without WordNet.
+
+    A class's own names always name it. Above it, a word means its most frequent noun senses (the packaged
+    ``senses``): ``toy`` stands above the teddy bear (a plaything), not above the toy terrier (whose broader synset
+    "toy dog" is also called "toy"). A vocabulary written before senses were packaged matches names alone.
+    """
+    from .tagging import packaged_visual_vocab
+
+    vocab = packaged_visual_vocab()
+    if vocab is None:
+        return {}
+    found: dict[str, set[int]] = {}
+    for c, cls in enumerate(vocab.imagenet):
+        for name in cls.lemmas:  # the class's own names always name it ("cup", "crane" the bird and the machine)
+            found.setdefault(name, set()).add(c)
+        for synset, names in zip(cls.broader_ids or [None] * len(cls.broader), cls.broader, strict=True):
+            for name in names:
+                senses = vocab.senses.get(name)
+                if synset is None or senses is None or synset in senses:
+                    found.setdefault(name, set()).add(c)
+    # a query term is one word
+    return {name: tuple(sorted(ids)) for name, ids in found.items() if " " not in name and "-" not in name}
+
+
+def word_classes(word: str) -> tuple[int, ...]:
+    """The classes below ``word`` (or its singular: ``dogs`` → ``dog``); empty for a word WordNet does not place."""
+    below = classes_below()
+    return below.get(word) or below.get(singular(word)) or ()
+
+
+def class_probabilities(logits: np.ndarray) -> np.ndarray:
+    """Softmax over the classes, per row (float32)."""
+    z = np.asarray(logits, np.float32)
+    z = np.exp(z - z.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
+
+
+def hierarchy_part(logits: np.ndarray, terms: Sequence[Term]) -> tuple[np.ndarray | None, float]:
+    """Per photo, ``Σ w·P(word | photo) / Σ|w|`` over the query's words WordNet places; and their share of the weight.
+
+    ``logits``: (n photos, 1000) ImageNet logits in timm's order, as bundles store them. Other class counts get
+    None: their class ids would mean other things.
+    """
+    if not terms or np.ndim(logits) != 2 or np.shape(logits)[1] != IMAGENET_CLASSES:
+        return None, 0.0
+    total = sum(abs(t.weight) for t in terms)
+    known = [(t.weight, word_classes(t.word)) for t in terms]
+    known = [(w, ids) for w, ids in known if ids]
+    if not known or total <= 0:
+        return None, 0.0
+    probabilities = class_probabilities(logits)
+    part = sum(w * probabilities[:, list(ids)].sum(axis=1) for w, ids in known) / total
+    return np.asarray(part, np.float32), float(sum(abs(w) for w, _ in known) / total)

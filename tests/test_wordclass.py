@@ -1,0 +1,142 @@
+"""Known-answer tests of the probabilities beside the embedding: the head's word classifier (searchcore.wordclass),
+the classifier's mass below a word in WordNet (searchcore.hierarchy), and how Text → Image mixes them in
+(searchcore.head.mixed_scores), on synthetic data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from searchcore.head import DeViSEHead, load_head, mixed_scores
+from searchcore.hierarchy import IMAGENET_CLASSES, class_probabilities, hierarchy_part, word_classes
+from searchcore.tagging import packaged_visual_vocab
+from searchcore.wordclass import classifier_part, fit_word_classifier, item_word_sets, probabilities
+from searchcore.words import Term, WordVectors
+
+WORDS = ["bird", "horse", "red", "apple", "art", "tools", "the", "fish"]
+
+
+@pytest.fixture
+def words() -> WordVectors:
+    rng = np.random.default_rng(0)
+    return WordVectors("test", WORDS, rng.standard_normal((len(WORDS), 8)).astype(np.float32))
+
+
+def clustered(n_per: int = 12, dim: int = 32, seed: int = 0) -> tuple[np.ndarray, list[set[str]]]:
+    """Three clusters of features: birds, red apples, horses; each photo's words as a classifier target."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((3, dim)) * 3
+    feats = np.concatenate([c + rng.standard_normal((n_per, dim)) for c in centres]).astype(np.float32)
+    sets = [{"bird"}] * n_per + [{"apple", "red"}] * n_per + [{"horse"}] * n_per
+    return feats, [set(s) for s in sets]
+
+
+def test_item_word_sets_take_label_words_and_caption_content_words_in_singular(words):
+    sets = item_word_sets(["arttools", "horse"], [("The red apples.",), ("",)], words)
+    assert sets[0] == {"art", "tool", "red", "apple"}  # a compound label segmented; every word singular
+    assert sets[1] == {"horse"}  # an empty caption adds nothing
+
+
+def test_fit_word_classifier_ranks_each_words_photos_first():
+    feats, sets = clustered()
+    train = np.arange(0, 36, 2)  # every other photo; the others are held back
+    clf = fit_word_classifier(feats, sets, train)
+    assert clf.vocab == ["apple", "bird", "horse", "red"]
+    held = np.arange(1, 36, 2)
+    probs = probabilities(clf, feats[held], range(4))
+    for j, word in enumerate(clf.vocab):
+        relevant = np.array([word in sets[i] for i in held])
+        top = np.argsort(-probs[:, j])[: relevant.sum()]
+        assert relevant[top].all(), word  # every held-back photo of the word outranks every other one
+        assert probs[relevant, j].min() > 0.5 > probs[~relevant, j].max()
+    again = fit_word_classifier(feats, sets, train)  # full-batch L-BFGS from zero: no seed, same answer
+    np.testing.assert_allclose(again.weight, clf.weight, atol=1e-5)
+    assert fit_word_classifier(feats, [set()] * len(sets), train) is None  # no words: no classifier
+
+
+def test_classifier_part_covers_known_words_by_weight_and_subtracts_minus_terms():
+    feats, sets = clustered()
+    clf = fit_word_classifier(feats, sets, np.arange(36))
+    p = probabilities(clf, feats, range(len(clf.vocab)))
+    col = {w: j for j, w in enumerate(clf.vocab)}
+    part, share = classifier_part(clf, feats, [Term(1.0, "birds")])  # the singular form is found
+    np.testing.assert_allclose(part, p[:, col["bird"]], atol=1e-6)
+    assert share == 1.0
+    part, share = classifier_part(clf, feats, [Term(2.0, "apple"), Term(-1.0, "red"), Term(1.0, "ocean")])
+    np.testing.assert_allclose(part, (2 * p[:, col["apple"]] - p[:, col["red"]]) / 4, atol=1e-6)
+    assert share == 0.75  # "ocean" was never trained: a quarter of the weight is the embedding's alone
+    assert classifier_part(clf, feats, [Term(1.0, "ocean")]) == (None, 0.0)
+    assert classifier_part(None, feats, [Term(1.0, "bird")]) == (None, 0.0)
+
+
+def test_mixed_scores_known_answers():
+    cosine = np.array([0.2, 0.8])
+    words_p, class_p = np.array([1.0, 0.0]), np.array([0.5, 0.5])
+    none = (None, 0.0)
+    np.testing.assert_allclose(mixed_scores(cosine, none, none, 0.7, 0.7), cosine)
+    # a trained word: 0.7 of the score is the classifier's
+    np.testing.assert_allclose(mixed_scores(cosine, (words_p, 1.0), none, 0.7, 0.0), 0.3 * cosine + 0.7 * words_p)
+    # a word the hierarchy places: class_mix of the score
+    np.testing.assert_allclose(mixed_scores(cosine, none, (class_p, 1.0), 0.0, 0.4), 0.6 * cosine + 0.4 * class_p)
+    # both: the hierarchy takes its share of what the classifier left
+    want = 0.5 * 0.5 * cosine + 0.5 * words_p + 0.5 * 0.5 * class_p
+    np.testing.assert_allclose(mixed_scores(cosine, (words_p, 1.0), (class_p, 1.0), 0.5, 0.5), want)
+    # a part covering half the query's weight speaks for half as much
+    np.testing.assert_allclose(mixed_scores(cosine, (words_p * 0.5, 0.5), none, 1.0, 0.0),
+                               0.5 * cosine + 0.5 * words_p)
+
+
+@pytest.mark.skipif(packaged_visual_vocab() is None, reason="the packaged WordNet data is part of the checkout")
+def test_word_classes_follow_wordnet_above_imagenet_classes():
+    vocab = packaged_visual_vocab()
+    names = {i: c.lemmas[0] for i, c in enumerate(vocab.imagenet)}
+    fish = {names[i] for i in word_classes("fish")}
+    assert {"goldfish", "tench", "great white shark"} <= fish and "golden retriever" not in fish
+    dogs = word_classes("dogs")  # the plural finds the singular's classes
+    assert len(dogs) > 100 and "golden retriever" in {names[i] for i in dogs} and "goldfish" not in {
+        names[i] for i in dogs}
+    assert word_classes("goldfish") == (1,)  # a class's own name: that class
+    # a word stands for what it mostly means: "toy" is a plaything (the teddy bear), not the toy terrier, although
+    # the toy terrier's broader synset "toy dog" is also called "toy"
+    toys = {names[i] for i in word_classes("toys")}
+    assert "teddy" in toys and not toys & {"toy terrier", "toy poodle"}
+    assert word_classes("qzxv") == () and word_classes("the") == ()
+
+
+@pytest.mark.skipif(packaged_visual_vocab() is None, reason="the packaged WordNet data is part of the checkout")
+def test_hierarchy_part_is_the_mass_below_the_word():
+    logits = np.full((3, IMAGENET_CLASSES), -20.0, np.float32)
+    logits[0, 1] = 10.0  # a goldfish
+    logits[1, 207] = 10.0  # a golden retriever
+    logits[2, [1, 207]] = 10.0  # half and half
+    part, share = hierarchy_part(logits, [Term(1.0, "fish")])
+    np.testing.assert_allclose(part, [1.0, 0.0, 0.5], atol=1e-4)
+    assert share == 1.0
+    part, share = hierarchy_part(logits, [Term(1.0, "fish"), Term(-1.0, "dog"), Term(2.0, "qzxv")])
+    np.testing.assert_allclose(part, [0.25, -0.25, 0.0], atol=1e-4)
+    assert share == 0.5
+    assert hierarchy_part(logits[:, :10], [Term(1.0, "fish")]) == (None, 0.0)  # not ImageNet's 1000 classes
+    assert hierarchy_part(logits, [Term(1.0, "qzxv")]) == (None, 0.0)
+    np.testing.assert_allclose(class_probabilities(logits).sum(1), 1.0, atol=1e-5)
+
+
+def test_a_head_saves_and_loads_its_word_classifier_and_shares(tmp_path):
+    feats, sets = clustered(dim=16)
+    torch.manual_seed(0)
+    head = DeViSEHead(in_dim=16, hidden_dim=8, out_dim=4)
+    head.set_word_classifier(fit_word_classifier(feats, sets, np.arange(36)))
+    head.set_serving(0.1, 0.2, None, 0.9, ["bird"], word_mix=0.6, class_mix=0.8)
+    head.save_pretrained(tmp_path / "head")
+    loaded = load_head(tmp_path / "head")
+    assert loaded.word_vocab == ["apple", "bird", "horse", "red"]
+    assert (loaded.word_mix, loaded.class_mix) == (0.6, 0.8)
+    np.testing.assert_allclose(loaded.word_classifier.weight, head.word_classifier.weight)
+    np.testing.assert_allclose(probabilities(loaded.word_classifier, feats, [1]),
+                               probabilities(head.word_classifier, feats, [1]))
+    # a head saved before word classifiers existed loads without one, and gives it no weight
+    plain = DeViSEHead(in_dim=16, hidden_dim=8, out_dim=4)
+    plain.set_serving(0.1, 0.2, None, word_mix=0.6)
+    plain.save_pretrained(tmp_path / "plain")
+    old = load_head(tmp_path / "plain")
+    assert old.word_classifier is None and old.word_mix == 0.0
