@@ -94,7 +94,8 @@ with the words of its {NEIGHBOURS} nearest other photos by weight {mix.get('neig
 the two embeddings with ConSE weight {mix['tags']:g}; the classifier names a photo from probability
 {mix.get('class_min_prob')}, collection photos nearer than cosine distance {mix.get('neighbour_distance')} lend
 their caption words, and photos farther than {training.get('ood_distance')} from every collection photo get
-ConSE's embedding.
+ConSE's embedding and are named by the classifier from probability
+{mix.get('unseen_class_min_prob', mix.get('class_min_prob'))}.
 
 Targets: each photo's label blended with its captions' words (caption weight {config.get('caption_weight', 0):g}).
 {targets}

@@ -30,6 +30,7 @@ _SETTING_NAMES = {
     "neighbour_mix": "the share of a photo's 5 look-alikes' words in its Text → Image embedding",
     "tag_conse_mix": "ConSE's weight in the Image → Tags embedding",
     "class_min_prob": "the classifier names a photo from this probability",
+    "unseen_class_min_prob": "the classifier names a photo unlike every collection photo from this one",
     "neighbour_distance": "collection photos this near lend their caption words",
 }
 _COLUMN_NAMES = {"conse": "ConSE", "head": "trained head", "served": "served"}

@@ -426,6 +426,14 @@ def test_train_bundle_records_training_and_metrics_in_the_manifest(trained):
     assert chosen in NEIGHBOUR_MIXES and metrics["served"]["neighbour_mix"] == chosen
     assert {row["neighbour_mix"] for row in training["mix_scores"]["search"].values()} == set(NEIGHBOUR_MIXES)
     assert json.loads((root / "head" / "config.json").read_text())["neighbour_mix"] == chosen
+    # the unseen-photo class floor was chosen on validation among UNSEEN_CLASS_PROBS; the engine serves it
+    from searchcore.evaluation import UNSEEN_CLASS_PROBS
+    from searchcore.tagging import TagRule
+
+    floor = manifest["serving"]["unseen_class_min_prob"]
+    assert floor in UNSEEN_CLASS_PROBS and metrics["served"]["unseen_class_min_prob"] == floor
+    assert set(training["mix_scores"]["unseen_class_min_prob"]) == {str(p) for p in UNSEEN_CLASS_PROBS}
+    assert TagRule.from_manifest(manifest).unseen_class_min_prob == floor
 
 
 def same(a, b) -> bool:
