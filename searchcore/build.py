@@ -43,9 +43,19 @@ def tag_embeddings(features: np.ndarray, logits: np.ndarray, conse: ConSE, head:
     if head is None:
         return conse_emb
     emb = blend(head.embed(features), conse_emb, float(head.tag_conse_mix))
-    if nearest is not None and head.ood_distance is not None:
-        emb = np.where((np.asarray(nearest) > head.ood_distance)[:, None], conse_emb, emb)
-    return emb
+    return np.where(conse_only(head, nearest, len(emb))[:, None], conse_emb, emb)
+
+
+def conse_only(head: DeViSEHead | None, nearest: np.ndarray | None, count: int) -> np.ndarray:
+    """Per image (``count`` rows), does :func:`tag_embeddings` embed it by ConSE alone: every image without a
+    head, else those whose nearest collection photo is farther than the head's ``ood_distance`` (None: the
+    collection's own photos). Image→Tags serves these with the unseen-photo rule
+    (:meth:`searchcore.tagging.TagRule.min_prob`)."""
+    if head is None:
+        return np.ones(count, bool)
+    if nearest is None or head.ood_distance is None:
+        return np.zeros(count, bool)
+    return np.asarray(nearest).reshape(count) > head.ood_distance
 
 
 def copy_images(collection: Collection, out: Path) -> None:

@@ -97,7 +97,8 @@ classifier's probability on the classes below it (`dog`: the 118 breeds). Imageâ
 the two embeddings with ConSE weight {mix['tags']:g}; the classifier names a photo from probability
 {mix.get('class_min_prob')}, collection photos nearer than cosine distance {mix.get('neighbour_distance')} lend
 their caption words, and photos farther than {training.get('ood_distance')} from every collection photo get
-ConSE's embedding.
+ConSE's embedding and are named by the classifier from probability
+{mix.get('unseen_class_min_prob', mix.get('class_min_prob'))}.
 
 Targets: each photo's label blended with its captions' words (caption weight {config.get('caption_weight', 0):g}).
 {targets}

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from .backbone import Backbone, Features, load_backbone
-from .build import tag_embeddings
+from .build import conse_only, tag_embeddings
 from .bundle import Bundle, is_clip, open_bundle, rebuild_hint
 from .clip import ClipBackbone
 from .errors import BadArgumentError, BundleError, EmptyCollectionError
@@ -201,9 +201,11 @@ class SearchEngine:
         """:func:`tag_embeddings` of one image, ``near`` its nearest collection photos (a collection item: none)."""
         if self.clip is not None:  # CLIP's image embedding is already in the space of the tag phrases
             return feats.features[0]
-        own = isinstance(image, (int, np.integer))
-        return tag_embeddings(feats.features, feats.logits, self.conse, self.head,
-                              None if own else near.distances[:, 0])[0]
+        return tag_embeddings(feats.features, feats.logits, self.conse, self.head, _nearest(image, near))[0]
+
+    def _unseen(self, image: EngineImage, near: Neighbours) -> bool:
+        """Is the image embedded by ConSE alone (:func:`conse_only`), so served by the unseen-photo rule?"""
+        return self.clip is None and bool(conse_only(self.head, _nearest(image, near), 1)[0])
 
     def _hits(self, ids: np.ndarray, dists: np.ndarray) -> list[Hit]:
         items = self.bundle.items
@@ -270,7 +272,7 @@ class SearchEngine:
             return found.ids[0], found.distances[0]
 
         voted = neighbour_tags(near.ids[0], near.distances[0], self._item_tags, self.tag_rule.neighbour_distance)
-        lead = classifier_tags(feats.logits[0], tags, self.tag_rule.class_min_prob)
+        lead = classifier_tags(feats.logits[0], tags, self.tag_rule.min_prob(self._unseen(image, near)))
         ranked = rank_tags(emb, search, index.get, tags, k, lead, voted)
         return [WordHit(tags.phrases[i], d) for i, d in ranked]
 
@@ -400,6 +402,11 @@ class SearchEngine:
             collection.semantic = emb
         else:
             collection.semantic = collection.conse
+
+
+def _nearest(image: EngineImage, near: Neighbours) -> np.ndarray | None:
+    """The distance to the nearest collection photo, as :func:`tag_embeddings` takes it (a collection item: None)."""
+    return None if isinstance(image, (int, np.integer)) else near.distances[:, 0]
 
 
 def _nonempty(collection: PersonalCollection) -> None:

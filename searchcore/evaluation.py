@@ -50,6 +50,9 @@ DISTANCES = (None, *(float(d) for d in np.round(np.arange(0.3, 0.81, 0.05), 2)))
 SIMILARITIES = (None, 0.9, 0.8, 0.7, 0.6)  # None: only the trained words themselves count as seen
 NEIGHBOUR_MIXES = (0.0, 0.25, 0.5, 0.75)  # the look-alikes' share in a photo's Text→Image embedding
 CLASS_PROBS = (None, 0.5, 0.3, 0.2, 0.15, 0.1, 0.05)  # None: only a confident class names the photo
+# for a photo embedded by ConSE alone the grid goes lower: its nearest words are what the top classes share, so a
+# class's own name may beat them from a lower probability (searchcore.tagging.TagRule)
+UNSEEN_CLASS_PROBS = (*CLASS_PROBS, 0.02, 0.01)
 NEIGHBOURS = 5  # as many as the engine asks (searchcore.engine.NEIGHBOURS)
 SHARES = tuple(float(m) for m in np.round(np.linspace(0, 1, 6), 2))  # the word classifier's and hierarchy's shares
 
@@ -89,11 +92,15 @@ class Space:
         return out
 
     def served_tags(self, emb: np.ndarray, logits: np.ndarray, feats: np.ndarray, wanted: list[set[str]] | list,
-                    rule: TagRule | None, reference: np.ndarray) -> float:
-        """Tag hit@5 of images (rows of ``emb``, ``logits``, ``feats``); ``rule`` None: the nearest words alone."""
+                    rule: TagRule | None, reference: np.ndarray, unseen: np.ndarray | None = None) -> float:
+        """Tag hit@5 of images (rows of ``emb``, ``logits``, ``feats``); ``rule`` None: the nearest words alone.
+
+        ``unseen``: per row, is the image embedded by ConSE alone (:func:`searchcore.build.conse_only`), so served
+        with the rule's unseen-photo floor (None: no row is)."""
         if rule is None:
             return tag_hits(emb, wanted, self.tags, self.tag_vectors)
-        leads = [classifier_tags(row, self.tags, rule.class_min_prob) for row in logits]
+        unseen = np.zeros(len(logits), bool) if unseen is None else np.asarray(unseen, bool)
+        leads = [classifier_tags(row, self.tags, rule.min_prob(bool(u))) for row, u in zip(logits, unseen)]
         voted = self.voted(feats, reference, rule.neighbour_distance)
         return tag_hits(emb, wanted, self.tags, self.tag_vectors, leads=leads, neighbours=voted)
 
@@ -197,8 +204,7 @@ class Serving:
                 "seen_similarity": self.seen_similarity, "neighbour_mix": self.neighbour_mix,
                 "word_mix": self.word_mix, "class_mix": self.class_mix,
                 "tags": self.tag_conse_mix,
-                "class_min_prob": self.tag_rule.class_min_prob,
-                "neighbour_distance": self.tag_rule.neighbour_distance}
+                **self.tag_rule.to_dict()}
 
 
 def _best(table: dict[str, Any]) -> str:
@@ -315,7 +321,9 @@ def choose_serving(space: Space, pool: np.ndarray, seen_labels: set[str], unseen
     Text→Image (:func:`choose_search`): the queries are the labels and caption words of ``pool`` (validation
     items and the items of classes the calibration head never saw). Image→Tags, one after the other: the ConSE
     weight, the classifier's probability floor, the neighbour distance, on the tag hits of validation photos and of
-    never-seen classes' photos, with the calibration head's training items (``reference``) as the collection.
+    never-seen classes' photos, with the calibration head's training items (``reference``) as the collection; then
+    the floor for a photo from outside the collection, on all these photos (``reference`` too) served as the engine
+    serves such a photo: embedded by ConSE alone, with no collection photo near enough to vote.
     Ties go to the earlier grid value: the smaller weight (trust the head), the stricter rule.
     """
     words, labels = space.words, space.labels
@@ -325,7 +333,8 @@ def choose_serving(space: Space, pool: np.ndarray, seen_labels: set[str], unseen
     queries = [q for q in queries if q[1].any()]
     search = choose_search(space, pool, queries, reference, neighbour_mixes, class_mixes)
     scores: dict[str, dict[str, Any]] = {"search": search.table["embedding"], "mixes": search.table["mixes"],
-                                         "tags": {}, "class_min_prob": {}, "neighbour_distance": {}}
+                                         "tags": {}, "class_min_prob": {}, "neighbour_distance": {},
+                                         "unseen_class_min_prob": {}}
 
     def tag_score(emb: np.ndarray, rule: TagRule) -> float | None:
         return finite(mean(_tag_hits(space, emb, items, rule, reference)
@@ -342,7 +351,14 @@ def choose_serving(space: Space, pool: np.ndarray, seen_labels: set[str], unseen
     for d in DISTANCES:
         scores["neighbour_distance"][str(d)] = tag_score(emb, TagRule(min_prob, d))
     chosen = _best(scores["neighbour_distance"])
-    rule = TagRule(min_prob, None if chosen == "None" else float(chosen))
+    distance = None if chosen == "None" else float(chosen)
+    # ConSE and the classifier never learnt from the collection, so every photo no figure is measured on may judge
+    # the unseen-photo rule, the calibration head's training photos too: the more photos, the steadier the choice
+    photos = np.concatenate([tag_items, unseen_tag_items, reference]).astype(np.int64)
+    for p in UNSEEN_CLASS_PROBS:  # served as an unseen photo: ConSE's embedding, no votes (build.conse_only)
+        scores["unseen_class_min_prob"][str(p)] = finite(_tag_hits(space, space.conse_emb, photos, TagRule(p), photos))
+    chosen = _best(scores["unseen_class_min_prob"])
+    rule = TagRule(min_prob, distance, None if chosen == "None" else float(chosen))
     return Serving(search.conse_mix, search.unseen_conse_mix, search.seen_similarity, search.neighbour_mix,
                    tag_mix, rule, scores, search.word_mix, search.class_mix)
 
@@ -350,7 +366,7 @@ def choose_serving(space: Space, pool: np.ndarray, seen_labels: set[str], unseen
 def real_photo_figures(bundle: B.Bundle, space: Space, conse: ConSE, rule: TagRule) -> dict[str, Any]:
     """Tag hit@5 on the public real-photo set, for ConSE, the head and the served rule (unseen-photo fallback)."""
     from .backbone import load_backbone
-    from .build import tag_embeddings
+    from .build import conse_only, tag_embeddings
     from .realphotos import real_photo_set
 
     photos = real_photo_set()
@@ -364,11 +380,13 @@ def real_photo_figures(bundle: B.Bundle, space: Space, conse: ConSE, rule: TagRu
         embs["head"] = space.head.embed(feats.features)
     nearest = exact_search(bundle.features, feats.features, 1).distances[:, 0]
     embs["served"] = tag_embeddings(feats.features, feats.logits, conse, space.head, nearest)  # as the engine does
-    out: dict[str, Any] = {"count": len(photos.photos), "missing": photos.missing}
+    unseen = conse_only(space.head, nearest, len(nearest))  # served by the unseen-photo rule, as the engine does
+    out: dict[str, Any] = {"count": len(photos.photos), "missing": photos.missing,
+                           "unseen": int(unseen.sum())}
     every = np.arange(len(space.labels))  # the whole collection, as served
     for name, emb in embs.items():
         out[name] = finite(space.served_tags(emb, feats.logits, feats.features, wanted,
-                                             rule if name == "served" else None, every))
+                                             rule if name == "served" else None, every, unseen))
     return out
 
 
@@ -416,13 +434,13 @@ def evaluate_bundle(root: str | Path, words: WordVectors | None = None, head: De
         results["served"].update(conse_mix=head.conse_mix, unseen_conse_mix=head.unseen_conse_mix,
                                  seen_similarity=head.seen_similarity, neighbour_mix=head.neighbour_mix,
                                  word_mix=head.word_mix, class_mix=head.class_mix, tag_conse_mix=head.tag_conse_mix)
-    results["served"].update(class_min_prob=tag_rule.class_min_prob, neighbour_distance=tag_rule.neighbour_distance)
+    results["served"].update(tag_rule.to_dict())
     if real_photos:
         real = real_photo_figures(bundle, space, conse, tag_rule)
         for name in ("conse", "head", "served"):
             if name in real and name in results:
                 results[name]["real_photo_tag_hit5"] = real[name]
-        results["real_photos"] = {"count": real["count"], "missing": real["missing"]}
+        results["real_photos"] = {"count": real["count"], "missing": real["missing"], "unseen": real.get("unseen", 0)}
     results["features_image_image_p10"] = finite(image_image_precision(bundle.features[pool],
                                                                        [space.labels[i] for i in pool]))
     if clip is not None:

@@ -32,6 +32,7 @@ _SETTING_NAMES = {
     "class_mix": "the ImageNet classes below a word (WordNet): their share of the rest",
     "tag_conse_mix": "ConSE's weight in the Image → Tags embedding",
     "class_min_prob": "the classifier names a photo from this probability",
+    "unseen_class_min_prob": "the classifier names a photo unlike every collection photo from this one",
     "neighbour_distance": "collection photos this near lend their caption words",
 }
 _COLUMN_NAMES = {"conse": "ConSE", "head": "trained head", "served": "served"}

@@ -223,9 +223,7 @@ def train_bundle(
     }
     _save_head(root, served, {"metrics": metrics, "training": training}, write_card or default_card, result.head)
     fields = {k: v for k, v in manifest.items() if k not in ("format", "files")}
-    rule = serving.tag_rule
-    fields.update(metrics=metrics, training=training,
-                  serving={"class_min_prob": rule.class_min_prob, "neighbour_distance": rule.neighbour_distance})
+    fields.update(metrics=metrics, training=training, serving=serving.tag_rule.to_dict())
     report(0.95, "re-embedding the collection with the new head")
     rebuild_semantic(root, words, imagenet_class_names(), served, fields=fields)
     report(1.0, "head trained")

@@ -11,7 +11,9 @@ the word vectors (which put political parties, place names and function words am
 * the collection's labels and the content words of its captions.
 
 :func:`rank_tags` ranks phrases by cosine distance to the photo's word-space embedding; when the backbone's own
-classifier is confident (softmax ≥ :data:`CONFIDENT`), that class's word and an everyday broader word lead.
+classifier is confident (softmax ≥ :data:`CONFIDENT`), that class's word and an everyday broader word lead, then
+the names of its probable classes (:class:`TagRule`: a floor for collection photos, another for photos from
+outside the collection, both chosen on validation photos).
 The vocabulary is saved in the bundle (``tags.json``) beside the ``tags`` index built over its phrase vectors.
 """
 
@@ -157,15 +159,32 @@ class TagRule:
 
     ``class_min_prob``: the classifier's top classes at least this probable name the photo (None: only a
     confident class). ``neighbour_distance``: collection photos this near vote with their captions (None: off).
+    ``unseen_class_min_prob``: the same floor for a photo Image→Tags embeds by ConSE alone (farther than the head's
+    ``ood_distance`` from every collection photo, :func:`searchcore.build.conse_only`). Its own floor, because
+    there the words nearest the embedding compete with weaker words: ConSE's embedding is the probability-weighted
+    mean of the top classes' vectors, so its nearest words are what those classes share ("tools", "device"),
+    while a less probable class's own name still says something specific.
     """
 
     class_min_prob: float | None = None
     neighbour_distance: float | None = None
+    unseen_class_min_prob: float | None = None
+
+    def min_prob(self, unseen: bool) -> float | None:
+        """The classifier's probability floor for a photo; ``unseen``: embedded by ConSE alone."""
+        return self.unseen_class_min_prob if unseen else self.class_min_prob
 
     @classmethod
     def from_manifest(cls, manifest: dict) -> TagRule:
         serving = manifest.get("serving", {})
-        return cls(serving.get("class_min_prob"), serving.get("neighbour_distance"))
+        floor = serving.get("class_min_prob")
+        # a bundle trained before the unseen-photo floor was chosen served every photo with the one floor
+        return cls(floor, serving.get("neighbour_distance"), serving.get("unseen_class_min_prob", floor))
+
+    def to_dict(self) -> dict[str, float | None]:
+        """The manifest's ``serving`` fields (:meth:`from_manifest` reads them back)."""
+        return {"class_min_prob": self.class_min_prob, "neighbour_distance": self.neighbour_distance,
+                "unseen_class_min_prob": self.unseen_class_min_prob}
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -213,7 +232,8 @@ def classifier_tags(logits: np.ndarray, vocab: TagVocabulary, min_prob: float | 
 
     A confident top class (softmax ≥ :data:`CONFIDENT`) gives its names and its everyday broader word
     ("porcupine", "hedgehog", "animal"); then each of the top :data:`CLASSES` classes at least ``min_prob``
-    probable gives its first name (``None``: only the confident rule).
+    probable gives its first name (``None``: only the confident rule). ``min_prob`` is :meth:`TagRule.min_prob`:
+    a photo from outside the collection has a floor of its own.
     """
     probs = softmax(np.asarray(logits, np.float64))
     order = np.argsort(-probs, kind="stable")[:CLASSES]
@@ -237,20 +257,44 @@ def rank_tags(embedding: np.ndarray, search: Search, vectors_of: Callable[[list[
     Order: ``lead`` (:func:`classifier_tags`), then up to :data:`NEIGHBOUR_TAGS` words of near collection photos
     (``neighbours``, :func:`neighbour_tags`), then the single words nearest the embedding. Phrases of several
     words come only from the classifier: ranked by distance, "mountain tent" and "bernese mountain dog" would
-    crowd out "snow" behind "mountain".
+    crowd out "snow" behind "mountain". A vote or a nearest word that an earlier tag already says in another
+    number ("tool" after "tools") is left out: the slot goes to a word that says something else.
     """
+    lead = list(dict.fromkeys(lead))
+    taken = {_word_form(vocab.phrases[t]) for t in lead}
+    voted = _fresh([t for t in neighbours if t not in lead], vocab, taken)[:NEIGHBOUR_TAGS]
+    first = [*lead, *voted]
+    taken |= {_word_form(vocab.phrases[t]) for t in voted}
     n = 4 * k + 8
     while True:  # fetch more neighbours until enough single words are among them (or the vocabulary runs out)
         ids, dists = search(embedding, n)
-        ranked = [(int(i), float(d)) for i, d in zip(ids, dists) if " " not in vocab.phrases[int(i)]][: k + 4]
+        distance = dict(zip(map(int, ids), map(float, dists)))
+        singles = [i for i in distance if " " not in vocab.phrases[i]]
+        ranked = [(i, distance[i]) for i in _fresh(singles, vocab, taken)][: k + 4]
         if len(ranked) >= k + 4 or len(ids) < n or n >= len(vocab.phrases):
             break
         n *= 4
-    first = list(dict.fromkeys([*lead, *[t for t in neighbours if t not in lead][:NEIGHBOUR_TAGS]]))
     if first:
         first_d = 1.0 - vectors_of(first) @ unit_rows(embedding[None])[0]
-        ranked = [(i, float(max(d, 0.0))) for i, d in zip(first, first_d)] + [r for r in ranked if r[0] not in first]
+        ranked = [(i, float(max(d, 0.0))) for i, d in zip(first, first_d)] + ranked
     return ranked[:k]
+
+
+def _word_form(phrase: str) -> tuple[str, ...]:
+    """A phrase up to number: "birds" and "bird" are one tag."""
+    return tuple(singular(w) for w in phrase.split())
+
+
+def _fresh(tags: Sequence[int], vocab: TagVocabulary, taken: set[tuple[str, ...]]) -> list[int]:
+    """``tags`` in order, less each one that ``taken`` or an earlier one already says in another number: "tool"
+    after "tools" (and "birds" after "bird") fills a slot a word that says something else could take."""
+    seen, out = set(taken), []
+    for t in tags:
+        form = _word_form(vocab.phrases[t])
+        if form not in seen:
+            seen.add(form)
+            out.append(t)
+    return out
 
 
 def exact_search_fn(vectors: np.ndarray) -> tuple[Search, Callable[[list[int]], np.ndarray]]:

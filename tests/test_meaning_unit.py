@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 
+from searchcore.build import conse_only
 from searchcore.fit import item_targets, stratified_split, target_words
 from searchcore.head import DeViSEHead, fused_scores, query_mix
 from searchcore.metrics import (
@@ -21,6 +22,7 @@ from searchcore.metrics import (
     word_queries,
 )
 from searchcore.tagging import (
+    TagRule,
     TagVocabulary,
     build_tag_vocabulary,
     classifier_tags,
@@ -179,6 +181,46 @@ def test_classifier_tags_confident_class_and_probable_classes():
     unsure = np.log(np.array([0.4, 0.35, 0.25]))
     assert classifier_tags(unsure, vocab, None) == []
     assert classifier_tags(unsure, vocab, 0.3) == [0, 2]  # the classes at least 30 % probable, by probability
+
+
+def test_an_unseen_photo_has_its_own_class_floor():
+    """A photo embedded by ConSE alone is named by the classes above the unseen-photo floor; others by the usual."""
+    vocab = TagVocabulary(["goldfish", "fish", "shark", "tench"], [[0], [2], [3]], [1, 1, 1])
+    logits = np.log(np.array([0.45, 0.4, 0.15]))
+    rule = TagRule(0.5, None, 0.1)
+    assert classifier_tags(logits, vocab, rule.min_prob(unseen=False)) == []  # no class reaches 50 %
+    assert classifier_tags(logits, vocab, rule.min_prob(unseen=True)) == [0, 2, 3]  # each at least 10 %, in order
+    assert TagRule(0.2, 0.6, None).min_prob(unseen=True) is None  # None: only a confident class, as ever
+
+
+def test_tag_rule_reads_a_manifest_with_or_without_the_unseen_floor():
+    old = {"serving": {"class_min_prob": 0.2, "neighbour_distance": 0.6}}  # trained before the unseen floor
+    assert TagRule.from_manifest(old) == TagRule(0.2, 0.6, 0.2)  # served as it was: one floor for every photo
+    new = TagRule(0.2, 0.6, 0.05)
+    assert TagRule.from_manifest({"serving": new.to_dict()}) == new
+    assert TagRule.from_manifest({"serving": TagRule(0.2, 0.6, None).to_dict()}).unseen_class_min_prob is None
+    assert TagRule.from_manifest({}) == TagRule()  # no head, no serving: only a confident class
+
+
+def test_conse_only_marks_the_photos_farther_than_the_unseen_distance():
+    head = DeViSEHead(in_dim=4, hidden_dim=4, out_dim=3, ood_distance=0.5)
+    assert conse_only(head, np.array([0.4, 0.5, 0.6]), 3).tolist() == [False, False, True]
+    assert conse_only(head, None, 2).tolist() == [False, False]  # the collection's own photos
+    assert conse_only(None, np.array([0.1]), 1).tolist() == [True]  # no head: ConSE embeds every photo
+    assert conse_only(DeViSEHead(in_dim=4, hidden_dim=4, out_dim=3), np.array([0.9]), 1).tolist() == [False]
+
+
+def test_rank_tags_says_a_word_once_whatever_its_number():
+    """"tool" after "tools", or "bird" voted after the lead's "birds", would fill a slot that says nothing new."""
+    vocab = TagVocabulary(["tools", "tool", "hammer", "birds", "bird", "snow"], [], [])
+    vectors = np.array([[1, 0, 0], [0.99, 0.14, 0], [0.8, 0.6, 0], [0, 0, 1], [0, 0.1, 0.99], [0.6, 0, 0.8]],
+                       np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    search, vectors_of = exact_search_fn(vectors)
+    emb = np.array([1, 0.05, 0], np.float32)
+    assert [i for i, _ in rank_tags(emb, search, vectors_of, vocab, 3)] == [0, 2, 5]  # "tool" left out
+    ranked = rank_tags(emb, search, vectors_of, vocab, 4, lead=[3], neighbours=[4, 1, 2])
+    assert [i for i, _ in ranked] == [3, 1, 2, 5]  # votes: "bird" is the lead's "birds"; nearest: "tools" is "tool"
 
 
 def test_neighbour_tags_vote_by_nearness_within_the_distance():

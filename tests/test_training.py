@@ -437,6 +437,15 @@ def test_train_bundle_records_training_and_metrics_in_the_manifest(trained):
         (w, c) for w in SHARES for c in SHARES}
     assert {"bottle", "cat", "road", "sign"} <= set(config["word_vocab"])  # the targets' words, singular
 
+    # the unseen-photo class floor was chosen on validation among UNSEEN_CLASS_PROBS; the engine serves it
+    from searchcore.evaluation import UNSEEN_CLASS_PROBS
+    from searchcore.tagging import TagRule
+
+    floor = manifest["serving"]["unseen_class_min_prob"]
+    assert floor in UNSEEN_CLASS_PROBS and metrics["served"]["unseen_class_min_prob"] == floor
+    assert set(training["mix_scores"]["unseen_class_min_prob"]) == {str(p) for p in UNSEEN_CLASS_PROBS}
+    assert TagRule.from_manifest(manifest).unseen_class_min_prob == floor
+
 
 def same(a, b) -> bool:
     """Equality that treats NaN as equal to NaN (JSON round trips keep NaN)."""
