@@ -328,7 +328,8 @@ def render(res: dict[str, Any]) -> str:
         "Served settings chosen on validation photos, per seed: " + "; ".join(
             f"seed {s}: ConSE weight {v['search_seen']:g} for seen words, {v['search_unseen']:g} for unseen ones "
             f"(seen-word similarity {v['seen_similarity']}), look-alikes' words {v.get('neighbour_mix', 0):g}, "
-            f"word classifier {v.get('word_mix', 0):g}, class hierarchy {v.get('class_mix', 0):g}, "
+            f"word classifier {v.get('word_mix', 0):g}, class hierarchy {v.get('class_mix', 0):g} for trained "
+            f"words and {v.get('unseen_class_mix', 0):g} for others, "
             f"tags {v['tags']:g}, class floor {v['class_min_prob']} "
             f"({v.get('unseen_class_min_prob', v['class_min_prob'])} for a photo unlike the collection), "
             f"neighbour distance {v['neighbour_distance']}" for s, v in zip(seeds, serving)) + ".",

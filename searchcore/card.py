@@ -92,8 +92,9 @@ Text→Image mixes the head's and ConSE's rankings with ConSE weight {mix['searc
 trained on{similar} and {mix['search_unseen']:g} for words it never saw; each photo's head embedding is blended
 with the words of its {NEIGHBOURS} nearest other photos by weight {mix.get('neighbour_mix', 0):g}. A word of the
 training targets is {mix.get('word_mix', 0):g} the head's word classifier's (a logistic regression per word on the
-raw features), and a word WordNet places above ImageNet classes {mix.get('class_mix', 0):g} of the rest the
-classifier's probability on the classes below it (`dog`: the 118 breeds). Image→Tags blends
+raw features); a word WordNet places above ImageNet classes is the CNN's probability on the classes below it (`dog`:
+the 118 breeds) by {mix.get('class_mix', 0):g} of what the classifier left for a trained word and by
+{mix.get('unseen_class_mix', 0):g} for any other word. Image→Tags blends
 the two embeddings with ConSE weight {mix['tags']:g}; the classifier names a photo from probability
 {mix.get('class_min_prob')}, collection photos nearer than cosine distance {mix.get('neighbour_distance')} lend
 their caption words, and photos farther than {training.get('ood_distance')} from every collection photo get

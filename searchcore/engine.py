@@ -29,9 +29,10 @@ from .bundle import Bundle, is_clip, open_bundle, rebuild_hint
 from .clip import ClipBackbone
 from .errors import BadArgumentError, BundleError, EmptyCollectionError
 from .head import (
+    NO_PARTS,
     ConSE,
     DeViSEHead,
-    Part,
+    QueryParts,
     class_phrases,
     fused_scores,
     load_head,
@@ -306,7 +307,7 @@ class SearchEngine:
         for part, _ in parts:  # every photo was scored exactly: a part's best photos are candidates too
             if part is not None:
                 ids = np.union1d(ids, np.argsort(-part, kind="stable")[:pool])
-        parts = tuple((None if part is None else part[ids], share) for part, share in parts)
+        parts = QueryParts(*((None if part is None else part[ids], share) for part, share in parts))
         scores = self._text_scores(vector, terms, self.head, semantic.get(ids), conse.get(ids), parts)
         order = np.argsort(-scores, kind="stable")[:k]
         return self._hits(ids[order], np.maximum(1.0 - scores[order], 0.0))
@@ -320,7 +321,7 @@ class SearchEngine:
                                  query_parts(head, collection.features, collection.logits, terms))
 
     def _text_scores(self, vector: np.ndarray, terms: list[Term], head: DeViSEHead | None, semantic: np.ndarray,
-                     conse: np.ndarray, parts: tuple[Part, Part] = ((None, 0.0), (None, 0.0))) -> np.ndarray:
+                     conse: np.ndarray, parts: QueryParts = NO_PARTS) -> np.ndarray:
         """Each row's mixed cosine to the query (:func:`fused_scores`) with the word classifier's and the class
         hierarchy's ``parts`` (:func:`searchcore.head.mixed_scores`); ConSE alone without a head."""
         if head is None:

@@ -24,8 +24,7 @@ import numpy as np
 
 from . import bundle as B
 from .fit import Split
-from .head import ConSE, DeViSEHead, Part, blend, load_head, mixed_scores
-from .hierarchy import hierarchy_part
+from .head import ConSE, DeViSEHead, QueryParts, blend, load_head, mixed_scores, split_parts
 from .index import exact_search
 from .metrics import (
     caption_queries,
@@ -42,7 +41,6 @@ from .metrics import (
 )
 from .propagation import collection_targets, exact_neighbours, neighbour_embedding, served_embedding
 from .tagging import TagRule, TagVocabulary, classifier_tags, item_tags, neighbour_tags
-from .wordclass import classifier_part
 from .words import Term, WordVectors, load_word_vectors
 
 GRID = tuple(float(m) for m in np.round(np.linspace(0, 1, 11), 2))
@@ -198,11 +196,12 @@ class Serving:
     scores: dict[str, dict[str, Any]]
     word_mix: float = 0.0
     class_mix: float = 0.0
+    unseen_class_mix: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {"search_seen": self.conse_mix, "search_unseen": self.unseen_conse_mix,
                 "seen_similarity": self.seen_similarity, "neighbour_mix": self.neighbour_mix,
-                "word_mix": self.word_mix, "class_mix": self.class_mix,
+                "word_mix": self.word_mix, "class_mix": self.class_mix, "unseen_class_mix": self.unseen_class_mix,
                 "tags": self.tag_conse_mix,
                 **self.tag_rule.to_dict()}
 
@@ -234,8 +233,8 @@ def choose_search(space: Space, pool: np.ndarray, queries: list[tuple[list[Term]
     head, words = space.head, space.words
     conse_scores = [space.conse_emb[pool] @ words.combine(terms) for terms, _ in queries]
     neighbours = space.neighbour_emb(pool, reference)
-    parts = [(classifier_part(head.word_classifier, space.features[pool], terms),
-              hierarchy_part(space.logits[pool], terms)) for terms, _ in queries]
+    parts = [split_parts(head.word_classifier, space.features[pool], space.logits[pool], terms)
+             for terms, _ in queries]
     table: dict[str, Any] = {}
     inputs: dict[str, tuple[list[np.ndarray], list[float]]] = {}
     for n_mix in neighbour_mixes:
@@ -249,51 +248,56 @@ def choose_search(space: Space, pool: np.ndarray, queries: list[tuple[list[Term]
                           / sum(abs(t.weight) for t in terms) for terms, _ in queries]
             key = f"{n_mix}/{similarity}"
             inputs[key] = (head_scores, seen_share)
-            score, m_seen, m_unseen = _best_conse(head_scores, conse_scores, seen_share, queries, parts, 0.0, 0.0)
+            score, m_seen, m_unseen = _best_conse(head_scores, conse_scores, seen_share, queries, parts,
+                                                  (0.0, 0.0, 0.0))
             table[key] = {"score": finite(score), "neighbour_mix": n_mix, "seen_similarity": similarity,
                           "search_seen": m_seen, "search_unseen": m_unseen, "word_mix": 0.0, "class_mix": 0.0,
-                          "seen_queries": int(sum(share == 1.0 for share in seen_share))}
+                          "unseen_class_mix": 0.0, "seen_queries": int(sum(share == 1.0 for share in seen_share))}
     row = dict(table[_best(table)])
     head.seen_similarity = None
     head_scores, seen_share = inputs[f"{row['neighbour_mix']}/{row['seen_similarity']}"]
-    grid = (SHARES if head.word_classifier is not None else (0.0,), class_mixes)
+    trained = head.word_classifier is not None
     mixes_table: dict[str, Any] = {}
-    for w_mix in grid[0]:  # the ConSE weights stay as chosen above, as the shares are swept
-        for c_mix in grid[1]:
-            values = _precisions(head_scores, conse_scores, seen_share, queries, parts, row["search_seen"],
-                                 row["search_unseen"], w_mix, c_mix)
-            mixes_table[f"{w_mix}/{c_mix}"] = {"score": finite(mean(values)), "word_mix": w_mix, "class_mix": c_mix}
+    # the ConSE weights stay as chosen above while the shares are swept; a trained word's hierarchy share only
+    # matters where the word classifier leaves some of the score
+    for w_mix in SHARES if trained else (0.0,):
+        for c_mix in class_mixes if trained else (0.0,):
+            for u_mix in class_mixes:
+                values = _precisions(head_scores, conse_scores, seen_share, queries, parts, row["search_seen"],
+                                     row["search_unseen"], (w_mix, c_mix, u_mix))
+                mixes_table[f"{w_mix}/{c_mix}/{u_mix}"] = {"score": finite(mean(values)), "word_mix": w_mix,
+                                                           "class_mix": c_mix, "unseen_class_mix": u_mix}
     chosen = mixes_table[_best(mixes_table)]
-    score, m_seen, m_unseen = _best_conse(head_scores, conse_scores, seen_share, queries, parts,
-                                          chosen["word_mix"], chosen["class_mix"])
-    row.update(word_mix=chosen["word_mix"], class_mix=chosen["class_mix"], search_seen=m_seen,
+    shares = (chosen["word_mix"], chosen["class_mix"], chosen["unseen_class_mix"])
+    score, m_seen, m_unseen = _best_conse(head_scores, conse_scores, seen_share, queries, parts, shares)
+    row.update(word_mix=shares[0], class_mix=shares[1], unseen_class_mix=shares[2], search_seen=m_seen,
                search_unseen=m_unseen, score=finite(score))
     return SearchChoice(row["search_seen"], row["search_unseen"], row["seen_similarity"], row["neighbour_mix"],
-                        row["word_mix"], row["class_mix"], {"embedding": table, "mixes": mixes_table, "chosen": row})
+                        *shares, {"embedding": table, "mixes": mixes_table, "chosen": row})
 
 
 def _precisions(head_scores: list[np.ndarray], conse_scores: list[np.ndarray], seen_share: list[float],
-                queries: list[tuple[list[Term], np.ndarray]], parts: list[tuple[Part, Part]], m_seen: float,
-                m_unseen: float, word_mix: float, class_mix: float) -> list[float]:
-    """Each query's precision@10 under one setting of the served rule (:func:`searchcore.head.mixed_scores`)."""
+                queries: list[tuple[list[Term], np.ndarray]], parts: list[QueryParts], m_seen: float,
+                m_unseen: float, shares: tuple[float, float, float]) -> list[float]:
+    """Each query's precision@10 under one setting of the served rule (:func:`searchcore.head.mixed_scores`;
+    ``shares``: word_mix, class_mix, unseen_class_mix)."""
     values = []
-    for share, hs, cs, (word_part, class_part), (_, relevant) in zip(seen_share, head_scores, conse_scores, parts,
-                                                                     queries):
+    for share, hs, cs, query_parts, (_, relevant) in zip(seen_share, head_scores, conse_scores, parts, queries):
         mix = share * m_seen + (1 - share) * m_unseen
         cosine = (1 - mix) * hs + mix * cs
-        values.append(precision_at(mixed_scores(cosine, word_part, class_part, word_mix, class_mix), relevant, 10))
+        values.append(precision_at(mixed_scores(cosine, query_parts, *shares), relevant, 10))
     return values
 
 
 def _best_conse(head_scores: list[np.ndarray], conse_scores: list[np.ndarray], seen_share: list[float],
-                queries: list[tuple[list[Term], np.ndarray]], parts: list[tuple[Part, Part]], word_mix: float,
-                class_mix: float) -> tuple[float, float, float]:
+                queries: list[tuple[list[Term], np.ndarray]], parts: list[QueryParts],
+                shares: tuple[float, float, float]) -> tuple[float, float, float]:
     """The best (precision@10, seen ConSE weight, unseen ConSE weight) over the grid, the shares as given."""
     best = (-1.0, 0.0, 0.0)
     for m_seen in GRID:
         for m_unseen in GRID:
             score = mean(_precisions(head_scores, conse_scores, seen_share, queries, parts, m_seen, m_unseen,
-                                     word_mix, class_mix))
+                                     shares))
             if score > best[0] + 1e-12:
                 best = (score, m_seen, m_unseen)
     return best
@@ -309,6 +313,7 @@ class SearchChoice:
     neighbour_mix: float
     word_mix: float
     class_mix: float
+    unseen_class_mix: float
     table: dict[str, Any]
 
 
@@ -360,7 +365,7 @@ def choose_serving(space: Space, pool: np.ndarray, seen_labels: set[str], unseen
     chosen = _best(scores["unseen_class_min_prob"])
     rule = TagRule(min_prob, distance, None if chosen == "None" else float(chosen))
     return Serving(search.conse_mix, search.unseen_conse_mix, search.seen_similarity, search.neighbour_mix,
-                   tag_mix, rule, scores, search.word_mix, search.class_mix)
+                   tag_mix, rule, scores, search.word_mix, search.class_mix, search.unseen_class_mix)
 
 
 def real_photo_figures(bundle: B.Bundle, space: Space, conse: ConSE, rule: TagRule) -> dict[str, Any]:
@@ -433,7 +438,8 @@ def evaluate_bundle(root: str | Path, words: WordVectors | None = None, head: De
     if head is not None:
         results["served"].update(conse_mix=head.conse_mix, unseen_conse_mix=head.unseen_conse_mix,
                                  seen_similarity=head.seen_similarity, neighbour_mix=head.neighbour_mix,
-                                 word_mix=head.word_mix, class_mix=head.class_mix, tag_conse_mix=head.tag_conse_mix)
+                                 word_mix=head.word_mix, class_mix=head.class_mix,
+                                 unseen_class_mix=head.unseen_class_mix, tag_conse_mix=head.tag_conse_mix)
     results["served"].update(tag_rule.to_dict())
     if real_photos:
         real = real_photo_figures(bundle, space, conse, tag_rule)

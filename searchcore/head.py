@@ -19,6 +19,7 @@ import contextlib
 import io
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -60,6 +61,7 @@ class DeViSEHead(
         word_vocab: list[str] | None = None,
         word_mix: float = 0.0,
         class_mix: float = 0.0,
+        unseen_class_mix: float = 0.0,
     ) -> None:
         super().__init__()
         # backbone/words/conse_mix are recorded in config.json so a head is never paired with the wrong features
@@ -91,14 +93,16 @@ class DeViSEHead(
         self.word_vocab = list(word_vocab or ())
         self.word_mix = float(word_mix)
         # a query word WordNet places above ImageNet classes also has the classifier's mass below it
-        # (searchcore.hierarchy); Text→Image gives that class_mix of the word's score
+        # (searchcore.hierarchy); Text→Image gives that class_mix of a trained word's score (what the word classifier
+        # left of it), unseen_class_mix of any other word's
         self.class_mix = float(class_mix)
+        self.unseen_class_mix = float(unseen_class_mix)
         self.word_layer = nn.Linear(in_dim, len(self.word_vocab)) if self.word_vocab else None
 
     def set_serving(self, search_mix: float, tag_mix: float, ood_distance: float | None,
                     unseen_mix: float | None = None, seen_words: list[str] | None = None,
                     seen_similarity: float | None = None, neighbour_mix: float = 0.0, word_mix: float = 0.0,
-                    class_mix: float = 0.0) -> None:
+                    class_mix: float = 0.0, unseen_class_mix: float = 0.0) -> None:
         """Set the ConSE weights, the unseen-image distance, the seen words, the neighbours' share in Text→Image
         (:mod:`searchcore.propagation`), the word classifier's (:mod:`searchcore.wordclass`) and the class
         hierarchy's (:mod:`searchcore.hierarchy`), also in the saved config.json."""
@@ -111,10 +115,12 @@ class DeViSEHead(
         self.neighbour_mix = float(neighbour_mix)
         self.word_mix = float(word_mix) if self.word_layer is not None else 0.0
         self.class_mix = float(class_mix)
+        self.unseen_class_mix = float(unseen_class_mix)
         self._save_config(conse_mix=self.conse_mix, tag_conse_mix=self.tag_conse_mix, ood_distance=self.ood_distance,
                           unseen_conse_mix=self.unseen_conse_mix, seen_words=sorted(self.seen_words),
                           seen_similarity=self.seen_similarity, neighbour_mix=self.neighbour_mix,
-                          word_mix=self.word_mix, class_mix=self.class_mix)
+                          word_mix=self.word_mix, class_mix=self.class_mix,
+                          unseen_class_mix=self.unseen_class_mix)
 
     def _save_config(self, **fields: object) -> None:
         if isinstance(getattr(self, "_hub_mixin_config", None), dict):
@@ -282,45 +288,77 @@ def fused_scores(query: np.ndarray, head_embedding: np.ndarray, conse_embedding:
 Part = tuple[np.ndarray | None, float]  # per photo a score in [0, 1] (or None), and the query's weight it covers
 
 
-def mixed_scores(cosine: np.ndarray, word_part: Part, class_part: Part, word_mix: float, class_mix: float
-                 ) -> np.ndarray:
+class QueryParts(NamedTuple):
+    """A query's probabilities beside the cosine: the word classifier's, and the classifier's mass below its words
+    in WordNet, split by whether the word classifier knows the word (it speaks first for those)."""
+
+    words: Part
+    seen_classes: Part
+    unseen_classes: Part
+
+
+NO_PARTS = QueryParts((None, 0.0), (None, 0.0), (None, 0.0))
+
+
+def mixed_scores(cosine: np.ndarray, parts: QueryParts, word_mix: float, class_mix: float,
+                 unseen_class_mix: float) -> np.ndarray:
     """Text → Image's served score: the embedding's cosine, with probabilities speaking for the words they know.
 
-    ``word_part``: the head's word classifier (:func:`searchcore.wordclass.classifier_part`) for the query's trained
-    words; ``class_part``: the classifier's mass below the words WordNet places (:func:`searchcore.hierarchy.
-    hierarchy_part`). For a one-word query the word classifier takes ``word_mix`` of the score, the hierarchy
-    ``class_mix`` of what is left, the cosine the rest; a part's share (the query's weight it covers) scales it.
+    ``parts.words``: the head's word classifier (:func:`searchcore.wordclass.classifier_part`) for the query's
+    trained words; ``parts.seen_classes`` / ``unseen_classes``: the CNN's mass below the words WordNet places
+    (:func:`searchcore.hierarchy.hierarchy_part`) among the words the classifier knows / does not know. For a
+    one-word query the word classifier takes ``word_mix`` of the score, the hierarchy ``class_mix`` (a trained word)
+    or ``unseen_class_mix`` (any other word) of what is left, the cosine the rest; a part's share (the query's
+    weight it covers) scales it.
     """
-    (words_score, words_share), (class_score, class_share) = word_part, class_part
+    (words_score, words_share), (seen_score, seen_share), (unseen_score, unseen_share) = parts
     word_weight = word_mix * words_share if words_score is not None else 0.0
-    class_weight = class_mix * class_share * (1.0 - word_weight) if class_score is not None else 0.0
+    rest = 1.0 - word_weight
+    class_weight = rest * ((class_mix * seen_share if seen_score is not None else 0.0)
+                           + (unseen_class_mix * unseen_share if unseen_score is not None else 0.0))
     out = (1.0 - word_weight - class_weight) * cosine
     if word_weight:
         out = out + word_mix * words_score
-    if class_weight:
-        out = out + class_mix * (1.0 - word_weight) * class_score
+    if seen_score is not None and class_mix:
+        out = out + rest * class_mix * seen_score
+    if unseen_score is not None and unseen_class_mix:
+        out = out + rest * unseen_class_mix * unseen_score
     return out
 
 
-def query_parts(head: DeViSEHead | None, features: np.ndarray, logits: np.ndarray, terms: Sequence[Term]
-                ) -> tuple[Part, Part]:
-    """The word classifier's and the class hierarchy's parts of a query's score, for rows of ``features``/``logits``;
-    (None, 0) for a part the head gives no weight."""
+def split_parts(classifier: WordClassifier | None, features: np.ndarray, logits: np.ndarray, terms: Sequence[Term]
+                ) -> QueryParts:
+    """Every part of a query for rows of ``features``/``logits``, whatever weights they will get."""
     from .hierarchy import hierarchy_part
     from .wordclass import classifier_part
 
-    none: Part = (None, 0.0)
+    total = sum(abs(t.weight) for t in terms)
+    known = classifier.columns(terms) if classifier is not None else [None] * len(terms)
+    seen = [t for t, c in zip(terms, known) if c is not None]
+    unseen = [t for t, c in zip(terms, known) if c is None]
+    return QueryParts(classifier_part(classifier, features, terms), hierarchy_part(logits, seen, total),
+                      hierarchy_part(logits, unseen, total))
+
+
+def query_parts(head: DeViSEHead | None, features: np.ndarray, logits: np.ndarray, terms: Sequence[Term]
+                ) -> QueryParts:
+    """:func:`split_parts` for rows of ``features``/``logits``, with (None, 0) for a part the head gives no weight
+    (never computed: the word classifier reads every row's features)."""
     if head is None:
-        return none, none
-    word = classifier_part(head.word_classifier, features, terms) if head.word_mix > 0 else none
-    return word, hierarchy_part(logits, terms) if head.class_mix > 0 else none
+        return NO_PARTS
+    classifier = head.word_classifier if head.word_mix > 0 else None
+    if classifier is None and head.unseen_class_mix <= 0:
+        return NO_PARTS
+    parts = split_parts(classifier, features, logits, terms)
+    return QueryParts(parts.words, parts.seen_classes if head.class_mix > 0 else (None, 0.0),
+                      parts.unseen_classes if head.unseen_class_mix > 0 else (None, 0.0))
 
 
-def served_scores(cosine: np.ndarray, parts: tuple[Part, Part], head: DeViSEHead | None) -> np.ndarray:
+def served_scores(cosine: np.ndarray, parts: QueryParts, head: DeViSEHead | None) -> np.ndarray:
     """:func:`mixed_scores` with the head's chosen weights (the cosine alone without a head)."""
     if head is None:
         return cosine
-    return mixed_scores(cosine, parts[0], parts[1], head.word_mix, head.class_mix)
+    return mixed_scores(cosine, parts, head.word_mix, head.class_mix, head.unseen_class_mix)
 
 
 def blend(head_embedding: np.ndarray, conse_embedding: np.ndarray, conse_mix: float) -> np.ndarray:

@@ -9,8 +9,9 @@ one of its ancestors has a probability of its own, the classifier's mass on the 
     P(fish | photo) = Σ softmax(logits)_c over the classes c with ``fish`` among their own or broader names
 
 It needs no training and knows any word that WordNet puts above an ImageNet class, which is what the words a
-head never saw need (measured on held-out classes, docs/benchmarks.md §6). Text → Image gives it ``class_mix`` of
-such a word's score (:func:`searchcore.wordclass.mixed_scores`), chosen on validation photos.
+head never saw need (measured on held-out classes, docs/benchmarks.md §6). Text → Image gives it ``unseen_class_mix``
+of such a word's score, or ``class_mix`` of what the word classifier left of a trained word's
+(:func:`searchcore.head.mixed_scores`), both chosen on validation photos.
 """
 
 from __future__ import annotations
@@ -65,15 +66,17 @@ def class_probabilities(logits: np.ndarray) -> np.ndarray:
     return z / z.sum(axis=1, keepdims=True)
 
 
-def hierarchy_part(logits: np.ndarray, terms: Sequence[Term]) -> tuple[np.ndarray | None, float]:
-    """Per photo, ``Σ w·P(word | photo) / Σ|w|`` over the query's words WordNet places; and their share of the weight.
+def hierarchy_part(logits: np.ndarray, terms: Sequence[Term], total: float | None = None
+                   ) -> tuple[np.ndarray | None, float]:
+    """Per photo, ``Σ w·P(word | photo) / total`` over the words of ``terms`` WordNet places; and their share of
+    ``total`` (the query's whole weight; default ``Σ|w|`` of ``terms``).
 
     ``logits``: (n photos, 1000) ImageNet logits in timm's order, as bundles store them. Other class counts get
     None: their class ids would mean other things.
     """
     if not terms or np.ndim(logits) != 2 or np.shape(logits)[1] != IMAGENET_CLASSES:
         return None, 0.0
-    total = sum(abs(t.weight) for t in terms)
+    total = sum(abs(t.weight) for t in terms) if total is None else total
     known = [(t.weight, word_classes(t.word)) for t in terms]
     known = [(w, ids) for w, ids in known if ids]
     if not known or total <= 0:

@@ -182,7 +182,7 @@ def train_own_head(collection: PersonalCollection, words: WordVectors, backbone:
     # seen words lean on the head alone, others on ConSE alone, the word classifier and the class hierarchy take
     # half of the words they know: there are too few photos here to choose finer settings on
     result.head.set_serving(0.0, 0.0, None, 1.0, result.seen_words, word_mix=OWN_WORD_MIX,
-                            class_mix=OWN_CLASS_MIX)
+                            class_mix=OWN_CLASS_MIX, unseen_class_mix=OWN_CLASS_MIX)
     pool = result.split.test if len(result.split.test) else result.split.val
     conse_rows = collection.conse[rows]
     ranked = rankers(conse_rows, result.head.embed(collection.features[rows]), result.head, words=words,
@@ -192,7 +192,7 @@ def train_own_head(collection: PersonalCollection, words: WordVectors, backbone:
            for name, rank in ranked.items()}
     served = result.served or result.head
     served.set_serving(0.0, 0.0, None, 1.0, result.served_seen_words or result.seen_words, word_mix=OWN_WORD_MIX,
-                       class_mix=OWN_CLASS_MIX)
+                       class_mix=OWN_CLASS_MIX, unseen_class_mix=OWN_CLASS_MIX)
     return OwnHead(served, {"trained": True, "labels": result.labels, "photos": len(rows),
                             "test_photos": len(pool), "seconds": round(result.seconds, 2),
                             "best_epoch": result.best_epoch, "text_image_p10": p10})

@@ -193,14 +193,14 @@ def train_bundle(
     ood = unseen_distance(bundle.features, result.split)
     result.head.set_serving(serving.conse_mix, serving.tag_conse_mix, ood, serving.unseen_conse_mix,
                             result.seen_words, serving.seen_similarity, serving.neighbour_mix, serving.word_mix,
-                            serving.class_mix)
+                            serving.class_mix, serving.unseen_class_mix)
     report(0.9, "measuring on the test split")
     metrics = evaluate_bundle(root, words, result.head, result.split, real_photos=real_photos,
                               tag_rule=serving.tag_rule)
     served = result.served or result.head  # trained on every photo once the figures are measured
     served.set_serving(serving.conse_mix, serving.tag_conse_mix, ood, serving.unseen_conse_mix,
                        result.served_seen_words or result.seen_words, serving.seen_similarity, serving.neighbour_mix,
-                       serving.word_mix, serving.class_mix)
+                       serving.word_mix, serving.class_mix, serving.unseen_class_mix)
     training = {
         "config": config.to_dict(),
         "split": result.split.to_dict(),

@@ -436,11 +436,13 @@ def test_search_images_lets_the_word_classifier_and_the_class_hierarchy_speak_fo
     # a classifier that knows "dog" and calls the photos "dog" in an order unrelated to the embedding
     word_sets = [{"dog"} if i % 3 == 1 else set() for i in range(n)]
     head.set_word_classifier(fit_word_classifier(feats, word_sets, np.arange(n)))
-    head.set_serving(0.0, 0.0, None, unseen_mix=1.0, seen_words=["dog"], word_mix=1.0, class_mix=1.0)
+    head.set_serving(0.0, 0.0, None, unseen_mix=1.0, seen_words=["dog"], word_mix=1.0, class_mix=1.0,
+                     unseen_class_mix=1.0)
     head.save_pretrained(root / "head")
     rebuild_semantic(root, words, backbone.class_names, head)
     engine = load_engine(root, backbone=backbone)
-    assert (engine.head.word_mix, engine.head.class_mix) == (1.0, 1.0)  # they travel in config.json
+    # they travel in config.json
+    assert (engine.head.word_mix, engine.head.class_mix, engine.head.unseen_class_mix) == (1.0, 1.0, 1.0)
 
     def ranking(scores: np.ndarray) -> list[int]:
         return [int(i) for i in np.argsort(-scores, kind="stable")]
@@ -450,7 +452,7 @@ def test_search_images_lets_the_word_classifier_and_the_class_hierarchy_speak_fo
     hits = engine.search_images("dog", k=n)
     assert [h.id for h in hits] == ranking(p_dog)
     np.testing.assert_allclose([h.distance for h in hits], 1 - np.sort(p_dog)[::-1], atol=1e-5)
-    # "goldfish" was never trained, but names an ImageNet class: the classifier's mass on it ranks (class_mix 1)
+    # "goldfish" was never trained, but names an ImageNet class: the CNN's mass on it ranks (unseen_class_mix 1)
     mass = hierarchy_part(engine.bundle.logits, [Term(1.0, "goldfish")])[0]
     assert [h.id for h in engine.search_images("goldfish", k=n)] == ranking(mass)
     # a word neither knows keeps the embedding's rule: ConSE for an unseen word

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from searchcore.head import DeViSEHead, load_head, mixed_scores
+from searchcore.head import DeViSEHead, QueryParts, load_head, mixed_scores, split_parts
 from searchcore.hierarchy import IMAGENET_CLASSES, class_probabilities, hierarchy_part, word_classes
 from searchcore.tagging import packaged_visual_vocab
 from searchcore.wordclass import classifier_part, fit_word_classifier, item_word_sets, probabilities
@@ -74,17 +74,32 @@ def test_mixed_scores_known_answers():
     cosine = np.array([0.2, 0.8])
     words_p, class_p = np.array([1.0, 0.0]), np.array([0.5, 0.5])
     none = (None, 0.0)
-    np.testing.assert_allclose(mixed_scores(cosine, none, none, 0.7, 0.7), cosine)
+    np.testing.assert_allclose(mixed_scores(cosine, QueryParts(none, none, none), 0.7, 0.7, 0.7), cosine)
     # a trained word: 0.7 of the score is the classifier's
-    np.testing.assert_allclose(mixed_scores(cosine, (words_p, 1.0), none, 0.7, 0.0), 0.3 * cosine + 0.7 * words_p)
-    # a word the hierarchy places: class_mix of the score
-    np.testing.assert_allclose(mixed_scores(cosine, none, (class_p, 1.0), 0.0, 0.4), 0.6 * cosine + 0.4 * class_p)
-    # both: the hierarchy takes its share of what the classifier left
+    np.testing.assert_allclose(mixed_scores(cosine, QueryParts((words_p, 1.0), none, none), 0.7, 0.0, 0.0),
+                               0.3 * cosine + 0.7 * words_p)
+    # a word only the hierarchy places: unseen_class_mix of the score
+    np.testing.assert_allclose(mixed_scores(cosine, QueryParts(none, none, (class_p, 1.0)), 0.0, 0.9, 0.4),
+                               0.6 * cosine + 0.4 * class_p)
+    # a trained word the hierarchy also places: class_mix of what the classifier left
     want = 0.5 * 0.5 * cosine + 0.5 * words_p + 0.5 * 0.5 * class_p
-    np.testing.assert_allclose(mixed_scores(cosine, (words_p, 1.0), (class_p, 1.0), 0.5, 0.5), want)
+    np.testing.assert_allclose(mixed_scores(cosine, QueryParts((words_p, 1.0), (class_p, 1.0), none), 0.5, 0.5, 0.9),
+                               want)
     # a part covering half the query's weight speaks for half as much
-    np.testing.assert_allclose(mixed_scores(cosine, (words_p * 0.5, 0.5), none, 1.0, 0.0),
+    np.testing.assert_allclose(mixed_scores(cosine, QueryParts((words_p * 0.5, 0.5), none, none), 1.0, 0.0, 0.0),
                                0.5 * cosine + 0.5 * words_p)
+
+
+def test_split_parts_send_each_word_to_the_hierarchy_share_of_its_kind():
+    feats, sets = clustered()
+    clf = fit_word_classifier(feats, sets, np.arange(36))
+    logits = np.zeros((len(feats), IMAGENET_CLASSES), np.float32)
+    parts = split_parts(clf, feats, logits, [Term(1.0, "bird"), Term(1.0, "fish"), Term(2.0, "qzxv")])
+    assert parts.words[1] == 0.25  # "bird" is a quarter of the weight
+    if packaged_visual_vocab() is not None:  # both words are WordNet's; only "bird" is trained
+        assert parts.seen_classes[1] == 0.25 and parts.unseen_classes[1] == 0.25
+    assert split_parts(None, feats, logits, [Term(1.0, "qzxv")]) == QueryParts((None, 0.0), (None, 0.0),
+                                                                                  (None, 0.0))
 
 
 @pytest.mark.skipif(packaged_visual_vocab() is None, reason="the packaged WordNet data is part of the checkout")
@@ -126,11 +141,11 @@ def test_a_head_saves_and_loads_its_word_classifier_and_shares(tmp_path):
     torch.manual_seed(0)
     head = DeViSEHead(in_dim=16, hidden_dim=8, out_dim=4)
     head.set_word_classifier(fit_word_classifier(feats, sets, np.arange(36)))
-    head.set_serving(0.1, 0.2, None, 0.9, ["bird"], word_mix=0.6, class_mix=0.8)
+    head.set_serving(0.1, 0.2, None, 0.9, ["bird"], word_mix=0.6, class_mix=0.8, unseen_class_mix=0.4)
     head.save_pretrained(tmp_path / "head")
     loaded = load_head(tmp_path / "head")
     assert loaded.word_vocab == ["apple", "bird", "horse", "red"]
-    assert (loaded.word_mix, loaded.class_mix) == (0.6, 0.8)
+    assert (loaded.word_mix, loaded.class_mix, loaded.unseen_class_mix) == (0.6, 0.8, 0.4)
     np.testing.assert_allclose(loaded.word_classifier.weight, head.word_classifier.weight)
     np.testing.assert_allclose(probabilities(loaded.word_classifier, feats, [1]),
                                probabilities(head.word_classifier, feats, [1]))
