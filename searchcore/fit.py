@@ -34,7 +34,7 @@ LOSSES = ("hinge", "cosine")
 
 @dataclass
 class TrainConfig:
-    loss: str = "cosine"  # measured best on the offline collection (docs/benchmarks.md); "hinge" is DeViSE's
+    loss: str = "cosine"  # the seed's; "hinge" (DeViSE's) measures about the same (docs/benchmarks.md §6)
     epochs: int = 80
     batch_size: int = 64
     lr: float = 1e-3

@@ -197,8 +197,9 @@ def my_photos_account(summary: Any) -> str:
         cells = " | ".join(_fmt(p10.get(name)) for name in ("conse", "head", "served"))
         lines += [f"A head was trained on your {head.get('photos')} labelled photos in {head.get('seconds')} s "
                   f"(best epoch {head.get('best_epoch')}). Text → Image precision@10 of each label's words over "
-                  f"{head.get('test_photos')} held-back photos (few photos: a rough figure; served: the head for "
-                  "your labels' words, ConSE for the others):",
+                  f"{head.get('test_photos')} held-back photos (few photos: a rough figure; served: the head and "
+                  "its word classifier for your labels' words, ConSE for the others, and the ImageNet classes below "
+                  "a word in WordNet for both):",
                   "| ConSE | trained head | served |\n"
                   f"|---|---|---|\n| {cells} |"]
     elif head.get("why"):
