@@ -18,6 +18,7 @@ import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -41,6 +42,7 @@ from .head import (
     served_scores,
     unit_rows,
 )
+from .hierarchy import log_normaliser
 from .images import ImageInput
 from .index import Neighbours, exact_search
 from .tagging import TagRule, classifier_tags, item_tags, neighbour_tags, rank_tags
@@ -208,6 +210,12 @@ class SearchEngine:
         """Is the image embedded by ConSE alone (:func:`conse_only`), so served by the unseen-photo rule?"""
         return self.clip is None and bool(conse_only(self.head, _nearest(image, near), 1)[0])
 
+    @cached_property
+    def _log_norm(self) -> np.ndarray:
+        """The bundle's :func:`searchcore.hierarchy.log_normaliser`, computed on the first Text → Image query that
+        needs it, so a query reads only its words' classes."""
+        return log_normaliser(self.bundle.logits)
+
     def _hits(self, ids: np.ndarray, dists: np.ndarray) -> list[Hit]:
         items = self.bundle.items
         return [Hit(int(i), items[i].label, items[i].caption, float(d), self.bundle.image_path(items[i]))
@@ -303,7 +311,7 @@ class SearchEngine:
         head_vector = self.head.head_query([(t.weight, t.word) for t in terms], self.words)
         pool = min(len(semantic), max(4 * k, 64))  # generous: an item high on either side is a candidate
         ids = np.union1d(semantic.query(head_vector, pool).ids[0], conse.query(vector, pool).ids[0])
-        parts = query_parts(self.head, self.bundle.features, self.bundle.logits, terms)
+        parts = query_parts(self.head, self.bundle.features, self.bundle.logits, terms, self._log_norm)
         for part, _ in parts:  # every photo was scored exactly: a part's best photos are candidates too
             if part is not None:
                 ids = np.union1d(ids, np.argsort(-part, kind="stable")[:pool])

@@ -326,30 +326,35 @@ def mixed_scores(cosine: np.ndarray, parts: QueryParts, word_mix: float, class_m
     return out
 
 
-def split_parts(classifier: WordClassifier | None, features: np.ndarray, logits: np.ndarray, terms: Sequence[Term]
-                ) -> QueryParts:
-    """Every part of a query for rows of ``features``/``logits``, whatever weights they will get."""
-    from .hierarchy import hierarchy_part
+def split_parts(classifier: WordClassifier | None, features: np.ndarray, logits: np.ndarray, terms: Sequence[Term],
+                log_norm: np.ndarray | None = None) -> QueryParts:
+    """Every part of a query for rows of ``features``/``logits``, whatever weights they will get.
+
+    ``log_norm``: :func:`searchcore.hierarchy.log_normaliser` of ``logits`` when the caller keeps it (the engine
+    does for its bundle); else it is computed here, once for both hierarchy parts.
+    """
+    from .hierarchy import hierarchy_part, log_normaliser
     from .wordclass import classifier_part
 
     total = sum(abs(t.weight) for t in terms)
     known = classifier.columns(terms) if classifier is not None else [None] * len(terms)
     seen = [t for t, c in zip(terms, known) if c is not None]
     unseen = [t for t, c in zip(terms, known) if c is None]
-    return QueryParts(classifier_part(classifier, features, terms), hierarchy_part(logits, seen, total),
-                      hierarchy_part(logits, unseen, total))
+    if log_norm is None and np.ndim(logits) == 2 and len(logits):
+        log_norm = log_normaliser(logits)
+    return QueryParts(classifier_part(classifier, features, terms), hierarchy_part(logits, seen, total, log_norm),
+                      hierarchy_part(logits, unseen, total, log_norm))
 
 
-def query_parts(head: DeViSEHead | None, features: np.ndarray, logits: np.ndarray, terms: Sequence[Term]
-                ) -> QueryParts:
-    """:func:`split_parts` for rows of ``features``/``logits``, with (None, 0) for a part the head gives no weight
-    (never computed: the word classifier reads every row's features)."""
+def query_parts(head: DeViSEHead | None, features: np.ndarray, logits: np.ndarray, terms: Sequence[Term],
+                log_norm: np.ndarray | None = None) -> QueryParts:
+    """:func:`split_parts` for rows of ``features``/``logits``, with (None, 0) for a part the head gives no weight."""
     if head is None:
         return NO_PARTS
     classifier = head.word_classifier if head.word_mix > 0 else None
     if classifier is None and head.unseen_class_mix <= 0:
         return NO_PARTS
-    parts = split_parts(classifier, features, logits, terms)
+    parts = split_parts(classifier, features, logits, terms, log_norm)
     return QueryParts(parts.words, parts.seen_classes if head.class_mix > 0 else (None, 0.0),
                       parts.unseen_classes if head.unseen_class_mix > 0 else (None, 0.0))
 

@@ -59,20 +59,22 @@ def word_classes(word: str) -> tuple[int, ...]:
     return below.get(word) or below.get(singular(word)) or ()
 
 
-def class_probabilities(logits: np.ndarray) -> np.ndarray:
-    """Softmax over the classes, per row (float32)."""
+def log_normaliser(logits: np.ndarray) -> np.ndarray:
+    """Per row, ``log Σ exp(logits)``: a class's probability is ``exp(logit − this)``. One pass over every class,
+    so a caller that scores many queries over the same photos (the engine, its bundle) computes it once."""
     z = np.asarray(logits, np.float32)
-    z = np.exp(z - z.max(axis=1, keepdims=True))
-    return z / z.sum(axis=1, keepdims=True)
+    top = z.max(axis=1)
+    return top + np.log(np.exp(z - top[:, None]).sum(axis=1))
 
 
-def hierarchy_part(logits: np.ndarray, terms: Sequence[Term], total: float | None = None
-                   ) -> tuple[np.ndarray | None, float]:
+def hierarchy_part(logits: np.ndarray, terms: Sequence[Term], total: float | None = None,
+                   log_norm: np.ndarray | None = None) -> tuple[np.ndarray | None, float]:
     """Per photo, ``Σ w·P(word | photo) / total`` over the words of ``terms`` WordNet places; and their share of
     ``total`` (the query's whole weight; default ``Σ|w|`` of ``terms``).
 
     ``logits``: (n photos, 1000) ImageNet logits in timm's order, as bundles store them. Other class counts get
-    None: their class ids would mean other things.
+    None: their class ids would mean other things. ``log_norm``: :func:`log_normaliser` of ``logits``, when the
+    caller has it; only the placed words' classes are read otherwise.
     """
     if not terms or np.ndim(logits) != 2 or np.shape(logits)[1] != IMAGENET_CLASSES:
         return None, 0.0
@@ -81,6 +83,7 @@ def hierarchy_part(logits: np.ndarray, terms: Sequence[Term], total: float | Non
     known = [(w, ids) for w, ids in known if ids]
     if not known or total <= 0:
         return None, 0.0
-    probabilities = class_probabilities(logits)
-    part = sum(w * probabilities[:, list(ids)].sum(axis=1) for w, ids in known) / total
+    z = np.asarray(logits, np.float32)
+    norm = (log_normaliser(z) if log_norm is None else np.asarray(log_norm, np.float32))[:, None]
+    part = sum(w * np.exp(z[:, list(ids)] - norm).sum(axis=1) for w, ids in known) / total
     return np.asarray(part, np.float32), float(sum(abs(w) for w, _ in known) / total)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -37,10 +38,13 @@ class WordClassifier:
     weight: np.ndarray  # (len(vocab), feature dim), applied to SCALE · unit features
     bias: np.ndarray  # (len(vocab),)
 
+    @cached_property
+    def _rows(self) -> dict[str, int]:
+        return {w: i for i, w in enumerate(self.vocab)}
+
     def columns(self, terms: Sequence[Term]) -> list[int | None]:
         """Per term: its word's row (the word or its singular), or None where the classifier never saw it."""
-        index = {w: i for i, w in enumerate(self.vocab)}
-        return [index.get(t.word, index.get(singular(t.word))) for t in terms]
+        return [self._rows.get(t.word, self._rows.get(singular(t.word))) for t in terms]
 
 
 def item_word_sets(labels: Sequence[str], captions: Sequence[Sequence[str]], words: WordVectors) -> list[set[str]]:

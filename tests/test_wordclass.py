@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from searchcore.head import DeViSEHead, QueryParts, load_head, mixed_scores, split_parts
-from searchcore.hierarchy import IMAGENET_CLASSES, class_probabilities, hierarchy_part, word_classes
+from searchcore.hierarchy import IMAGENET_CLASSES, hierarchy_part, log_normaliser, word_classes
 from searchcore.tagging import packaged_visual_vocab
 from searchcore.wordclass import classifier_part, fit_word_classifier, item_word_sets, probabilities
 from searchcore.words import Term, WordVectors
@@ -133,7 +133,10 @@ def test_hierarchy_part_is_the_mass_below_the_word():
     assert share == 0.5
     assert hierarchy_part(logits[:, :10], [Term(1.0, "fish")]) == (None, 0.0)  # not ImageNet's 1000 classes
     assert hierarchy_part(logits, [Term(1.0, "qzxv")]) == (None, 0.0)
-    np.testing.assert_allclose(class_probabilities(logits).sum(1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(np.exp(logits - log_normaliser(logits)[:, None]).sum(1), 1.0, atol=1e-5)
+    # a caller's own normaliser gives the same part
+    np.testing.assert_allclose(hierarchy_part(logits, [Term(1.0, "fish")], log_norm=log_normaliser(logits))[0],
+                               [1.0, 0.0, 0.5], atol=1e-4)
 
 
 def test_a_head_saves_and_loads_its_word_classifier_and_shares(tmp_path):
