@@ -226,7 +226,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                          "hinge loss (DeViSE's)": {"loss": "hinge"},
                          "no look-alikes' words (neighbour_mix 0)": {"neighbour_mix": 0.0},
                          "no word classifier (word_classifier False)": {"word_classifier": False},
-                         "no class hierarchy (class_hierarchy False)": {"class_hierarchy": False}}
+                         "no class hierarchy (class_hierarchy False)": {"class_hierarchy": False},
+                         "no exemplars (exemplars False)": {"exemplars": False}}
             result["ablations"] = {}
             for title, change in ablations.items():
                 common.log(f"ablation: {title}")
@@ -329,7 +330,7 @@ def render(res: dict[str, Any]) -> str:
             f"seed {s}: ConSE weight {v['search_seen']:g} for seen words, {v['search_unseen']:g} for unseen ones "
             f"(seen-word similarity {v['seen_similarity']}), look-alikes' words {v.get('neighbour_mix', 0):g}, "
             f"word classifier {v.get('word_mix', 0):g}, class hierarchy {v.get('class_mix', 0):g} for trained "
-            f"words and {v.get('unseen_class_mix', 0):g} for others, "
+            f"words and {v.get('unseen_class_mix', 0):g} for others, exemplars {v.get('exemplar_mix', 0):g}, "
             f"tags {v['tags']:g}, class floor {v['class_min_prob']} "
             f"({v.get('unseen_class_min_prob', v['class_min_prob'])} for a photo unlike the collection), "
             f"neighbour distance {v['neighbour_distance']}" for s, v in zip(seeds, serving)) + ".",

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from . import storage
+from .exemplars import EXEMPLARS
 from .propagation import NEIGHBOURS
 
 METRIC_NAMES = {
@@ -94,7 +95,9 @@ with the words of its {NEIGHBOURS} nearest other photos by weight {mix.get('neig
 training targets is {mix.get('word_mix', 0):g} the head's word classifier's (a logistic regression per word on the
 raw features); a word WordNet places above ImageNet classes is the CNN's probability on the classes below it (`dog`:
 the 118 breeds) by {mix.get('class_mix', 0):g} of what the classifier left for a trained word and by
-{mix.get('unseen_class_mix', 0):g} for any other word. Image→Tags blends
+{mix.get('unseen_class_mix', 0):g} for any other word. A word some collection photo is known by then gives
+{mix.get('exemplar_mix', 0):g} of the score to each photo's cosine to its nearest such photo (among its
+{EXEMPLARS} nearest). Image→Tags blends
 the two embeddings with ConSE weight {mix['tags']:g}; the classifier names a photo from probability
 {mix.get('class_min_prob')}, collection photos nearer than cosine distance {mix.get('neighbour_distance')} lend
 their caption words, and photos farther than {training.get('ood_distance')} from every collection photo get

@@ -29,6 +29,7 @@ from .build import conse_only, tag_embeddings
 from .bundle import Bundle, is_clip, open_bundle, rebuild_hint
 from .clip import ClipBackbone
 from .errors import BadArgumentError, BundleError, EmptyCollectionError
+from .exemplars import EXEMPLARS, Exemplars
 from .head import (
     NO_PARTS,
     ConSE,
@@ -46,6 +47,7 @@ from .hierarchy import log_normaliser
 from .images import ImageInput
 from .index import Neighbours, exact_search
 from .tagging import TagRule, classifier_tags, item_tags, neighbour_tags, rank_tags
+from .wordclass import item_word_sets
 from .words import Term, WordVectors, load_word_vectors, parse_query
 
 if TYPE_CHECKING:
@@ -211,6 +213,19 @@ class SearchEngine:
         return self.clip is None and bool(conse_only(self.head, _nearest(image, near), 1)[0])
 
     @cached_property
+    def _exemplars(self) -> Exemplars | None:
+        """Every bundle photo's nearest bundle photos, itself included, and their words (:mod:`searchcore.exemplars`),
+        found with the image index on the first Text → Image query that needs them; None when the head gives the
+        exemplars no weight."""
+        if self.head is None or self.head.exemplar_mix <= 0:
+            return None
+        items = self.bundle.items
+        found = self.bundle.indexes["images"].query(self.bundle.features, min(EXEMPLARS, len(items)))
+        word_sets = item_word_sets([it.label for it in items], [it.captions or (it.caption,) for it in items],
+                                   self.words)
+        return Exemplars(found.ids.astype(np.int64), 1.0 - found.distances, word_sets)
+
+    @cached_property
     def _log_norm(self) -> np.ndarray:
         """The bundle's :func:`searchcore.hierarchy.log_normaliser`, computed on the first Text → Image query that
         needs it, so a query reads only its words' classes."""
@@ -311,7 +326,8 @@ class SearchEngine:
         head_vector = self.head.head_query([(t.weight, t.word) for t in terms], self.words)
         pool = min(len(semantic), max(4 * k, 64))  # generous: an item high on either side is a candidate
         ids = np.union1d(semantic.query(head_vector, pool).ids[0], conse.query(vector, pool).ids[0])
-        parts = query_parts(self.head, self.bundle.features, self.bundle.logits, terms, self._log_norm)
+        parts = query_parts(self.head, self.bundle.features, self.bundle.logits, terms, self._log_norm,
+                            self._exemplars)
         for part, _ in parts:  # every photo was scored exactly: a part's best photos are candidates too
             if part is not None:
                 ids = np.union1d(ids, np.argsort(-part, kind="stable")[:pool])
@@ -325,8 +341,10 @@ class SearchEngine:
         if self.clip is not None:  # the photos' semantic rows are their CLIP image embeddings (_embed_collection)
             return collection.semantic @ self.clip.embed_query(terms)
         head = collection.own.head if collection.own is not None and collection.own.head else self.head
+        exemplars = collection.exemplars if collection.own is not None and collection.own.head else None
         return self._text_scores(self.words.combine(terms), terms, head, collection.semantic, collection.conse,
-                                 query_parts(head, collection.features, collection.logits, terms))
+                                 query_parts(head, collection.features, collection.logits, terms,
+                                             exemplars=exemplars))
 
     def _text_scores(self, vector: np.ndarray, terms: list[Term], head: DeViSEHead | None, semantic: np.ndarray,
                      conse: np.ndarray, parts: QueryParts = NO_PARTS) -> np.ndarray:
@@ -399,11 +417,15 @@ class SearchEngine:
     def _embed_collection(self, collection: PersonalCollection) -> None:
         """The collection's photos in word space for Text → Image: its own head's embedding when it has one; else
         the served head's, and ConSE for photos farther from the served photos than the head's ``ood_distance``."""
+        from .personal import collection_exemplars
+
         own = collection.own.head if collection.own is not None else None
+        collection.exemplars = None
         if self.clip is not None:  # Text → Image compares CLIP text embeddings with the image embeddings
             collection.semantic = collection.features
         elif own is not None:
             collection.semantic = own.embed(collection.features)
+            collection.exemplars = collection_exemplars(collection, self.words)
         elif self.head is not None:
             emb = self.head.embed(collection.features)
             if self.head.ood_distance is not None:

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from . import bundle as B
+from .exemplars import Exemplars, nearest_photos
 from .fit import Split
 from .head import ConSE, DeViSEHead, QueryParts, blend, load_head, mixed_scores, split_parts
 from .index import exact_search
@@ -41,6 +42,7 @@ from .metrics import (
 )
 from .propagation import collection_targets, exact_neighbours, neighbour_embedding, served_embedding
 from .tagging import TagRule, TagVocabulary, classifier_tags, item_tags, neighbour_tags
+from .wordclass import item_word_sets
 from .words import Term, WordVectors, load_word_vectors
 
 GRID = tuple(float(m) for m in np.round(np.linspace(0, 1, 11), 2))
@@ -74,6 +76,7 @@ class Space:
     item_tags: list[list[int]] = field(default_factory=list)  # per item: the tags its label and captions give
     targets: np.ndarray | None = None  # per item: its training target (searchcore.propagation)
     has_target: np.ndarray | None = None
+    word_sets: list[set[str]] = field(default_factory=list)  # per item: its words (searchcore.wordclass)
 
     def neighbour_emb(self, items: np.ndarray, reference: np.ndarray) -> np.ndarray:
         """Rows for ``items``: their nearest ``reference`` photos' targets (:func:`neighbour_embedding`)."""
@@ -81,6 +84,10 @@ class Space:
             return np.zeros((len(items), self.words.dim), np.float32)
         ids, dists = exact_neighbours(self.features, items, reference)
         return neighbour_embedding(ids, dists, self.targets, self.has_target, self_ids=np.asarray(items))
+
+    def exemplars(self, items: np.ndarray, reference: np.ndarray) -> Exemplars:
+        """Rows for ``items``: their nearest ``reference`` photos, with words (:mod:`searchcore.exemplars`)."""
+        return nearest_photos(self.features, items, reference, self.word_sets)
 
     def served_head_emb(self, items: np.ndarray, reference: np.ndarray, neighbour_mix: float) -> np.ndarray:
         """The head's embeddings with ``items``' rows blended with their neighbours', as Text→Image serves them."""
@@ -122,7 +129,7 @@ class Space:
                    None if head is None else head.embed(bundle.features),
                    [item_words(lab, cap, words) for lab, cap in zip(labels, captions)],
                    caption_queries(captions, words), item_tags(bundle.tags, labels, captions, words),
-                   targets, has_target)
+                   targets, has_target, item_word_sets(labels, captions, words))
 
     def tag_embeddings(self, tag_mix: float | None) -> dict[str, np.ndarray]:
         out = {"conse": self.conse_emb}
@@ -146,14 +153,16 @@ def figures(space: Space, pool: np.ndarray, seen_labels: set[str], zero_labels: 
     words = space.words
     trained_q, zero_q, caption_q = _queries(space, pool, seen_labels, zero_labels)
     tag_emb = space.tag_embeddings(tag_mix)
-    served_emb = None
+    served_emb, exemplars = None, None
     if space.head is not None and space.head_emb is not None:
         # the pool's photos are described by their look-alikes among the other photos, never among themselves
         others = np.setdiff1d(np.arange(len(space.labels)), pool) if reference is None else reference
         served_emb = space.served_head_emb(pool, others, space.head.neighbour_mix)
+        if space.head.exemplar_mix > 0:  # rows for every photo, as the rankers score them; only the pool's are read
+            exemplars = space.exemplars(np.arange(len(space.labels)), others)
     out: dict[str, dict[str, float]] = {}
     for name, ranker in rankers(space.conse_emb, space.head_emb, space.head, mix, words, served_emb,
-                                       space.features, space.logits).items():
+                                space.features, space.logits, exemplars).items():
         row = {"text_image_p10": mean(query_precision(ranker, pool, trained_q, words, 10).values()),
                "caption_word_p5": mean(query_precision(ranker, pool, caption_q, words, 5).values())}
         if zero_q:
@@ -197,11 +206,13 @@ class Serving:
     word_mix: float = 0.0
     class_mix: float = 0.0
     unseen_class_mix: float = 0.0
+    exemplar_mix: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {"search_seen": self.conse_mix, "search_unseen": self.unseen_conse_mix,
                 "seen_similarity": self.seen_similarity, "neighbour_mix": self.neighbour_mix,
                 "word_mix": self.word_mix, "class_mix": self.class_mix, "unseen_class_mix": self.unseen_class_mix,
+                "exemplar_mix": self.exemplar_mix,
                 "tags": self.tag_conse_mix,
                 **self.tag_rule.to_dict()}
 
@@ -219,21 +230,23 @@ def _best(table: dict[str, Any]) -> str:
 
 def choose_search(space: Space, pool: np.ndarray, queries: list[tuple[list[Term], np.ndarray]],
                   reference: np.ndarray, neighbour_mixes: tuple[float, ...] = NEIGHBOUR_MIXES,
-                  class_mixes: tuple[float, ...] = SHARES) -> SearchChoice:
+                  class_mixes: tuple[float, ...] = SHARES, exemplar_mixes: tuple[float, ...] = SHARES
+                  ) -> SearchChoice:
     """Text→Image's trust rule, chosen on ``queries`` over ``pool`` with the calibration head.
 
     For each share of the neighbours' words in a photo's embedding (:mod:`searchcore.propagation`, neighbours
     from ``reference``) and each seen-word similarity (None: only the words themselves count as seen), every pair
     of ConSE weights (seen, unseen) is scored by the mean precision@10 of the queries, each ranked with its own
-    :func:`searchcore.head.query_mix`; the best combination wins. Then, with those settings, every pair of shares
-    of the word classifier (:mod:`searchcore.wordclass`) and the class hierarchy (:mod:`searchcore.hierarchy`),
-    and for the best pair the ConSE weights again, since probabilities that speak for the words they know change
-    how much ConSE should.
+    :func:`searchcore.head.query_mix`; the best combination wins. Then, with those settings, every combination of
+    shares of the word classifier (:mod:`searchcore.wordclass`), the class hierarchy (:mod:`searchcore.hierarchy`)
+    and the exemplars (:mod:`searchcore.exemplars`, nearest among ``reference``), and for the best one the ConSE
+    weights again, since probabilities that speak for the words they know change how much ConSE should.
     """
     head, words = space.head, space.words
     conse_scores = [space.conse_emb[pool] @ words.combine(terms) for terms, _ in queries]
     neighbours = space.neighbour_emb(pool, reference)
-    parts = [split_parts(head.word_classifier, space.features[pool], space.logits[pool], terms)
+    exemplars = space.exemplars(pool, reference) if any(exemplar_mixes) else None
+    parts = [split_parts(head.word_classifier, space.features[pool], space.logits[pool], terms, exemplars=exemplars)
              for terms, _ in queries]
     table: dict[str, Any] = {}
     inputs: dict[str, tuple[list[np.ndarray], list[float]]] = {}
@@ -249,10 +262,11 @@ def choose_search(space: Space, pool: np.ndarray, queries: list[tuple[list[Term]
             key = f"{n_mix}/{similarity}"
             inputs[key] = (head_scores, seen_share)
             score, m_seen, m_unseen = _best_conse(head_scores, conse_scores, seen_share, queries, parts,
-                                                  (0.0, 0.0, 0.0))
+                                                  (0.0, 0.0, 0.0, 0.0))
             table[key] = {"score": finite(score), "neighbour_mix": n_mix, "seen_similarity": similarity,
                           "search_seen": m_seen, "search_unseen": m_unseen, "word_mix": 0.0, "class_mix": 0.0,
-                          "unseen_class_mix": 0.0, "seen_queries": int(sum(share == 1.0 for share in seen_share))}
+                          "unseen_class_mix": 0.0, "exemplar_mix": 0.0,
+                          "seen_queries": int(sum(share == 1.0 for share in seen_share))}
     row = dict(table[_best(table)])
     head.seen_similarity = None
     head_scores, seen_share = inputs[f"{row['neighbour_mix']}/{row['seen_similarity']}"]
@@ -263,24 +277,26 @@ def choose_search(space: Space, pool: np.ndarray, queries: list[tuple[list[Term]
     for w_mix in SHARES if trained else (0.0,):
         for c_mix in class_mixes if trained else (0.0,):
             for u_mix in class_mixes:
-                values = _precisions(head_scores, conse_scores, seen_share, queries, parts, row["search_seen"],
-                                     row["search_unseen"], (w_mix, c_mix, u_mix))
-                mixes_table[f"{w_mix}/{c_mix}/{u_mix}"] = {"score": finite(mean(values)), "word_mix": w_mix,
-                                                           "class_mix": c_mix, "unseen_class_mix": u_mix}
+                for e_mix in exemplar_mixes:
+                    values = _precisions(head_scores, conse_scores, seen_share, queries, parts, row["search_seen"],
+                                         row["search_unseen"], (w_mix, c_mix, u_mix, e_mix))
+                    mixes_table[f"{w_mix}/{c_mix}/{u_mix}/{e_mix}"] = {
+                        "score": finite(mean(values)), "word_mix": w_mix, "class_mix": c_mix,
+                        "unseen_class_mix": u_mix, "exemplar_mix": e_mix}
     chosen = mixes_table[_best(mixes_table)]
-    shares = (chosen["word_mix"], chosen["class_mix"], chosen["unseen_class_mix"])
+    shares = (chosen["word_mix"], chosen["class_mix"], chosen["unseen_class_mix"], chosen["exemplar_mix"])
     score, m_seen, m_unseen = _best_conse(head_scores, conse_scores, seen_share, queries, parts, shares)
-    row.update(word_mix=shares[0], class_mix=shares[1], unseen_class_mix=shares[2], search_seen=m_seen,
-               search_unseen=m_unseen, score=finite(score))
+    row.update(word_mix=shares[0], class_mix=shares[1], unseen_class_mix=shares[2], exemplar_mix=shares[3],
+               search_seen=m_seen, search_unseen=m_unseen, score=finite(score))
     return SearchChoice(row["search_seen"], row["search_unseen"], row["seen_similarity"], row["neighbour_mix"],
                         *shares, {"embedding": table, "mixes": mixes_table, "chosen": row})
 
 
 def _precisions(head_scores: list[np.ndarray], conse_scores: list[np.ndarray], seen_share: list[float],
                 queries: list[tuple[list[Term], np.ndarray]], parts: list[QueryParts], m_seen: float,
-                m_unseen: float, shares: tuple[float, float, float]) -> list[float]:
+                m_unseen: float, shares: tuple[float, float, float, float]) -> list[float]:
     """Each query's precision@10 under one setting of the served rule (:func:`searchcore.head.mixed_scores`;
-    ``shares``: word_mix, class_mix, unseen_class_mix)."""
+    ``shares``: word_mix, class_mix, unseen_class_mix, exemplar_mix)."""
     values = []
     for share, hs, cs, query_parts, (_, relevant) in zip(seen_share, head_scores, conse_scores, parts, queries):
         mix = share * m_seen + (1 - share) * m_unseen
@@ -291,7 +307,7 @@ def _precisions(head_scores: list[np.ndarray], conse_scores: list[np.ndarray], s
 
 def _best_conse(head_scores: list[np.ndarray], conse_scores: list[np.ndarray], seen_share: list[float],
                 queries: list[tuple[list[Term], np.ndarray]], parts: list[QueryParts],
-                shares: tuple[float, float, float]) -> tuple[float, float, float]:
+                shares: tuple[float, float, float, float]) -> tuple[float, float, float]:
     """The best (precision@10, seen ConSE weight, unseen ConSE weight) over the grid, the shares as given."""
     best = (-1.0, 0.0, 0.0)
     for m_seen in GRID:
@@ -314,13 +330,14 @@ class SearchChoice:
     word_mix: float
     class_mix: float
     unseen_class_mix: float
+    exemplar_mix: float
     table: dict[str, Any]
 
 
 def choose_serving(space: Space, pool: np.ndarray, seen_labels: set[str], unseen_labels: set[str],
                    tag_items: np.ndarray, unseen_tag_items: np.ndarray, reference: np.ndarray,
-                   neighbour_mixes: tuple[float, ...] = NEIGHBOUR_MIXES, class_mixes: tuple[float, ...] = SHARES
-                   ) -> Serving:
+                   neighbour_mixes: tuple[float, ...] = NEIGHBOUR_MIXES, class_mixes: tuple[float, ...] = SHARES,
+                   exemplar_mixes: tuple[float, ...] = SHARES) -> Serving:
     """Pick the served settings on validation items with a calibration head (``space.head``).
 
     Text→Image (:func:`choose_search`): the queries are the labels and caption words of ``pool`` (validation
@@ -336,7 +353,7 @@ def choose_serving(space: Space, pool: np.ndarray, seen_labels: set[str], unseen
     queries = label_queries(labels, pool, pool_labels & (seen_labels | unseen_labels), words)
     queries += word_queries(space.known, pool, space.caption_words)
     queries = [q for q in queries if q[1].any()]
-    search = choose_search(space, pool, queries, reference, neighbour_mixes, class_mixes)
+    search = choose_search(space, pool, queries, reference, neighbour_mixes, class_mixes, exemplar_mixes)
     scores: dict[str, dict[str, Any]] = {"search": search.table["embedding"], "mixes": search.table["mixes"],
                                          "tags": {}, "class_min_prob": {}, "neighbour_distance": {},
                                          "unseen_class_min_prob": {}}
@@ -365,7 +382,8 @@ def choose_serving(space: Space, pool: np.ndarray, seen_labels: set[str], unseen
     chosen = _best(scores["unseen_class_min_prob"])
     rule = TagRule(min_prob, distance, None if chosen == "None" else float(chosen))
     return Serving(search.conse_mix, search.unseen_conse_mix, search.seen_similarity, search.neighbour_mix,
-                   tag_mix, rule, scores, search.word_mix, search.class_mix, search.unseen_class_mix)
+                   tag_mix, rule, scores, search.word_mix, search.class_mix, search.unseen_class_mix,
+                   search.exemplar_mix)
 
 
 def real_photo_figures(bundle: B.Bundle, space: Space, conse: ConSE, rule: TagRule) -> dict[str, Any]:
@@ -439,7 +457,8 @@ def evaluate_bundle(root: str | Path, words: WordVectors | None = None, head: De
         results["served"].update(conse_mix=head.conse_mix, unseen_conse_mix=head.unseen_conse_mix,
                                  seen_similarity=head.seen_similarity, neighbour_mix=head.neighbour_mix,
                                  word_mix=head.word_mix, class_mix=head.class_mix,
-                                 unseen_class_mix=head.unseen_class_mix, tag_conse_mix=head.tag_conse_mix)
+                                 unseen_class_mix=head.unseen_class_mix, exemplar_mix=head.exemplar_mix,
+                                 tag_conse_mix=head.tag_conse_mix)
     results["served"].update(tag_rule.to_dict())
     if real_photos:
         real = real_photo_figures(bundle, space, conse, tag_rule)

@@ -27,6 +27,7 @@ from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
 from .classnames import EVERYDAY, broader_word, class_phrases, imagenet_broader  # noqa: F401 (re-exported)
+from .exemplars import Exemplars, exemplar_part
 from .index import unit_rows
 from .wordclass import WordClassifier
 from .words import Term, WordVectors
@@ -62,6 +63,7 @@ class DeViSEHead(
         word_mix: float = 0.0,
         class_mix: float = 0.0,
         unseen_class_mix: float = 0.0,
+        exemplar_mix: float = 0.0,
     ) -> None:
         super().__init__()
         # backbone/words/conse_mix are recorded in config.json so a head is never paired with the wrong features
@@ -97,15 +99,19 @@ class DeViSEHead(
         # left of it), unseen_class_mix of any other word's
         self.class_mix = float(class_mix)
         self.unseen_class_mix = float(unseen_class_mix)
+        # the cosine to the nearest collection photo known by a query word (searchcore.exemplars) takes
+        # exemplar_mix of the score for those words
+        self.exemplar_mix = float(exemplar_mix)
         self.word_layer = nn.Linear(in_dim, len(self.word_vocab)) if self.word_vocab else None
 
     def set_serving(self, search_mix: float, tag_mix: float, ood_distance: float | None,
                     unseen_mix: float | None = None, seen_words: list[str] | None = None,
                     seen_similarity: float | None = None, neighbour_mix: float = 0.0, word_mix: float = 0.0,
-                    class_mix: float = 0.0, unseen_class_mix: float = 0.0) -> None:
+                    class_mix: float = 0.0, unseen_class_mix: float = 0.0, exemplar_mix: float = 0.0) -> None:
         """Set the ConSE weights, the unseen-image distance, the seen words, the neighbours' share in Text→Image
-        (:mod:`searchcore.propagation`), the word classifier's (:mod:`searchcore.wordclass`) and the class
-        hierarchy's (:mod:`searchcore.hierarchy`), also in the saved config.json."""
+        (:mod:`searchcore.propagation`), the word classifier's (:mod:`searchcore.wordclass`), the class
+        hierarchy's (:mod:`searchcore.hierarchy`) and the exemplars' (:mod:`searchcore.exemplars`), also in the
+        saved config.json."""
         self.conse_mix, self.tag_conse_mix = float(search_mix), float(tag_mix)
         self.unseen_conse_mix = float(search_mix if unseen_mix is None else unseen_mix)
         self.ood_distance = None if ood_distance is None else float(ood_distance)
@@ -116,11 +122,12 @@ class DeViSEHead(
         self.word_mix = float(word_mix) if self.word_layer is not None else 0.0
         self.class_mix = float(class_mix)
         self.unseen_class_mix = float(unseen_class_mix)
+        self.exemplar_mix = float(exemplar_mix)
         self._save_config(conse_mix=self.conse_mix, tag_conse_mix=self.tag_conse_mix, ood_distance=self.ood_distance,
                           unseen_conse_mix=self.unseen_conse_mix, seen_words=sorted(self.seen_words),
                           seen_similarity=self.seen_similarity, neighbour_mix=self.neighbour_mix,
                           word_mix=self.word_mix, class_mix=self.class_mix,
-                          unseen_class_mix=self.unseen_class_mix)
+                          unseen_class_mix=self.unseen_class_mix, exemplar_mix=self.exemplar_mix)
 
     def _save_config(self, **fields: object) -> None:
         if isinstance(getattr(self, "_hub_mixin_config", None), dict):
@@ -290,18 +297,20 @@ Part = tuple[np.ndarray | None, float]  # per photo a score in [0, 1] (or None),
 
 class QueryParts(NamedTuple):
     """A query's probabilities beside the cosine: the word classifier's, and the classifier's mass below its words
-    in WordNet, split by whether the word classifier knows the word (it speaks first for those)."""
+    in WordNet, split by whether the word classifier knows the word (it speaks first for those); and the cosine to
+    the nearest collection photo known by the word (:mod:`searchcore.exemplars`)."""
 
     words: Part
     seen_classes: Part
     unseen_classes: Part
+    exemplars: Part = (None, 0.0)
 
 
-NO_PARTS = QueryParts((None, 0.0), (None, 0.0), (None, 0.0))
+NO_PARTS = QueryParts((None, 0.0), (None, 0.0), (None, 0.0), (None, 0.0))
 
 
 def mixed_scores(cosine: np.ndarray, parts: QueryParts, word_mix: float, class_mix: float,
-                 unseen_class_mix: float) -> np.ndarray:
+                 unseen_class_mix: float, exemplar_mix: float = 0.0) -> np.ndarray:
     """Text → Image's served score: the embedding's cosine, with probabilities speaking for the words they know.
 
     ``parts.words``: the head's word classifier (:func:`searchcore.wordclass.classifier_part`) for the query's
@@ -309,9 +318,10 @@ def mixed_scores(cosine: np.ndarray, parts: QueryParts, word_mix: float, class_m
     (:func:`searchcore.hierarchy.hierarchy_part`) among the words the classifier knows / does not know. For a
     one-word query the word classifier takes ``word_mix`` of the score, the hierarchy ``class_mix`` (a trained word)
     or ``unseen_class_mix`` (any other word) of what is left, the cosine the rest; a part's share (the query's
-    weight it covers) scales it.
+    weight it covers) scales it. ``parts.exemplars`` then takes ``exemplar_mix`` of that whole score, for the words
+    some collection photo is known by.
     """
-    (words_score, words_share), (seen_score, seen_share), (unseen_score, unseen_share) = parts
+    (words_score, words_share), (seen_score, seen_share), (unseen_score, unseen_share) = parts[:3]
     word_weight = word_mix * words_share if words_score is not None else 0.0
     rest = 1.0 - word_weight
     class_weight = rest * ((class_mix * seen_share if seen_score is not None else 0.0)
@@ -323,15 +333,19 @@ def mixed_scores(cosine: np.ndarray, parts: QueryParts, word_mix: float, class_m
         out = out + rest * class_mix * seen_score
     if unseen_score is not None and unseen_class_mix:
         out = out + rest * unseen_class_mix * unseen_score
+    exemplar_score, exemplar_share = parts.exemplars
+    if exemplar_score is not None and exemplar_mix:
+        out = (1.0 - exemplar_mix * exemplar_share) * out + exemplar_mix * exemplar_score
     return out
 
 
 def split_parts(classifier: WordClassifier | None, features: np.ndarray, logits: np.ndarray, terms: Sequence[Term],
-                log_norm: np.ndarray | None = None) -> QueryParts:
+                log_norm: np.ndarray | None = None, exemplars: Exemplars | None = None) -> QueryParts:
     """Every part of a query for rows of ``features``/``logits``, whatever weights they will get.
 
     ``log_norm``: :func:`searchcore.hierarchy.log_normaliser` of ``logits`` when the caller keeps it (the engine
-    does for its bundle); else it is computed here, once for both hierarchy parts.
+    does for its bundle); else it is computed here, once for both hierarchy parts. ``exemplars``: the same rows'
+    nearest collection photos (:mod:`searchcore.exemplars`), or None for no exemplar part.
     """
     from .hierarchy import hierarchy_part, log_normaliser
     from .wordclass import classifier_part
@@ -343,27 +357,28 @@ def split_parts(classifier: WordClassifier | None, features: np.ndarray, logits:
     if log_norm is None and np.ndim(logits) == 2 and len(logits):
         log_norm = log_normaliser(logits)
     return QueryParts(classifier_part(classifier, features, terms), hierarchy_part(logits, seen, total, log_norm),
-                      hierarchy_part(logits, unseen, total, log_norm))
+                      hierarchy_part(logits, unseen, total, log_norm), exemplar_part(exemplars, terms))
 
 
 def query_parts(head: DeViSEHead | None, features: np.ndarray, logits: np.ndarray, terms: Sequence[Term],
-                log_norm: np.ndarray | None = None) -> QueryParts:
+                log_norm: np.ndarray | None = None, exemplars: Exemplars | None = None) -> QueryParts:
     """:func:`split_parts` for rows of ``features``/``logits``, with (None, 0) for a part the head gives no weight."""
     if head is None:
         return NO_PARTS
     classifier = head.word_classifier if head.word_mix > 0 else None
-    if classifier is None and head.unseen_class_mix <= 0:
+    exemplars = exemplars if head.exemplar_mix > 0 else None
+    if classifier is None and head.unseen_class_mix <= 0 and exemplars is None:
         return NO_PARTS
-    parts = split_parts(classifier, features, logits, terms, log_norm)
+    parts = split_parts(classifier, features, logits, terms, log_norm, exemplars)
     return QueryParts(parts.words, parts.seen_classes if head.class_mix > 0 else (None, 0.0),
-                      parts.unseen_classes if head.unseen_class_mix > 0 else (None, 0.0))
+                      parts.unseen_classes if head.unseen_class_mix > 0 else (None, 0.0), parts.exemplars)
 
 
 def served_scores(cosine: np.ndarray, parts: QueryParts, head: DeViSEHead | None) -> np.ndarray:
     """:func:`mixed_scores` with the head's chosen weights (the cosine alone without a head)."""
     if head is None:
         return cosine
-    return mixed_scores(cosine, parts, head.word_mix, head.class_mix, head.unseen_class_mix)
+    return mixed_scores(cosine, parts, head.word_mix, head.class_mix, head.unseen_class_mix, head.exemplar_mix)
 
 
 def blend(head_embedding: np.ndarray, conse_embedding: np.ndarray, conse_mix: float) -> np.ndarray:

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
+from .exemplars import Exemplars
 from .fit import label_words
 from .head import DeViSEHead, fused_scores, query_mix, query_parts, served_scores
 from .index import unit_rows
@@ -52,13 +53,15 @@ def finite(value: float | None) -> float | None:
 
 def rankers(conse_emb: np.ndarray, head_emb: np.ndarray | None = None, head: DeViSEHead | None = None,
             mix: float | None = None, words: WordVectors | None = None, served_emb: np.ndarray | None = None,
-            features: np.ndarray | None = None, logits: np.ndarray | None = None) -> dict[str, Ranker]:
+            features: np.ndarray | None = None, logits: np.ndarray | None = None,
+            exemplars: Exemplars | None = None) -> dict[str, Ranker]:
     """ConSE, the head alone and the served mix (per query, or the fixed ``mix`` when given) as rankers.
 
     ``served_emb``: the photos' embeddings as Text→Image serves them (the head's blended with their
     neighbours', :mod:`searchcore.propagation`); the head's alone when not given. ``features`` and ``logits``: the
     photos', for the head's word classifier (:mod:`searchcore.wordclass`) and the class hierarchy
-    (:mod:`searchcore.hierarchy`), which the served mix includes when both are given.
+    (:mod:`searchcore.hierarchy`), which the served mix includes when both are given; ``exemplars``: every photo's
+    nearest collection photos (:mod:`searchcore.exemplars`), for the served mix's exemplar part.
     """
     out: dict[str, Ranker] = {"conse": lambda q, _t: conse_emb @ q}
     if head_emb is not None:
@@ -71,7 +74,7 @@ def rankers(conse_emb: np.ndarray, head_emb: np.ndarray | None = None, head: DeV
             scores = fused_scores(q, head_emb if served_emb is None else served_emb, conse_emb, m, head_q)
             if head is None or features is None or logits is None:
                 return scores
-            return served_scores(scores, query_parts(head, features, logits, terms), head)
+            return served_scores(scores, query_parts(head, features, logits, terms, exemplars=exemplars), head)
 
         out["served"] = served
     return out

@@ -31,6 +31,7 @@ _SETTING_NAMES = {
     "word_mix": "the word classifier's share of a trained word's Text → Image score",
     "class_mix": "the ImageNet classes below a trained word (WordNet): their share of the rest",
     "unseen_class_mix": "the ImageNet classes below any other word: their share of its score",
+    "exemplar_mix": "the cosine to the nearest collection photo known by the word: its share of the score",
     "tag_conse_mix": "ConSE's weight in the Image → Tags embedding",
     "class_min_prob": "the classifier names a photo from this probability",
     "unseen_class_min_prob": "the classifier names a photo unlike every collection photo from this one",
@@ -121,7 +122,8 @@ def describe(engine: SearchEngine, name: str) -> str:
         "photo's head embedding also leans on the labels and captions of its 5 nearest collection photos. A word "
         "the head was trained on is also scored by its word classifier (how likely this photo is to be called "
         "so), and a word WordNet places above ImageNet classes by the CNN's probability on the classes below it "
-        "(`dogs`: the 118 breeds; `fish`: goldfish, tench, sharks …).",
+        "(`dogs`: the 118 breeds; `fish`: goldfish, tench, sharks …). A word some collection photo is known by "
+        "also counts how close each photo is to the nearest such photo.",
     ]
     if info.space == "clip":  # one model embeds photos and words: no word-space mapping, no head
         parts = _clip_description(engine, name, labels)
@@ -199,7 +201,8 @@ def my_photos_account(summary: Any) -> str:
                   f"(best epoch {head.get('best_epoch')}). Text → Image precision@10 of each label's words over "
                   f"{head.get('test_photos')} held-back photos (few photos: a rough figure; served: the head and "
                   "its word classifier for your labels' words, ConSE for the others, and the ImageNet classes below "
-                  "a word in WordNet for both):",
+                  "a word in WordNet for both; a label's word also counts how close a photo is to the nearest photo "
+                  "of that label):",
                   "| ConSE | trained head | served |\n"
                   f"|---|---|---|\n| {cells} |"]
     elif head.get("why"):

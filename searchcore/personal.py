@@ -38,16 +38,19 @@ import numpy as np
 from .errors import LimitError
 
 if TYPE_CHECKING:
+    from .exemplars import Exemplars
     from .head import DeViSEHead
     from .words import WordVectors
 
 #: The own head's training budget: the recipe of train_devise, with fewer epochs so it takes seconds in a request.
 OWN_HEAD_EPOCHS = 40
 OWN_HEAD_PATIENCE = 8
-# the word classifier's share of a trained word (searchcore.wordclass) and the class hierarchy's of a word WordNet
-# places (searchcore.hierarchy): halfway, as a visitor's few photos are too few to choose them on
+# the word classifier's share of a trained word (searchcore.wordclass), the class hierarchy's of a word WordNet
+# places (searchcore.hierarchy) and the exemplars' of a label word (searchcore.exemplars): halfway, as a visitor's
+# few photos are too few to choose them on
 OWN_WORD_MIX = 0.5
 OWN_CLASS_MIX = 0.5
+OWN_EXEMPLAR_MIX = 0.5
 
 
 class PersonalItem(NamedTuple):
@@ -77,6 +80,8 @@ class PersonalCollection:
         self.nearest = np.zeros(0, np.float32)  # cosine distance to the served collection's nearest photo
         self.semantic = np.zeros((0, word_dim), np.float32)  # the serving head's embeddings (ConSE where none fits)
         self.own: OwnHead | None = None
+        # with an own head: each photo's nearest labelled photos of the collection (searchcore.exemplars)
+        self.exemplars: Exemplars | None = None
         self.nbytes = 0
         self.lock = threading.RLock()
         self.last_used = time.monotonic()
@@ -157,6 +162,22 @@ def _why_no_head(counts: Counter) -> str:
             "words use the served head where your photos look like its collection, ConSE elsewhere")
 
 
+def label_word_sets(labels: Sequence[str], words: WordVectors) -> list[set[str]]:
+    """Per photo, the words of its label (none for an unlabelled photo): what makes it an exemplar of a word."""
+    from .wordclass import item_word_sets
+
+    return item_word_sets(list(labels), [()] * len(labels), words)
+
+
+def collection_exemplars(collection: PersonalCollection, words: WordVectors) -> Exemplars:
+    """Every photo's nearest labelled photos of the collection, itself included (served, its own label counts)."""
+    from .exemplars import nearest_photos
+
+    labels = [it.label for it in collection.items]
+    labelled = np.array([i for i, lab in enumerate(labels) if lab], np.int64)
+    return nearest_photos(collection.features, np.arange(len(labels)), labelled, label_word_sets(labels, words))
+
+
 def train_own_head(collection: PersonalCollection, words: WordVectors, backbone: str) -> OwnHead:
     """Train a head on the labelled photos (labels with two or more photos) and measure it against ConSE.
 
@@ -165,6 +186,7 @@ def train_own_head(collection: PersonalCollection, words: WordVectors, backbone:
     the test photos, for ConSE, the head alone and the served mix. Words the head was trained on lean on the head,
     others on ConSE.
     """
+    from .exemplars import nearest_photos
     from .fit import TrainConfig, train_head
     from .metrics import finite, label_queries, mean, query_precision, rankers
 
@@ -182,17 +204,20 @@ def train_own_head(collection: PersonalCollection, words: WordVectors, backbone:
     # seen words lean on the head alone, others on ConSE alone, the word classifier and the class hierarchy take
     # half of the words they know: there are too few photos here to choose finer settings on
     result.head.set_serving(0.0, 0.0, None, 1.0, result.seen_words, word_mix=OWN_WORD_MIX,
-                            class_mix=OWN_CLASS_MIX, unseen_class_mix=OWN_CLASS_MIX)
+                            class_mix=OWN_CLASS_MIX, unseen_class_mix=OWN_CLASS_MIX, exemplar_mix=OWN_EXEMPLAR_MIX)
     pool = result.split.test if len(result.split.test) else result.split.val
     conse_rows = collection.conse[rows]
+    # the measured photos' exemplars are the photos the measured head was trained on, never each other
+    known = np.setdiff1d(np.arange(len(rows)), pool)
+    exemplars = nearest_photos(collection.features[rows], np.arange(len(rows)), known, label_word_sets(labels, words))
     ranked = rankers(conse_rows, result.head.embed(collection.features[rows]), result.head, words=words,
-                     features=collection.features[rows], logits=collection.logits[rows])
+                     features=collection.features[rows], logits=collection.logits[rows], exemplars=exemplars)
     queries = label_queries(labels, pool, result.labels, words)
     p10 = {name: finite(mean(query_precision(rank, pool, queries, words, 10).values()))
            for name, rank in ranked.items()}
     served = result.served or result.head
     served.set_serving(0.0, 0.0, None, 1.0, result.served_seen_words or result.seen_words, word_mix=OWN_WORD_MIX,
-                       class_mix=OWN_CLASS_MIX, unseen_class_mix=OWN_CLASS_MIX)
+                       class_mix=OWN_CLASS_MIX, unseen_class_mix=OWN_CLASS_MIX, exemplar_mix=OWN_EXEMPLAR_MIX)
     return OwnHead(served, {"trained": True, "labels": result.labels, "photos": len(rows),
                             "test_photos": len(pool), "seconds": round(result.seconds, 2),
                             "best_epoch": result.best_epoch, "text_image_p10": p10})

@@ -189,18 +189,18 @@ def train_bundle(
     serving = choose_serving(space, pool, set(result.labels) - set(calibration), set(calibration),
                              result.split.val, unseen_items, calib.split.train,
                              NEIGHBOUR_MIXES if config.neighbour_mix is None else (float(config.neighbour_mix),),
-                             SHARES if config.class_hierarchy else (0.0,))
+                             SHARES if config.class_hierarchy else (0.0,), SHARES if config.exemplars else (0.0,))
     ood = unseen_distance(bundle.features, result.split)
     result.head.set_serving(serving.conse_mix, serving.tag_conse_mix, ood, serving.unseen_conse_mix,
                             result.seen_words, serving.seen_similarity, serving.neighbour_mix, serving.word_mix,
-                            serving.class_mix, serving.unseen_class_mix)
+                            serving.class_mix, serving.unseen_class_mix, serving.exemplar_mix)
     report(0.9, "measuring on the test split")
     metrics = evaluate_bundle(root, words, result.head, result.split, real_photos=real_photos,
                               tag_rule=serving.tag_rule)
     served = result.served or result.head  # trained on every photo once the figures are measured
     served.set_serving(serving.conse_mix, serving.tag_conse_mix, ood, serving.unseen_conse_mix,
                        result.served_seen_words or result.seen_words, serving.seen_similarity, serving.neighbour_mix,
-                       serving.word_mix, serving.class_mix, serving.unseen_class_mix)
+                       serving.word_mix, serving.class_mix, serving.unseen_class_mix, serving.exemplar_mix)
     training = {
         "config": config.to_dict(),
         "split": result.split.to_dict(),

@@ -21,6 +21,7 @@ from searchcore.build import rebuild_semantic, write_bundle
 from searchcore.collection import folder_collection
 from searchcore.engine import Hit, SearchEngine, WordHit, load_engine
 from searchcore.errors import AssetSourceError, BadArgumentError, BundleError, QueryError, UnknownWordError
+from searchcore.exemplars import exemplar_part, nearest_photos
 from searchcore.head import DeViSEHead, blend, unit_rows
 from searchcore.hierarchy import hierarchy_part
 from searchcore.index import exact_search
@@ -458,3 +459,31 @@ def test_search_images_lets_the_word_classifier_and_the_class_hierarchy_speak_fo
     # a word neither knows keeps the embedding's rule: ConSE for an unseen word
     conse_emb = engine.conse.embed(engine.bundle.logits)
     assert [h.id for h in engine.search_images("beer", k=n)] == ranking(conse_emb @ words.unit("beer"))
+
+
+def test_search_images_ranks_by_the_nearest_exemplar_of_the_word_when_the_exemplars_take_it_all(built, tmp_path):
+    root, _, backbone, words = built
+    root = Path(shutil.copytree(root, tmp_path / "exemplars"))
+    torch.manual_seed(4)
+    head = DeViSEHead(in_dim=backbone.feature_dim, hidden_dim=32, out_dim=16, backbone=backbone.spec,
+                      words=words.source).eval()
+    head.set_serving(0.0, 0.0, None, unseen_mix=1.0, seen_words=[], exemplar_mix=1.0)
+    head.save_pretrained(root / "head")
+    rebuild_semantic(root, words, backbone.class_names, head)
+    engine = load_engine(root, backbone=backbone)
+    assert engine.head.exemplar_mix == 1.0  # it travels in config.json
+    feats = np.asarray(engine.bundle.features)
+    labels = [it.label for it in engine.bundle.items]
+    n = len(labels)
+    # served, every photo's neighbours are all the photos, itself included: computed here exactly
+    found = nearest_photos(feats, np.arange(n), np.arange(n), [{lab} for lab in labels])
+    label = labels[0]
+    expected = exemplar_part(found, [Term(1.0, label)])[0]
+    hits = engine.search_images(label, k=n)
+    np.testing.assert_allclose([h.distance for h in hits], np.maximum(1 - np.sort(expected)[::-1], 0), atol=1e-5)
+    # a photo of the label is its own exemplar: every one of them comes first
+    assert {h.id for h in hits[: labels.count(label)]} == {i for i, lab in enumerate(labels) if lab == label}
+    # a word no photo is known by keeps the embedding's rule: ConSE for an unseen word
+    conse_emb = engine.conse.embed(engine.bundle.logits)
+    ranked = [int(i) for i in np.argsort(-(conse_emb @ words.unit("beer")), kind="stable")]
+    assert [h.id for h in engine.search_images("beer", k=n)] == ranked

@@ -14,11 +14,12 @@ import io
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from searchcore.errors import EmptyCollectionError, LimitError
-from searchcore.personal import CollectionStore, Limits, PersonalCollection
+from searchcore.personal import OWN_EXEMPLAR_MIX, CollectionStore, Limits, PersonalCollection
 from searchcore.uploads import MAX_RATIO, Candidate, read_uploads, read_zip
 
 STAMPS = Path("/usr/share/tuxpaint/stamps")
@@ -151,6 +152,11 @@ def test_labelled_photos_train_a_head_measured_against_conse_and_words_find_them
         assert head["seconds"] < 60
         hits = offline_engine.search_images("bird", 5, collection=mine)
         assert [h.label for h in hits[:3]] == ["birds"] * 3, hits
+        # the labels' words have exemplars: every labelled photo is its own nearest, so all birds come first
+        assert mine.own.head.exemplar_mix == OWN_EXEMPLAR_MIX > 0
+        np.testing.assert_allclose(mine.exemplars.sims[:, 0], 1.0, atol=1e-5)
+        birds = sum(it.label == "birds" for it in mine.items)
+        assert {h.label for h in offline_engine.search_images("bird", birds, collection=mine)} == {"birds"}
         assert all(h.caption.endswith(".png") for h in hits)  # labelled: the file name follows the label
         flowers = offline_engine.search_images("flower", 4, collection=mine)
         assert flowers[0].label == "flowers", flowers

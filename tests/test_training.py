@@ -430,12 +430,12 @@ def test_train_bundle_records_training_and_metrics_in_the_manifest(trained):
     from searchcore.evaluation import SHARES
 
     config = json.loads((root / "head" / "config.json").read_text())
-    for key in ("word_mix", "class_mix", "unseen_class_mix"):
+    for key in ("word_mix", "class_mix", "unseen_class_mix", "exemplar_mix"):
         assert training["conse_mix"][key] in SHARES
         assert metrics["served"][key] == config[key] == training["conse_mix"][key]
-    assert {(row["word_mix"], row["class_mix"], row["unseen_class_mix"])
-            for row in training["mix_scores"]["mixes"].values()} == {(w, c, u) for w in SHARES for c in SHARES
-                                                                    for u in SHARES}
+    assert {(row["word_mix"], row["class_mix"], row["unseen_class_mix"], row["exemplar_mix"])
+            for row in training["mix_scores"]["mixes"].values()} == {(w, c, u, e) for w in SHARES for c in SHARES
+                                                                    for u in SHARES for e in SHARES}
     assert {"bottle", "cat", "road", "sign"} <= set(config["word_vocab"])  # the targets' words, singular
 
     # the unseen-photo class floor was chosen on validation among UNSEEN_CLASS_PROBS; the engine serves it
@@ -545,16 +545,17 @@ def test_a_fixed_neighbour_mix_is_served_as_given(trained, tmp_path, monkeypatch
     assert {row["neighbour_mix"] for row in training["mix_scores"]["search"].values()} == {0.0}
 
 
-def test_the_ablations_switch_off_the_word_classifier_and_the_class_hierarchy(trained, tmp_path, monkeypatch):
+def test_the_ablations_switch_off_the_word_classifier_the_class_hierarchy_and_the_exemplars(trained, tmp_path,
+                                                                                             monkeypatch):
     from searchcore import pipeline
 
     monkeypatch.setenv("SEARCH_CACHE_DIR", str(tmp_path / "cache"))
     root = Path(shutil.copytree(trained["untrained"], tmp_path / "plain"))
-    pipeline.train_bundle(root, TrainConfig(epochs=2, hidden_dim=16, word_classifier=False, class_hierarchy=False),
-                          real_photos=False)
+    pipeline.train_bundle(root, TrainConfig(epochs=2, hidden_dim=16, word_classifier=False, class_hierarchy=False,
+                                            exemplars=False), real_photos=False)
     training = B.verify(root)["training"]
-    keys = ("word_mix", "class_mix", "unseen_class_mix")
-    assert tuple(training["conse_mix"][k] for k in keys) == (0.0, 0.0, 0.0)
-    assert {tuple(row[k] for k in keys) for row in training["mix_scores"]["mixes"].values()} == {(0.0, 0.0, 0.0)}
+    keys = ("word_mix", "class_mix", "unseen_class_mix", "exemplar_mix")
+    assert tuple(training["conse_mix"][k] for k in keys) == (0.0, 0.0, 0.0, 0.0)
+    assert {tuple(row[k] for k in keys) for row in training["mix_scores"]["mixes"].values()} == {(0.0,) * 4}
     config = json.loads((root / "head" / "config.json").read_text())
-    assert not config.get("word_vocab") and tuple(config[k] for k in keys) == (0.0, 0.0, 0.0)
+    assert not config.get("word_vocab") and tuple(config[k] for k in keys) == (0.0, 0.0, 0.0, 0.0)
