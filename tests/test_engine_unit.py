@@ -360,16 +360,23 @@ def test_engine_with_a_head_blends_it_with_conse(built, tmp_path):
     assert len(engine.search_images("dog", k=3)) == 3
 
 
-def test_semantic_index_blends_the_head_with_the_look_alikes_words(built, tmp_path):
+def served_copy(built, folder: Path, seed: int, **serving) -> SearchEngine:
+    """A copy of the built bundle served by a fresh head (torch seed ``seed``) with these serving settings."""
     root, _, backbone, words = built
-    root = Path(shutil.copytree(root, tmp_path / "neighbours"))
-    torch.manual_seed(2)
+    root = Path(shutil.copytree(root, folder))
+    torch.manual_seed(seed)
     head = DeViSEHead(in_dim=backbone.feature_dim, hidden_dim=32, out_dim=16, backbone=backbone.spec,
                       words=words.source).eval()
-    head.set_serving(0.0, 0.0, None, neighbour_mix=0.5)
+    head.set_serving(0.0, 0.0, None, **serving)
     head.save_pretrained(root / "head")
     rebuild_semantic(root, words, backbone.class_names, head)
-    engine = load_engine(root, backbone=backbone)
+    return load_engine(root, backbone=backbone)
+
+
+def test_semantic_index_blends_the_head_with_the_look_alikes_words(built, tmp_path):
+    words = built[3]
+    engine = served_copy(built, tmp_path / "neighbours", 2, neighbour_mix=0.5)
+    head = engine.head
     assert engine.head.neighbour_mix == 0.5  # travels in config.json
     feats = np.asarray(engine.bundle.features)
     labels = [it.label for it in engine.bundle.items]
@@ -462,15 +469,8 @@ def test_search_images_lets_the_word_classifier_and_the_class_hierarchy_speak_fo
 
 
 def test_search_images_ranks_by_the_nearest_exemplar_of_the_word_when_the_exemplars_take_it_all(built, tmp_path):
-    root, _, backbone, words = built
-    root = Path(shutil.copytree(root, tmp_path / "exemplars"))
-    torch.manual_seed(4)
-    head = DeViSEHead(in_dim=backbone.feature_dim, hidden_dim=32, out_dim=16, backbone=backbone.spec,
-                      words=words.source).eval()
-    head.set_serving(0.0, 0.0, None, unseen_mix=1.0, seen_words=[], exemplar_mix=1.0)
-    head.save_pretrained(root / "head")
-    rebuild_semantic(root, words, backbone.class_names, head)
-    engine = load_engine(root, backbone=backbone)
+    words = built[3]
+    engine = served_copy(built, tmp_path / "exemplars", 4, unseen_mix=1.0, seen_words=[], exemplar_mix=1.0)
     assert engine.head.exemplar_mix == 1.0  # it travels in config.json
     feats = np.asarray(engine.bundle.features)
     labels = [it.label for it in engine.bundle.items]
