@@ -20,7 +20,8 @@ describes a photo new to the collection.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -41,16 +42,24 @@ class Exemplars:
     ids: np.ndarray  # (n photos, k) ids into ``words``
     sims: np.ndarray  # (n photos, k) cosine similarity
     words: Sequence[set[str]]
-    _postings: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+
+    @cached_property
+    def _postings(self) -> dict[str, np.ndarray]:
+        """Per word, the collection photos known by it: built once, as large as the word sets themselves."""
+        postings: dict[str, list[int]] = {}
+        for i, known in enumerate(self.words):
+            for word in known:
+                postings.setdefault(word, []).append(i)
+        return {word: np.asarray(ids, np.int64) for word, ids in postings.items()}
 
     def known(self, word: str) -> np.ndarray | None:
-        """Which collection photos are known by ``word`` (or its singular); None when none is."""
-        key = singular(word)
-        if key not in self._postings:  # a dict write of an immutable value: safe between threads
-            mask = np.fromiter((key in w for w in self.words), bool, len(self.words))
-            self._postings[key] = mask
-        mask = self._postings[key]
-        return mask if mask.any() else None
+        """Which collection photos are known by ``word`` (or its singular), as a mask; None when none is."""
+        ids = self._postings.get(singular(word), self._postings.get(word))
+        if ids is None:
+            return None
+        mask = np.zeros(len(self.words), bool)
+        mask[ids] = True
+        return mask
 
 
 def nearest_photos(features: np.ndarray, items: np.ndarray, reference: np.ndarray, word_sets: Sequence[set[str]],
