@@ -42,6 +42,7 @@ from .metrics import (
 )
 from .propagation import collection_targets, exact_neighbours, neighbour_embedding, served_embedding
 from .tagging import TagRule, TagVocabulary, classifier_tags, item_tags, neighbour_tags
+from .text import singular
 from .wordclass import item_word_sets
 from .words import Term, WordVectors, load_word_vectors
 
@@ -230,9 +231,11 @@ def _best(table: dict[str, Any]) -> str:
 
 def choose_search(space: Space, pool: np.ndarray, queries: list[tuple[list[Term], np.ndarray]],
                   reference: np.ndarray, neighbour_mixes: tuple[float, ...] = NEIGHBOUR_MIXES,
-                  class_mixes: tuple[float, ...] = SHARES, exemplar_mixes: tuple[float, ...] = SHARES
-                  ) -> SearchChoice:
+                  class_mixes: tuple[float, ...] = SHARES, exemplar_mixes: tuple[float, ...] = SHARES,
+                  ranked: list[np.ndarray | None] | None = None) -> SearchChoice:
     """Text→Image's trust rule, chosen on ``queries`` over ``pool`` with the calibration head.
+
+    ``ranked``: per query, which ``pool`` photos it ranks (None: all of them).
 
     For each share of the neighbours' words in a photo's embedding (:mod:`searchcore.propagation`, neighbours
     from ``reference``) and each seen-word similarity (None: only the words themselves count as seen), every pair
@@ -243,6 +246,9 @@ def choose_search(space: Space, pool: np.ndarray, queries: list[tuple[list[Term]
     weights again, since probabilities that speak for the words they know change how much ConSE should.
     """
     head, words = space.head, space.words
+    if ranked is not None:  # a photo a query does not rank is neither relevant nor a distractor for it
+        queries = [(terms, relevant if rows is None else relevant & rows)
+                   for (terms, relevant), rows in zip(queries, ranked, strict=True)]
     conse_scores = [space.conse_emb[pool] @ words.combine(terms) for terms, _ in queries]
     neighbours = space.neighbour_emb(pool, reference)
     exemplars = space.exemplars(pool, reference) if any(exemplar_mixes) else None
@@ -262,7 +268,7 @@ def choose_search(space: Space, pool: np.ndarray, queries: list[tuple[list[Term]
             key = f"{n_mix}/{similarity}"
             inputs[key] = (head_scores, seen_share)
             score, m_seen, m_unseen = _best_conse(head_scores, conse_scores, seen_share, queries, parts,
-                                                  (0.0, 0.0, 0.0, 0.0))
+                                                  (0.0, 0.0, 0.0, 0.0), ranked)
             table[key] = {"score": finite(score), "neighbour_mix": n_mix, "seen_similarity": similarity,
                           "search_seen": m_seen, "search_unseen": m_unseen, "word_mix": 0.0, "class_mix": 0.0,
                           "unseen_class_mix": 0.0, "exemplar_mix": 0.0,
@@ -279,13 +285,13 @@ def choose_search(space: Space, pool: np.ndarray, queries: list[tuple[list[Term]
             for u_mix in class_mixes:
                 for e_mix in exemplar_mixes:
                     values = _precisions(head_scores, conse_scores, seen_share, queries, parts, row["search_seen"],
-                                         row["search_unseen"], (w_mix, c_mix, u_mix, e_mix))
+                                         row["search_unseen"], (w_mix, c_mix, u_mix, e_mix), ranked)
                     mixes_table[f"{w_mix}/{c_mix}/{u_mix}/{e_mix}"] = {
                         "score": finite(mean(values)), "word_mix": w_mix, "class_mix": c_mix,
                         "unseen_class_mix": u_mix, "exemplar_mix": e_mix}
     chosen = mixes_table[_best(mixes_table)]
     shares = (chosen["word_mix"], chosen["class_mix"], chosen["unseen_class_mix"], chosen["exemplar_mix"])
-    score, m_seen, m_unseen = _best_conse(head_scores, conse_scores, seen_share, queries, parts, shares)
+    score, m_seen, m_unseen = _best_conse(head_scores, conse_scores, seen_share, queries, parts, shares, ranked)
     row.update(word_mix=shares[0], class_mix=shares[1], unseen_class_mix=shares[2], exemplar_mix=shares[3],
                search_seen=m_seen, search_unseen=m_unseen, score=finite(score))
     return SearchChoice(row["search_seen"], row["search_unseen"], row["seen_similarity"], row["neighbour_mix"],
@@ -294,29 +300,40 @@ def choose_search(space: Space, pool: np.ndarray, queries: list[tuple[list[Term]
 
 def _precisions(head_scores: list[np.ndarray], conse_scores: list[np.ndarray], seen_share: list[float],
                 queries: list[tuple[list[Term], np.ndarray]], parts: list[QueryParts], m_seen: float,
-                m_unseen: float, shares: tuple[float, float, float, float]) -> list[float]:
+                m_unseen: float, shares: tuple[float, float, float, float],
+                ranked: list[np.ndarray | None] | None = None) -> list[float]:
     """Each query's precision@10 under one setting of the served rule (:func:`searchcore.head.mixed_scores`;
-    ``shares``: word_mix, class_mix, unseen_class_mix, exemplar_mix)."""
+    ``shares``: word_mix, class_mix, unseen_class_mix, exemplar_mix), over the photos it ranks (``ranked``)."""
     values = []
-    for share, hs, cs, query_parts, (_, relevant) in zip(seen_share, head_scores, conse_scores, parts, queries):
+    for q, (share, hs, cs, query_parts, (_, relevant)) in enumerate(zip(seen_share, head_scores, conse_scores,
+                                                                        parts, queries)):
         mix = share * m_seen + (1 - share) * m_unseen
-        cosine = (1 - mix) * hs + mix * cs
-        values.append(precision_at(mixed_scores(cosine, query_parts, *shares), relevant, 10))
+        scores = mixed_scores((1 - mix) * hs + mix * cs, query_parts, *shares)
+        rows = None if ranked is None else ranked[q]
+        values.append(precision_at(scores if rows is None else np.where(rows, scores, -np.inf), relevant, 10))
     return values
 
 
 def _best_conse(head_scores: list[np.ndarray], conse_scores: list[np.ndarray], seen_share: list[float],
                 queries: list[tuple[list[Term], np.ndarray]], parts: list[QueryParts],
-                shares: tuple[float, float, float, float]) -> tuple[float, float, float]:
+                shares: tuple[float, float, float, float], ranked: list[np.ndarray | None] | None = None
+                ) -> tuple[float, float, float]:
     """The best (precision@10, seen ConSE weight, unseen ConSE weight) over the grid, the shares as given."""
     best = (-1.0, 0.0, 0.0)
     for m_seen in GRID:
         for m_unseen in GRID:
             score = mean(_precisions(head_scores, conse_scores, seen_share, queries, parts, m_seen, m_unseen,
-                                     shares))
+                                     shares, ranked))
             if score > best[0] + 1e-12:
                 best = (score, m_seen, m_unseen)
     return best
+
+
+def _trained_words(head: DeViSEHead, terms: list[Term]) -> bool:
+    """Was the head trained on every word of the query (its word classifier's words, else its seen words)?"""
+    if head.word_classifier is not None:
+        return all(c is not None for c in head.word_classifier.columns(terms))
+    return all(t.word in head.seen_words or singular(t.word) in head.seen_words for t in terms)
 
 
 @dataclass
@@ -353,7 +370,12 @@ def choose_serving(space: Space, pool: np.ndarray, seen_labels: set[str], unseen
     queries = label_queries(labels, pool, pool_labels & (seen_labels | unseen_labels), words)
     queries += word_queries(space.known, pool, space.caption_words)
     queries = [q for q in queries if q[1].any()]
-    search = choose_search(space, pool, queries, reference, neighbour_mixes, class_mixes, exemplar_mixes)
+    # Served, every photo of the collection is of a label the head knows. So a query whose words the calibration
+    # head knows ranks only the pool's photos of the labels it was trained on, as a test photo's query ranks the
+    # test photos; the held-out labels' photos are there for the words it never saw.
+    known_rows = ~np.isin([labels[i] for i in pool], sorted(unseen_labels))
+    ranked = [known_rows if _trained_words(space.head, terms) else None for terms, _ in queries]
+    search = choose_search(space, pool, queries, reference, neighbour_mixes, class_mixes, exemplar_mixes, ranked)
     scores: dict[str, dict[str, Any]] = {"search": search.table["embedding"], "mixes": search.table["mixes"],
                                          "tags": {}, "class_min_prob": {}, "neighbour_distance": {},
                                          "unseen_class_min_prob": {}}

@@ -275,3 +275,17 @@ def test_rankers_mean_and_finite():
     np.testing.assert_allclose(fixed, [0.5, 0.5], atol=1e-6)
     assert mean([0.5, float("nan"), 1.0]) == 0.75 and math.isnan(mean([]))
     assert finite(0.123456) == 0.1235 and finite(float("nan")) is None and finite(None) is None
+
+
+def test_the_choice_scores_a_trained_words_query_over_the_photos_it_ranks_only():
+    from searchcore.evaluation import _precisions
+    from searchcore.head import NO_PARTS
+
+    # four photos; the query's relevant photo is 2; photo 0 (of a held-out label) scores highest
+    head_scores = [np.array([0.9, 0.1, 0.5, 0.2])]
+    relevant = np.array([False, False, True, False])
+    queries = [([Term(1.0, "bird")], relevant)]
+    args = (head_scores, [np.zeros(4)], [1.0], queries, [NO_PARTS], 0.0, 0.0, (0.0, 0.0, 0.0, 0.0))
+    assert _precisions(*args) == [0.0]  # photo 0 leads
+    assert _precisions(*args, [np.array([False, True, True, True])]) == [1.0]  # photo 0 is not ranked
+    assert _precisions(*args, [None]) == [0.0]
