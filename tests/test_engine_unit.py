@@ -18,6 +18,7 @@ from PIL import Image
 
 from searchcore.backbone import load_backbone
 from searchcore.build import rebuild_semantic, write_bundle
+from searchcore.bundle import open_bundle
 from searchcore.collection import folder_collection
 from searchcore.engine import Hit, SearchEngine, WordHit, load_engine
 from searchcore.errors import AssetSourceError, BadArgumentError, BundleError, QueryError, UnknownWordError
@@ -360,17 +361,27 @@ def test_engine_with_a_head_blends_it_with_conse(built, tmp_path):
     assert len(engine.search_images("dog", k=3)) == 3
 
 
-def served_copy(built, folder: Path, seed: int, **serving) -> SearchEngine:
-    """A copy of the built bundle served by a fresh head (torch seed ``seed``) with these serving settings."""
+def served_copy(built, folder: Path, seed: int, tag_mix: float = 0.0, word_sets: list[set[str]] | None = None,
+                **serving) -> SearchEngine:
+    """A copy of the built bundle served by a fresh head (torch seed ``seed``) with these serving settings; with
+    ``word_sets`` (one per photo), a word classifier fitted on them over every photo."""
     root, _, backbone, words = built
     root = Path(shutil.copytree(root, folder))
     torch.manual_seed(seed)
     head = DeViSEHead(in_dim=backbone.feature_dim, hidden_dim=32, out_dim=16, backbone=backbone.spec,
                       words=words.source).eval()
-    head.set_serving(0.0, 0.0, None, **serving)
+    if word_sets is not None:
+        feats = np.asarray(open_bundle(root).features)
+        head.set_word_classifier(fit_word_classifier(feats, word_sets, np.arange(len(feats))))
+    head.set_serving(0.0, tag_mix, None, **serving)
     head.save_pretrained(root / "head")
     rebuild_semantic(root, words, backbone.class_names, head)
     return load_engine(root, backbone=backbone)
+
+
+def ranking(scores: np.ndarray) -> list[int]:
+    """Photo ids by descending score, ties in id order (as the engine sorts)."""
+    return [int(i) for i in np.argsort(-scores, kind="stable")]
 
 
 def test_semantic_index_blends_the_head_with_the_look_alikes_words(built, tmp_path):
@@ -391,20 +402,11 @@ def test_semantic_index_blends_the_head_with_the_look_alikes_words(built, tmp_pa
 
 
 def test_search_images_trusts_the_head_for_seen_words_and_conse_for_unseen_ones(built, tmp_path):
-    root, _, backbone, words = built
-    root = Path(shutil.copytree(root, tmp_path / "trust"))
-    torch.manual_seed(1)
-    head = DeViSEHead(in_dim=backbone.feature_dim, hidden_dim=32, out_dim=16, backbone=backbone.spec,
-                      words=words.source).eval()
-    head.set_serving(0.0, 0.5, None, unseen_mix=1.0, seen_words=["dog"])
-    head.save_pretrained(root / "head")
-    rebuild_semantic(root, words, backbone.class_names, head)
-    engine = load_engine(root, backbone=backbone)
+    words = built[3]
+    engine = served_copy(built, tmp_path / "trust", 1, tag_mix=0.5, unseen_mix=1.0, seen_words=["dog"])
+    head = engine.head
     n = len(engine.bundle.items)
     head_emb, conse_emb = head.embed(engine.bundle.features), engine.conse.embed(engine.bundle.logits)
-
-    def ranking(scores: np.ndarray) -> list[int]:
-        return [int(i) for i in np.argsort(-scores, kind="stable")]
 
     # "dog" was trained on: the head alone ranks; "cat" was not: ConSE alone
     assert [h.id for h in engine.search_images("dog", k=n)] == ranking(head_emb @ words.unit("dog"))
@@ -434,26 +436,15 @@ def test_head_trained_on_another_backbone_is_refused(built, tmp_path):
 
 
 def test_search_images_lets_the_word_classifier_and_the_class_hierarchy_speak_for_their_words(built, tmp_path):
-    root, _, backbone, words = built
-    root = Path(shutil.copytree(root, tmp_path / "probabilities"))
-    torch.manual_seed(3)
-    head = DeViSEHead(in_dim=backbone.feature_dim, hidden_dim=32, out_dim=16, backbone=backbone.spec,
-                      words=words.source).eval()
-    feats = np.asarray(load_engine(root, backbone=backbone).bundle.features)
-    n = len(feats)
+    words = built[3]
+    n = len(open_bundle(built[0]).items)
     # a classifier that knows "dog" and calls the photos "dog" in an order unrelated to the embedding
     word_sets = [{"dog"} if i % 3 == 1 else set() for i in range(n)]
-    head.set_word_classifier(fit_word_classifier(feats, word_sets, np.arange(n)))
-    head.set_serving(0.0, 0.0, None, unseen_mix=1.0, seen_words=["dog"], word_mix=1.0, class_mix=1.0,
-                     unseen_class_mix=1.0)
-    head.save_pretrained(root / "head")
-    rebuild_semantic(root, words, backbone.class_names, head)
-    engine = load_engine(root, backbone=backbone)
+    engine = served_copy(built, tmp_path / "probabilities", 3, word_sets=word_sets, unseen_mix=1.0,
+                         seen_words=["dog"], word_mix=1.0, class_mix=1.0, unseen_class_mix=1.0)
+    feats = np.asarray(engine.bundle.features)
     # they travel in config.json
     assert (engine.head.word_mix, engine.head.class_mix, engine.head.unseen_class_mix) == (1.0, 1.0, 1.0)
-
-    def ranking(scores: np.ndarray) -> list[int]:
-        return [int(i) for i in np.argsort(-scores, kind="stable")]
 
     # "dog" is all the classifier's (word_mix 1): the ranking is its probabilities, over every photo
     p_dog = probabilities(engine.head.word_classifier, feats, [engine.head.word_vocab.index("dog")])[:, 0]
@@ -485,5 +476,4 @@ def test_search_images_ranks_by_the_nearest_exemplar_of_the_word_when_the_exempl
     assert {h.id for h in hits[: labels.count(label)]} == {i for i, lab in enumerate(labels) if lab == label}
     # a word no photo is known by keeps the embedding's rule: ConSE for an unseen word
     conse_emb = engine.conse.embed(engine.bundle.logits)
-    ranked = [int(i) for i in np.argsort(-(conse_emb @ words.unit("beer")), kind="stable")]
-    assert [h.id for h in engine.search_images("beer", k=n)] == ranked
+    assert [h.id for h in engine.search_images("beer", k=n)] == ranking(conse_emb @ words.unit("beer"))
