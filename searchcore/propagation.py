@@ -39,7 +39,7 @@ def caption_keep(words: WordVectors) -> Callable[[str], bool]:
     visual = packaged_visual_vocab()
     if visual is None:
         return lambda _w: True
-    nouns = set(visual.nouns) | {w for c in visual.imagenet for lemma in c.lemmas for w in lemma.split()}
+    nouns = visual.caption_words() | {w for c in visual.imagenet for lemma in c.lemmas for w in lemma.split()}
     return lambda w: w in nouns or singular(w) in nouns
 
 

@@ -8,7 +8,8 @@ the word vectors (which put political parties, place names and function words am
   ``searchcore/data/visual_vocab.json`` (:mod:`searchcore.wordnet`), so no WordNet install is needed to serve;
 * WordNet's nouns for things you can see (animals, artefacts, food, plants, objects, people, substances), kept
   when they are everyday words (among the :data:`COMMON` most frequent words of the vectors);
-* the collection's labels and the content words of its captions.
+* the collection's labels and the content words of its captions that name things you can see (WordNet's visible
+  nouns, and the untagged nouns with a visible sense, such as ``wrench``, which a caption disambiguates).
 
 :func:`rank_tags` ranks phrases by cosine distance to the photo's word-space embedding; when the backbone's own
 classifier is confident (softmax ≥ :data:`CONFIDENT`), that class's word and an everyday broader word lead, then
@@ -125,6 +126,7 @@ def build_tag_vocabulary(
 
     classes = list(getattr(visual, "imagenet", []) or [])
     noun_set = set(getattr(visual, "nouns", []) or [])
+    caption_set = noun_set | set(getattr(visual, "caption_nouns", []) or [])  # a caption says which sense it means
     chains = [c.broader for c in classes] if len(classes) == len(class_names) else [()] * len(class_names)
     class_tags: list[list[int]] = []
     class_broader: list[int] = []
@@ -148,7 +150,7 @@ def build_tag_vocabulary(
             add(parts, "labels")
     for word in sorted(content_words(captions, lambda w: w in words)):
         # with WordNet, a caption word joins only when it names a thing you can see
-        if not noun_set or word in noun_set or singular(word) in noun_set:
+        if not caption_set or word in caption_set or singular(word) in caption_set:
             add([word], "captions")
     return TagVocabulary(phrases, class_tags, class_broader, sources)
 

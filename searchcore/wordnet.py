@@ -210,6 +210,12 @@ class VisualVocab:
     imagenet: tuple[ImageNetClass, ...]
     nouns: tuple[str, ...]
     senses: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # one-word name → its main senses' wnids
+    # untagged nouns with a visible sense ("wrench", "heron"): things you can see when a caption uses them
+    caption_nouns: tuple[str, ...] = ()
+
+    def caption_words(self) -> frozenset[str]:
+        """The words a collection caption may contribute as a thing you can see (tags, training targets)."""
+        return frozenset(self.nouns) | frozenset(self.caption_nouns)
 
 
 @cache
@@ -223,7 +229,8 @@ def load_visual_vocab(path: Path = VISUAL_VOCAB_PATH) -> VisualVocab:
             for c in raw["imagenet"]
         )
         senses = {str(word): tuple(ids) for word, ids in raw.get("senses", ())}
-        return VisualVocab(str(raw["source"]), classes, tuple(raw["nouns"]), senses)
+        return VisualVocab(str(raw["source"]), classes, tuple(raw["nouns"]), senses,
+                           tuple(raw.get("caption_nouns", ())))
     except FileNotFoundError as exc:
         raise AssetSourceError(f"{path} is missing; regenerate it with python -m training.make_visual_vocab.") from exc
     except (KeyError, TypeError, ValueError) as exc:

@@ -35,7 +35,7 @@ from searchcore.words import Term, WordVectors
 
 # ---- a tiny word space with known geometry ------------------------------------------------------------------------
 AXES = ["the", "a", "of", "horse", "equines", "bird", "birds", "penguin", "fish", "goldfish", "animal", "mountain",
-        "alp", "snow", "tool", "hammer", "prayer", "rug", "piece", "cloth"]
+        "alp", "snow", "tool", "hammer", "prayer", "rug", "piece", "cloth", "wrench"]
 
 
 def words() -> WordVectors:
@@ -152,6 +152,7 @@ class _Class:
 
 class _Visual:
     nouns = ("snow", "hammer", "tool", "fish", "rug", "cloth", "piece")
+    caption_nouns = ("wrench",)  # untagged in WordNet, a visible later sense: a caption may name it
     imagenet = (_Class([["cyprinid"], ["fish"], ["animal"]]), _Class([["mountain"]]), _Class([["rug"]]),
                 _Class([]))
 
@@ -159,10 +160,13 @@ class _Visual:
 def test_tag_vocabulary_is_built_for_images():
     wv = words()
     classes = ["goldfish, Carassius auratus", "alp", "prayer rug, prayer mat", "piece of cloth"]
-    vocab = build_tag_vocabulary(wv, classes, labels=["birds"], captions=["A penguin on snow.", "The horse."],
-                                 visual=_Visual())
+    vocab = build_tag_vocabulary(wv, classes, labels=["birds"],
+                                 captions=["A penguin on snow.", "The horse.", "A wrench."], visual=_Visual())
     phrases = set(vocab.phrases)
     assert {"goldfish", "alp", "prayer rug", "fish", "animal", "mountain", "snow", "hammer", "birds"} <= phrases
+    assert "wrench" in phrases and vocab.sources["captions"] == 1  # from its caption, not as a noun by itself
+    alone = build_tag_vocabulary(wv, classes, labels=["birds"], captions=["The horse."], visual=_Visual())
+    assert "wrench" not in alone.phrases
     assert "piece of cloth" not in phrases  # a phrase with a function word is not a tag
     assert "the" not in phrases and "horse" not in phrases  # a stop word; a caption word that is not a seen noun
     assert vocab.phrases[vocab.class_tags[0][0]] == "goldfish"

@@ -256,6 +256,21 @@ def test_a_caption_reaches_the_training_target(offline_engine):
     assert offline_engine.head.knows("horse") and offline_engine.head.knows("penguin")
 
 
+def test_a_caption_noun_whose_senses_have_no_frequency_order_is_a_tag_and_a_target(offline_engine):
+    """WordNet lists "a twist" before the tool for the untagged "wrench"; the caption "An adjustable wrench." says
+    which one the photo shows, so "wrench" is a tag phrase, a word the head trained on, and a near photo's vote."""
+    from searchcore.tagging import neighbour_tags
+
+    engine = offline_engine
+    phrases = engine.bundle.tags.phrases
+    assert {"wrench", "donkey", "heron"} <= set(phrases)
+    assert engine.head.knows("wrench") and engine.head.knows("donkey")
+    wrench = next(i for i, it in enumerate(engine.bundle.items) if it.caption == "An adjustable wrench.")
+    assert phrases.index("wrench") in engine._item_tags[wrench]
+    voted = neighbour_tags([wrench], [0.3], engine._item_tags, 0.5)
+    assert "wrench" in [phrases[t] for t in voted]
+
+
 def test_horse_ranks_an_equine_first(offline_engine):
     assert offline_engine.search_images("horse", 5)[0].label == "equines"
 

@@ -59,6 +59,7 @@ INDEX = HEADER + "".join(line + "  \n" for line in [
     "star n 1 1 @ 1 0 00000012",
     "sun n 1 1 @i 1 0 00000013",
     "tabby n 1 1 @ 1 0 00000008",
+    "kit n 2 1 @ 2 1 00000014 00000008",  # tagged: its first sense (an act) is what it mostly means
     "use n 2 1 @ 2 0 00000014 00000007",  # its first sense is an act, though a later one is visible
     "word_a n 1 1 @ 1 0 00000009",
 ])
@@ -145,6 +146,18 @@ def test_visual_nouns_filter(wordnet: Path) -> None:
     with_roots = mvv.visual_nouns(db, visible_roots={"n00000017": "snow", "n00000010": "city"},
                                   hidden_roots={"n00000005": "feline"}, stop={"n00000012": "star"})
     assert with_roots == ["city", "snow", "sun"]  # roots add snow and city; hidden feline drops cat and tabby
+
+
+def test_caption_nouns_are_untagged_words_with_a_visible_sense(wordnet: Path) -> None:
+    from searchcore.wordnet import usage_counts
+
+    db = read_nouns(wordnet)
+    usage = {"noun": usage_counts(wordnet, "noun")}
+    assert usage["noun"]["kit"] == 1 and usage["noun"]["use"] == 0
+    # "use" was never tagged, so its act-first order says nothing and its visible second sense counts; "kit" was
+    # tagged, so its first sense decides; "cat" is a visual noun already; "city" has no visible sense at all
+    assert mvv.caption_nouns(db, usage, visible_roots={}, hidden_roots={}, stop={}) == ["use"]
+    assert mvv.caption_nouns(db, usage, visible_roots={}, hidden_roots={}, stop={}, senses=1) == []
 
 
 def test_root_names_are_checked(wordnet: Path) -> None:
@@ -250,6 +263,9 @@ def test_visual_nouns_are_things_you_can_see(generated: dict) -> None:
     ]
     assert [w for w in unseen if w in nouns] == []
     assert 15_000 < len(nouns) < 30_000
+    captioned = set(generated["caption_nouns"])
+    assert {"wrench", "heron", "donkey", "saw", "yak", "lettuce"} <= captioned and not captioned & nouns
+    assert not captioned & {"second", "space", "system", "post", "party", "sign"}  # tagged: the first sense decides
 
 
 def test_a_word_used_mostly_as_an_adjective_is_no_noun_tag():

@@ -9,6 +9,8 @@ bundle builder read only the JSON this writes, never WordNet. The JSON holds
   lemma lists of its hypernyms, nearest first, up to but not including the over-abstract ones in
   :data:`BROADER_STOP`);
 * ``nouns``: the single-word nouns whose most frequent sense is a thing you can see (:func:`is_visible`);
+* ``caption_nouns``: the single-word nouns WordNet's corpus never tagged, which have a visible sense among their
+  first :data:`SENSES` (:func:`caption_nouns`): a collection caption may use them ("A wrench.", "A heron.");
 * ``senses``: for each one-word name in ``imagenet``, its :data:`SENSES` most frequent noun senses (wnids), and each
   class lists its ``broader_ids``, so :mod:`searchcore.hierarchy` finds the classes below what a word means.
 
@@ -244,6 +246,37 @@ def visual_nouns(
     return sorted(nouns)
 
 
+def caption_nouns(
+    db: NounDatabase,
+    usage: Mapping[str, Mapping[str, int]],
+    *,
+    visible_roots: Mapping[str, str] = VISIBLE_ROOTS,
+    hidden_roots: Mapping[str, str] = HIDDEN_ROOTS,
+    stop: Mapping[str, str] = BROADER_STOP,
+    senses: int = SENSES,
+) -> list[str]:
+    """The sorted single-word nouns, not in :func:`visual_nouns`, that WordNet's corpus never tagged as nouns and
+    that have a visible sense among their first ``senses``.
+
+    Only tagged senses are in frequency order (``tagsense_cnt``); an untagged word's first sense is merely its
+    lexicographer's order, so it says nothing about the common meaning: ``wrench`` lists "a twist" before the tool,
+    ``heron`` and ``donkey`` are untagged too. Alone such a word is no tag (``chile`` is a pepper or a country,
+    ``font`` a typeface or a basin), but a collection caption ("A wrench.") says it names what its photo shows, so
+    these join the tags and the training targets from captions only.
+    """
+    visible, hidden, stopped = _offsets(db, visible_roots), _offsets(db, hidden_roots), _offsets(db, stop)
+    ranked = set(visual_nouns(db, visible_roots=visible_roots, hidden_roots=hidden_roots, stop=stop, usage=usage))
+    tagged = usage.get("noun", {})
+    out = []
+    for lemma, offsets in db.index.items():
+        if lemma in ranked or tagged.get(lemma, 0) or not _NOUN_WORD.fullmatch(lemma) or not mostly_noun(lemma, usage):
+            continue
+        if any(not is_proper(s, lemma) and is_visible(db, s, visible, hidden, stopped)
+               for s in (db.synsets[o] for o in offsets[:senses] if o in db.synsets)):
+            out.append(lemma)
+    return sorted(out)
+
+
 def imagenet_classes(
     db: NounDatabase, wnids: Sequence[str], *, stop: Mapping[str, str] = BROADER_STOP
 ) -> list[dict[str, Any]]:
@@ -281,7 +314,7 @@ def build_vocab(db: NounDatabase, wnids: Sequence[str], usage: Mapping[str, Mapp
     """The whole vocabulary as a JSON-ready dict."""
     classes = imagenet_classes(db, wnids)
     return {"source": SOURCE, "command": COMMAND, "imagenet": classes, "nouns": visual_nouns(db, usage=usage),
-            "senses": word_senses(db, classes)}
+            "caption_nouns": caption_nouns(db, usage or {}), "senses": word_senses(db, classes)}
 
 
 def generate(wordnet: Path | None = None) -> dict[str, Any]:
@@ -327,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     tmp.replace(args.out)  # never leave a half-written vocabulary behind
     with_broader = sum(bool(c["broader"]) for c in vocab["imagenet"])
     print(f"wrote {args.out}: {len(vocab['imagenet'])} ImageNet classes ({with_broader} with broader words), "
-          f"{len(vocab['nouns'])} nouns")
+          f"{len(vocab['nouns'])} nouns, {len(vocab['caption_nouns'])} more for captions")
     return 0
 
 
