@@ -1,6 +1,6 @@
 """Meaning, measured: ConSE, the head and the served rules on test photos, ablations, zero-shot, before and after.
 
-    python -m bench.bench_quality            # 3 seeds, ablations, zero-shot, the previous code for "before" (~15 min)
+    python -m bench.bench_quality            # 5 seeds, ablations on 3, zero-shot, the code "before" (~30 min)
     python -m bench.bench_quality --quick    # seed 0 only, no ablations, no "before"
     python -m bench.bench_quality --write    # also update section 6 of docs/benchmarks.md
     python -m bench.bench_quality --clip clip:openai/clip-vit-base-patch32 --write   # CLIP zero-shot beside them
@@ -12,9 +12,11 @@ that neither training nor any served choice (blend weights, thresholds, early st
 real photos of :mod:`searchcore.realphotos`. A seed changes the split and the initialisation, so the spread over
 seeds shows how much of a difference is the split's luck.
 
-* **Served figures** over ``--seeds`` seeds, for ConSE, the head alone and the served rules.
-* **Ablations**, each one change to the default :class:`searchcore.fit.TrainConfig`: targets from labels alone
-  (``caption_weight=0``), no refit on training + validation items, DeViSE's hinge loss; and cut-outs extracted
+* **Served figures** over ``--seeds`` seeds (default 5: with about a hundred test photos one seed's figure moves
+  by several hundredths, so the mean needs more than three), for ConSE, the head alone and the served rules.
+* **Ablations** over the first ``--ablation-seeds`` seeds (default 3), each one change to the default
+  :class:`searchcore.fit.TrainConfig`: targets from labels alone (``caption_weight=0``), no refit on training +
+  validation items, DeViSE's hinge loss, and the served parts switched off one by one; and cut-outs extracted
   without :func:`searchcore.images.frame` (Image→Image precision@10 of the raw features).
 * **Zero-shot**: ``--holdout`` classes never trained on; their photos are scored with their label words.
 * **Before and after**: the page's example queries (top 6) and the real-photo tags, served by the code of
@@ -186,13 +188,16 @@ def framing_effect(base: Path) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = common.base_parser(__doc__.splitlines()[0])
     parser.add_argument("--cache", default=None, help="the benchmarks' cache folder (SEARCH_CACHE_DIR for this run)")
-    parser.add_argument("--seeds", type=int, default=None, help="seeds (default 3, --quick 1)")
+    parser.add_argument("--seeds", type=int, default=None, help="seeds (default 5, --quick 1)")
+    parser.add_argument("--ablation-seeds", type=int, default=3,
+                        help="the ablations run on this many of the seeds (default 3)")
     parser.add_argument("--holdout", default=",".join(HOLDOUT), help="classes held out for the zero-shot run")
     parser.add_argument("--before", default=None, help=f"the code to compare with (default {BEFORE}; none in --quick)")
     parser.add_argument("--clip", metavar="SPEC", default=None,
                         help="also measure CLIP zero-shot on the same photos, e.g. clip:openai/clip-vit-base-patch32")
     args = parser.parse_args(argv)
-    seeds = list(range(args.seeds or (1 if args.quick else 3)))
+    seeds = list(range(args.seeds or (1 if args.quick else 5)))
+    ablation_seeds = seeds[:max(args.ablation_seeds, 1)]
     holdout = tuple(c.strip() for c in args.holdout.split(",") if c.strip())
     before_rev = args.before or (None if args.quick else BEFORE)
     cache = use_cache(args.cache)
@@ -210,7 +215,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     result: dict[str, Any] = {"command": common.command("bench.bench_quality", argv), "seeds": seeds,
                               "holdout": list(holdout), "code": code_version(), "count": _count(base),
                               "config": TrainConfig().to_dict(), "queries": queries, "photos": len(photos),
-                              "clip": args.clip}
+                              "clip": args.clip, "ablation_seeds": ablation_seeds}
     try:
         runs = []
         for seed in seeds:
@@ -232,7 +237,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             for title, change in ablations.items():
                 common.log(f"ablation: {title}")
                 result["ablations"][title] = [train_copy(base, work, f"ablation-{seed}",
-                                                         replace(TrainConfig(seed=seed), **change)) for seed in seeds]
+                                                         replace(TrainConfig(seed=seed), **change))
+                                                  for seed in ablation_seeds]
             common.log("framing of cut-outs")
             result["framing"] = framing_effect(base)
         if holdout:
@@ -342,11 +348,12 @@ def render(res: dict[str, Any]) -> str:
         rows = []
         from searchcore.card import METRIC_NAMES
 
-        default = {k: _cell([r["metrics"]["served"].get(k) for r in runs]) for k in FIGURES}
+        same = res.get("ablation_seeds", seeds)
+        default = {k: _cell([r["metrics"]["served"].get(k) for r in runs[:len(same)]]) for k in FIGURES}
         rows.append(["default (as served)", *(default[k] for k in FIGURES)])
         for title, abl in res["ablations"].items():
             rows.append([title, *(_cell([r["metrics"]["served"].get(k) for r in abl]) for k in FIGURES)])
-        lines += ["", "### Ablations (served figures, same seeds)", "",
+        lines += ["", "### Ablations (served figures, seeds " + ", ".join(map(str, same)) + ")", "",
                   common.table(["change", *(METRIC_NAMES[k] for k in FIGURES)], rows)]
     if res.get("framing"):
         f = res["framing"]
