@@ -97,18 +97,21 @@ def bundle_dir(cache: Path) -> Path:
 def build_base(cache: Path, fresh: bool = False) -> tuple[Path, dict[str, Any], bool]:
     """The benchmarks' Tux Paint bundle in ``cache``: (folder, build info, built now?).
 
-    Reused when a complete bundle with the right backbone and words is there, unless ``fresh``; else built from
-    scratch (the cached word vectors are reused either way).
+    Reused when a complete bundle with the right backbone, words and recipe (:data:`searchcore.offline.RECIPE`) is
+    there, unless ``fresh``; else built from scratch (the cached word vectors are reused either way).
     """
     from searchcore import bundle as B
     from searchcore.errors import BundleError
+    from searchcore.offline import RECIPE
     from searchcore.pipeline import build_bundle
 
     root = bundle_dir(cache)
+    recipe = root / ".recipe"  # a bundle built by older code (another tag vocabulary, say) is built again
     if not fresh:
         try:
             manifest = B.verify(root, check_sums=False)
-            if manifest.get("backbone") == BACKBONE and manifest.get("words") == WORDS:
+            if (manifest.get("backbone") == BACKBONE and manifest.get("words") == WORDS and recipe.is_file()
+                    and recipe.read_text().strip() == RECIPE):
                 return root, dict(manifest.get("build") or {}), False
         except BundleError:
             pass
@@ -129,6 +132,7 @@ def build_base(cache: Path, fresh: bool = False) -> tuple[Path, dict[str, Any], 
                                command=f"bench.bench_training build_bundle({COLLECTION!r})")
     seconds = time.perf_counter() - started
     manifest = B.verify(root, check_sums=False)
+    recipe.write_text(RECIPE + "\n")
     return root, {**info, **(manifest.get("build") or {}), "build_seconds": round(seconds, 3),
                   "steps": steps}, True
 
