@@ -70,6 +70,10 @@ def write_card(folder: Path, card: dict[str, Any]) -> None:
                else "")
     served_note = ("The head served here was then trained the same way on every photo, test photos included; the "
                    "measured one is kept in `measured/`." if training.get("served_on_every_photo") else "")
+    chosen = training.get("mix_scores", {}).get("real_photos")
+    chosen_real = (f" These tag rules were chosen on the validation photos and on {chosen['count']} other public real "
+                   "photos (searchcore/validation_photos.py), never on those the figures below are measured on."
+                   if chosen else "")
     extract = training.get("extract_seconds")
     speed = (f"Training took **{training['train_seconds']:.1f} s** on cached features; extracting those features "
              f"took **{extract:.1f} s**." if extract else f"Training took **{training['train_seconds']:.1f} s**.")
@@ -102,7 +106,7 @@ the two embeddings with ConSE weight {mix['tags']:g}; the classifier names a pho
 {mix.get('class_min_prob')}, collection photos nearer than cosine distance {mix.get('neighbour_distance')} lend
 their caption words, and photos farther than {training.get('ood_distance')} from every collection photo get
 ConSE's embedding and are named by the classifier from probability
-{mix.get('unseen_class_min_prob', mix.get('class_min_prob'))}.
+{mix.get('unseen_class_min_prob', mix.get('class_min_prob'))}.{chosen_real}
 
 Targets: each photo's label blended with its captions' words (caption weight {config.get('caption_weight', 0):g}).
 {targets}

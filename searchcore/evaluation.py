@@ -194,6 +194,35 @@ def _tag_hits(space: Space, emb: np.ndarray, items: np.ndarray, rule: TagRule | 
 
 
 @dataclass
+class RealTagPhotos:
+    """Real photos from outside the collection that tag rules are chosen on (:mod:`searchcore.validation_photos`).
+
+    ``unseen``: per photo, is it farther from every reference photo than the calibration head's unseen-photo
+    distance, so served by ConSE alone with the unseen-photo floor, as the engine serves such a photo.
+    """
+
+    features: np.ndarray
+    logits: np.ndarray
+    wanted: list[tuple[str, ...]]
+    head_emb: np.ndarray  # the calibration head's embedding
+    conse_emb: np.ndarray
+    unseen: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.wanted)
+
+    def hits(self, space: Space, tag_mix: float, rule: TagRule, reference: np.ndarray) -> float:
+        """Tag hit@5 as served with ConSE's share ``tag_mix``, ``rule`` and ``reference`` as the collection."""
+        emb = np.where(self.unseen[:, None], self.conse_emb, blend(self.head_emb, self.conse_emb, tag_mix))
+        return space.served_tags(emb, self.logits, self.features, list(self.wanted), rule, reference, self.unseen)
+
+    def unseen_hits(self, space: Space, min_prob: float | None) -> float:
+        """Tag hit@5 of every photo served as one unlike the collection: ConSE alone, the floor ``min_prob``."""
+        return space.served_tags(self.conse_emb, self.logits, self.features, list(self.wanted), TagRule(None, None,
+                                 min_prob), np.zeros(0, np.int64), np.ones(len(self), bool))
+
+
+@dataclass
 class Serving:
     """The served settings and the validation scores they were chosen on."""
 
@@ -354,7 +383,7 @@ class SearchChoice:
 def choose_serving(space: Space, pool: np.ndarray, seen_labels: set[str], unseen_labels: set[str],
                    tag_items: np.ndarray, unseen_tag_items: np.ndarray, reference: np.ndarray,
                    neighbour_mixes: tuple[float, ...] = NEIGHBOUR_MIXES, class_mixes: tuple[float, ...] = SHARES,
-                   exemplar_mixes: tuple[float, ...] = SHARES) -> Serving:
+                   exemplar_mixes: tuple[float, ...] = SHARES, real: RealTagPhotos | None = None) -> Serving:
     """Pick the served settings on validation items with a calibration head (``space.head``).
 
     Text→Image (:func:`choose_search`): the queries are the labels and caption words of ``pool`` (validation
@@ -363,6 +392,9 @@ def choose_serving(space: Space, pool: np.ndarray, seen_labels: set[str], unseen
     never-seen classes' photos, with the calibration head's training items (``reference``) as the collection; then
     the floor for a photo from outside the collection, on all these photos (``reference`` too) served as the engine
     serves such a photo: embedded by ConSE alone, with no collection photo near enough to vote.
+    ``real`` (public real photos of :mod:`searchcore.validation_photos`, never those the figures are measured on)
+    joins every tag score as a group of its own, served as the engine serves a visitor's photo: a tag rule is for
+    real photos as much as for the collection's cut-outs.
     Ties go to the earlier grid value: the smaller weight (trust the head), the stricter rule.
     """
     words, labels = space.words, space.labels
@@ -380,27 +412,37 @@ def choose_serving(space: Space, pool: np.ndarray, seen_labels: set[str], unseen
                                          "tags": {}, "class_min_prob": {}, "neighbour_distance": {},
                                          "unseen_class_min_prob": {}}
 
-    def tag_score(emb: np.ndarray, rule: TagRule) -> float | None:
-        return finite(mean(_tag_hits(space, emb, items, rule, reference)
-                           for items in (tag_items, unseen_tag_items) if len(items)))
+    real = real if real is not None and len(real) else None
+    if real is not None:
+        scores["real_photos"] = {"count": len(real), "unseen": int(real.unseen.sum())}
+
+    def tag_score(mix: float, rule: TagRule) -> float | None:
+        emb = blend(space.head_emb, space.conse_emb, mix)
+        groups = [_tag_hits(space, emb, items, rule, reference) for items in (tag_items, unseen_tag_items)
+                  if len(items)]
+        if real is not None:
+            groups.append(real.hits(space, mix, rule, reference))
+        return finite(mean(groups))
 
     for m in GRID:
-        scores["tags"][str(m)] = tag_score(blend(space.head_emb, space.conse_emb, m), TagRule())
+        scores["tags"][str(m)] = tag_score(m, TagRule())
     tag_mix = float(_best(scores["tags"]))
-    emb = blend(space.head_emb, space.conse_emb, tag_mix)
     for p in CLASS_PROBS:
-        scores["class_min_prob"][str(p)] = tag_score(emb, TagRule(p, None))
+        scores["class_min_prob"][str(p)] = tag_score(tag_mix, TagRule(p, None))
     chosen = _best(scores["class_min_prob"])
     min_prob = None if chosen == "None" else float(chosen)
     for d in DISTANCES:
-        scores["neighbour_distance"][str(d)] = tag_score(emb, TagRule(min_prob, d))
+        scores["neighbour_distance"][str(d)] = tag_score(tag_mix, TagRule(min_prob, d))
     chosen = _best(scores["neighbour_distance"])
     distance = None if chosen == "None" else float(chosen)
     # ConSE and the classifier never learnt from the collection, so every photo no figure is measured on may judge
     # the unseen-photo rule, the calibration head's training photos too: the more photos, the steadier the choice
     photos = np.concatenate([tag_items, unseen_tag_items, reference]).astype(np.int64)
     for p in UNSEEN_CLASS_PROBS:  # served as an unseen photo: ConSE's embedding, no votes (build.conse_only)
-        scores["unseen_class_min_prob"][str(p)] = finite(_tag_hits(space, space.conse_emb, photos, TagRule(p), photos))
+        groups = [_tag_hits(space, space.conse_emb, photos, TagRule(p), photos)]
+        if real is not None:  # every real photo, as if unlike the collection: the rule is ConSE's, not the head's
+            groups.append(real.unseen_hits(space, p))
+        scores["unseen_class_min_prob"][str(p)] = finite(mean(groups))
     chosen = _best(scores["unseen_class_min_prob"])
     rule = TagRule(min_prob, distance, None if chosen == "None" else float(chosen))
     return Serving(search.conse_mix, search.unseen_conse_mix, search.seen_similarity, search.neighbour_mix,

@@ -71,7 +71,8 @@ def _metrics_table(metrics: dict[str, Any]) -> str:
     if extras:
         lines += ["", "Also measured: " + "; ".join(extras) + "."]
     if settings:
-        lines += ["", "Served settings, chosen on the validation split: " + "; ".join(settings) + "."]
+        lines += ["", "Served settings, chosen on the validation split (the tag rules also on a second set of public "
+                  "real photos, never the one measured here): " + "; ".join(settings) + "."]
     if split == "test":
         lines += ["", "The test photos were seen neither by training nor by any of those choices; the served head is "
                   "then trained again, the same way, on every photo."]

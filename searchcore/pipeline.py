@@ -27,6 +27,7 @@ from .errors import BadArgumentError
 from .evaluation import (  # evaluate_bundle: re-exported for the CLIs
     NEIGHBOUR_MIXES,
     SHARES,
+    RealTagPhotos,
     Space,
     choose_serving,
     evaluate_bundle,
@@ -125,6 +126,24 @@ def unseen_distance(features: np.ndarray, split: Split, quantile: float = 0.95) 
     return round(float(np.quantile(nearest, quantile)), 4)
 
 
+def validation_photos(bundle: B.Bundle, conse: ConSE, head: DeViSEHead, split: Split) -> RealTagPhotos | None:
+    """The public validation photos (:mod:`searchcore.validation_photos`) as the tag choices see them, served by the
+    calibration ``head`` trained on ``split.train``; None when none of them is installed here."""
+    from .index import exact_search
+    from .realphotos import real_photo_set
+    from .validation_photos import VALIDATION_PHOTOS
+
+    photos = real_photo_set(entries=VALIDATION_PHOTOS)
+    if not photos.photos:
+        return None
+    feats = load_backbone(bundle.manifest["backbone"]).extract([path for _, path in photos.photos])
+    nearest = exact_search(bundle.features[split.train], feats.features, 1).distances[:, 0]
+    ood = unseen_distance(bundle.features, split)
+    unseen = nearest > ood if ood is not None else np.zeros(len(nearest), bool)
+    return RealTagPhotos(feats.features, feats.logits, [entry.words for entry, _ in photos.photos],
+                         head.embed(feats.features), conse.embed(feats.logits), unseen)
+
+
 def calibration_classes(labels: list[str], trained: list[str], seed: int, share: float = 0.25) -> tuple[str, ...]:
     """A fixed-seed quarter of the trained labels that have at least two items, to play "never seen" classes."""
     counts = {lab: labels.count(lab) for lab in trained}
@@ -153,7 +172,9 @@ def train_bundle(
     """Train the head, choose how it is served on validation items, measure it on the test split, write it all.
 
     The head folder gets config.json, model.safetensors and a model card (``write_card``, default
-    :func:`searchcore.card.write_card`: README.md with the metrics and training.png).
+    :func:`searchcore.card.write_card`: README.md with the metrics and training.png). ``real_photos``: use the public
+    real photos installed here, one set to choose the tag rules on (:mod:`searchcore.validation_photos`), another to
+    measure them on (:mod:`searchcore.realphotos`).
     """
     from .backbone import imagenet_class_names
 
@@ -183,13 +204,15 @@ def train_bundle(
                        captions=captions, keep=keep, backbone=manifest["backbone"])
     calib.head.set_serving(0.0, 0.0, None, 0.0, calib.seen_words)
     space = Space.of(bundle, words, conse, calib.head)
+    real = validation_photos(bundle, conse, calib.head, calib.split) if real_photos else None
     reserved = set(result.split.test.tolist()) | set(result.split.holdout.tolist())  # never seen by a choice
     unseen_items = np.array([i for i in calib.split.holdout if i not in reserved], np.int64)
     pool = np.concatenate([result.split.val, unseen_items]).astype(np.int64)
     serving = choose_serving(space, pool, set(result.labels) - set(calibration), set(calibration),
                              result.split.val, unseen_items, calib.split.train,
                              NEIGHBOUR_MIXES if config.neighbour_mix is None else (float(config.neighbour_mix),),
-                             SHARES if config.class_hierarchy else (0.0,), SHARES if config.exemplars else (0.0,))
+                             SHARES if config.class_hierarchy else (0.0,), SHARES if config.exemplars else (0.0,),
+                             real)
     ood = unseen_distance(bundle.features, result.split)
     result.head.set_serving(serving.conse_mix, serving.tag_conse_mix, ood, serving.unseen_conse_mix,
                             result.seen_words, serving.seen_similarity, serving.neighbour_mix, serving.word_mix,

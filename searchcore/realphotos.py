@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib.util
 import struct
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -272,8 +273,9 @@ def _extracted(photo: RealPhoto, archive: Path, cache: Path) -> Path:
     return out
 
 
-def real_photo_set(cache: Path | None = None) -> RealPhotoSet:
-    """The entries of ``REAL_PHOTOS`` whose files exist here, as (entry, file), and the missing names with why.
+def real_photo_set(cache: Path | None = None, entries: Sequence[RealPhoto] = REAL_PHOTOS) -> RealPhotoSet:
+    """The ``entries`` (default: the evaluation set, ``REAL_PHOTOS``) whose files exist here, as (entry, file), and
+    the missing names with why.
 
     Photos inside ``.rcc`` archives are extracted to ``cache`` (default ``<cache_dir>/realphotos``) on first use.
     """
@@ -282,7 +284,7 @@ def real_photo_set(cache: Path | None = None) -> RealPhotoSet:
 
         cache = cache_dir() / "realphotos"
     found = RealPhotoSet()
-    for photo in REAL_PHOTOS:
+    for photo in entries:
         path = _pip_file(photo.path) if photo.system == "pip" else Path(photo.path)
         if path is None or not path.is_file():
             kind = "pip package" if photo.system == "pip" else "Debian package"

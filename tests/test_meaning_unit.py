@@ -293,3 +293,32 @@ def test_the_choice_scores_a_trained_words_query_over_the_photos_it_ranks_only()
     assert _precisions(*args) == [0.0]  # photo 0 leads
     assert _precisions(*args, [np.array([False, True, True, True])]) == [1.0]  # photo 0 is not ranked
     assert _precisions(*args, [None]) == [0.0]
+
+
+def test_real_validation_photos_are_served_as_a_visitors_photo():
+    """A real photo near the collection is tagged from the head's embedding blended with ConSE's; one unlike every
+    collection photo from ConSE's alone, with the unseen-photo floor (the rules choose_serving scores them by)."""
+    from searchcore.evaluation import RealTagPhotos, Space
+
+    rng = np.random.default_rng(0)
+    names = ["horse", "fish", "bird", "snow", "tool", "hammer", "rug", "cloth", "cat", "dog", "tree", "car"]
+    vectors = rng.normal(size=(len(names), 16)).astype(np.float32)
+    wv = WordVectors(source="random", words=names, vectors=vectors)
+    vocab = TagVocabulary(names, [[i] for i in range(len(names))], [-1] * len(names))
+    tag_vectors = vocab.vectors(wv)
+    horse = tag_vectors[0]
+    space = Space([], [], wv, np.zeros((0, 16), np.float32), np.zeros((0, 12)), vocab, tag_vectors,
+                  np.zeros((0, 4), np.float32))
+    logits = np.log(np.full(12, 0.7 / 11))[None]
+    logits[0, 0] = np.log(0.3)  # the classifier's first class, "horse", at 30 %: not confident
+    photo = dict(features=np.ones((1, 4), np.float32), logits=logits, wanted=[("horse",)],
+                 head_emb=horse[None], conse_emb=-horse[None])  # the head is right, ConSE points away
+    none = np.zeros(0, np.int64)
+    seen = RealTagPhotos(**photo, unseen=np.array([False]))
+    assert seen.hits(space, 0.0, TagRule(), none) == 1.0  # the head's embedding
+    assert seen.hits(space, 1.0, TagRule(), none) == 0.0  # all ConSE
+    unseen = RealTagPhotos(**photo, unseen=np.array([True]))
+    assert unseen.hits(space, 0.0, TagRule(), none) == 0.0  # ConSE alone, whatever the head's share
+    assert unseen.hits(space, 0.0, TagRule(None, None, 0.2), none) == 1.0  # the unseen floor lets "horse" lead
+    assert unseen.unseen_hits(space, 0.2) == 1.0 and unseen.unseen_hits(space, 0.5) == 0.0
+    assert seen.unseen_hits(space, 0.2) == 1.0  # judged as if unlike the collection, whatever its distance

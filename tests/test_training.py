@@ -446,6 +446,11 @@ def test_train_bundle_records_training_and_metrics_in_the_manifest(trained):
     assert floor in UNSEEN_CLASS_PROBS and metrics["served"]["unseen_class_min_prob"] == floor
     assert set(training["mix_scores"]["unseen_class_min_prob"]) == {str(p) for p in UNSEEN_CLASS_PROBS}
     assert TagRule.from_manifest(manifest).unseen_class_min_prob == floor
+    # the tag rules were chosen with the public validation photos too, never the evaluation ones
+    from searchcore.validation_photos import VALIDATION_PHOTOS
+
+    real = training["mix_scores"]["real_photos"]
+    assert real["count"] == len(VALIDATION_PHOTOS) and 0 <= real["unseen"] <= real["count"]
 
 
 def same(a, b) -> bool:
