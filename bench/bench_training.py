@@ -101,20 +101,12 @@ def build_base(cache: Path, fresh: bool = False) -> tuple[Path, dict[str, Any], 
     there, unless ``fresh``; else built from scratch (the cached word vectors are reused either way).
     """
     from searchcore import bundle as B
-    from searchcore.errors import BundleError
-    from searchcore.offline import RECIPE
+    from searchcore.offline import is_current, mark_current
     from searchcore.pipeline import build_bundle
 
     root = bundle_dir(cache)
-    recipe = root / ".recipe"  # a bundle built by older code (another tag vocabulary, say) is built again
-    if not fresh:
-        try:
-            manifest = B.verify(root, check_sums=False)
-            if (manifest.get("backbone") == BACKBONE and manifest.get("words") == WORDS and recipe.is_file()
-                    and recipe.read_text().strip() == RECIPE):
-                return root, dict(manifest.get("build") or {}), False
-        except BundleError:
-            pass
+    if not fresh and is_current(root, BACKBONE, WORDS):  # a bundle built by older code is built again
+        return root, dict(B.verify(root, check_sums=False).get("build") or {}), False
     shutil.rmtree(root, ignore_errors=True)
     from searchcore.words import load_word_vectors
 
@@ -132,7 +124,7 @@ def build_base(cache: Path, fresh: bool = False) -> tuple[Path, dict[str, Any], 
                                command=f"bench.bench_training build_bundle({COLLECTION!r})")
     seconds = time.perf_counter() - started
     manifest = B.verify(root, check_sums=False)
-    recipe.write_text(RECIPE + "\n")
+    mark_current(root)
     return root, {**info, **(manifest.get("build") or {}), "build_seconds": round(seconds, 3),
                   "steps": steps}, True
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -45,6 +45,9 @@ from .tagging import TagRule, TagVocabulary, classifier_tags, item_tags, neighbo
 from .text import singular
 from .wordclass import item_word_sets
 from .words import Term, WordVectors, load_word_vectors
+
+if TYPE_CHECKING:
+    from .backbone import Backbone
 
 GRID = tuple(float(m) for m in np.round(np.linspace(0, 1, 11), 2))
 DISTANCES = (None, *(float(d) for d in np.round(np.arange(0.3, 0.81, 0.05), 2)))  # None: no neighbour tags
@@ -450,8 +453,10 @@ def choose_serving(space: Space, pool: np.ndarray, seen_labels: set[str], unseen
                    search.exemplar_mix)
 
 
-def real_photo_figures(bundle: B.Bundle, space: Space, conse: ConSE, rule: TagRule) -> dict[str, Any]:
-    """Tag hit@5 on the public real-photo set, for ConSE, the head and the served rule (unseen-photo fallback)."""
+def real_photo_figures(bundle: B.Bundle, space: Space, conse: ConSE, rule: TagRule,
+                       backbone: Backbone | None = None) -> dict[str, Any]:
+    """Tag hit@5 on the public real-photo set, for ConSE, the head and the served rule (unseen-photo fallback);
+    ``backbone``: the bundle's, already loaded (default: load it)."""
     from .backbone import load_backbone
     from .build import conse_only, tag_embeddings
     from .realphotos import real_photo_set
@@ -459,7 +464,7 @@ def real_photo_figures(bundle: B.Bundle, space: Space, conse: ConSE, rule: TagRu
     photos = real_photo_set()
     if not photos.photos:
         return {"count": 0, "missing": photos.missing}
-    backbone = load_backbone(bundle.manifest["backbone"])
+    backbone = backbone or load_backbone(bundle.manifest["backbone"])
     feats = backbone.extract([path for _, path in photos.photos])
     wanted = [entry.words for entry, _ in photos.photos]
     embs = {"conse": conse.embed(feats.logits)}
@@ -479,10 +484,12 @@ def real_photo_figures(bundle: B.Bundle, space: Space, conse: ConSE, rule: TagRu
 
 def evaluate_bundle(root: str | Path, words: WordVectors | None = None, head: DeViSEHead | None = None,
                     split: Split | None = None, real_photos: bool = True,
-                    tag_rule: TagRule | None = None, clip: str | Path | None = None) -> dict[str, Any]:
+                    tag_rule: TagRule | None = None, clip: str | Path | None = None,
+                    backbone: Backbone | None = None) -> dict[str, Any]:
     """ConSE, the head alone and the served rules side by side on the test split recorded at training time.
 
     ``clip``: a CLIP bundle of the same photos, measured alongside as ``results["clip"]`` (:func:`clip_figures`).
+    ``backbone``: the bundle's backbone when the caller has it loaded already (the real photos are extracted by it).
     """
     from .backbone import imagenet_class_names
 
@@ -525,7 +532,7 @@ def evaluate_bundle(root: str | Path, words: WordVectors | None = None, head: De
                                  tag_conse_mix=head.tag_conse_mix)
     results["served"].update(tag_rule.to_dict())
     if real_photos:
-        real = real_photo_figures(bundle, space, conse, tag_rule)
+        real = real_photo_figures(bundle, space, conse, tag_rule, backbone)
         for name in ("conse", "head", "served"):
             if name in real and name in results:
                 results[name]["real_photo_tag_hit5"] = real[name]

@@ -32,27 +32,33 @@ def offline_bundle_dir(collection: str | None = None) -> Path:
     return cache_dir() / "bundles" / f"offline-{collection or offline_collection()}"
 
 
-def _usable(root: Path) -> bool:
+def is_current(root: Path, backbone: str = OFFLINE_BACKBONE, words: str = OFFLINE_WORDS) -> bool:
+    """Whether ``root`` holds a complete bundle of ``backbone`` and ``words`` built by today's :data:`RECIPE`."""
     try:
         manifest = B.verify(root, check_sums=False)
     except BundleError:
         return False
     recipe = root / ".recipe"
-    return (manifest.get("backbone") == OFFLINE_BACKBONE and manifest.get("words") == OFFLINE_WORDS
+    return (manifest.get("backbone") == backbone and manifest.get("words") == words
             and recipe.is_file() and recipe.read_text().strip() == RECIPE)
+
+
+def mark_current(root: Path) -> None:
+    """Record that ``root`` was built by today's :data:`RECIPE` (written last: the bundle is complete)."""
+    storage.write_text(root / ".recipe", RECIPE + "\n")
 
 
 def ensure_offline_bundle(report: Report = _quiet, collection: str | None = None) -> Path:
     """Return the cached offline bundle, building it (features, indexes, trained head) on first use."""
     collection = collection or offline_collection()
     root = offline_bundle_dir(collection)
-    if _usable(root):
+    if is_current(root):
         report(1.0, "cached offline bundle")
         return root
     root.parent.mkdir(parents=True, exist_ok=True)
     with open(root.parent / f".{root.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another process may have finished it while we waited
-        if not _usable(root):
+        if not is_current(root):
             (root / ".recipe").unlink(missing_ok=True)
             build_bundle(collection, root, OFFLINE_BACKBONE, OFFLINE_WORDS,
                          report=lambda f, m: report(0.7 * f, m), command=f"ensure_offline_bundle({collection!r})")
@@ -60,6 +66,6 @@ def ensure_offline_bundle(report: Report = _quiet, collection: str | None = None
                 # the samples are one photo per label: nothing to train on, so that bundle serves ConSE
                 train_bundle(root, TrainConfig(), report=lambda f, m: report(0.7 + 0.3 * f, m),
                              command=f"ensure_offline_bundle({collection!r})")
-            storage.write_text(root / ".recipe", RECIPE + "\n")  # written last: the bundle is complete
+            mark_current(root)
     report(1.0, "offline bundle ready")
     return root

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import bundle as B
-from .backbone import load_backbone
+from .backbone import Backbone, load_backbone
 from .build import rebuild_semantic, write_bundle
 from .card import write_card as default_card
 from .clip import is_clip_spec, tag_embedder
@@ -126,9 +126,10 @@ def unseen_distance(features: np.ndarray, split: Split, quantile: float = 0.95) 
     return round(float(np.quantile(nearest, quantile)), 4)
 
 
-def validation_photos(bundle: B.Bundle, conse: ConSE, head: DeViSEHead, split: Split) -> RealTagPhotos | None:
-    """The public validation photos (:mod:`searchcore.validation_photos`) as the tag choices see them, served by the
-    calibration ``head`` trained on ``split.train``; None when none of them is installed here."""
+def real_validation_photos(bundle: B.Bundle, net: Backbone, conse: ConSE, head: DeViSEHead, split: Split
+                           ) -> RealTagPhotos | None:
+    """The public validation photos (:mod:`searchcore.validation_photos`) as the tag choices see them, extracted
+    by ``net`` and served by the calibration ``head`` trained on ``split.train``; None when none is installed."""
     from .index import exact_search
     from .realphotos import real_photo_set
     from .validation_photos import VALIDATION_PHOTOS
@@ -136,7 +137,7 @@ def validation_photos(bundle: B.Bundle, conse: ConSE, head: DeViSEHead, split: S
     photos = real_photo_set(entries=VALIDATION_PHOTOS)
     if not photos.photos:
         return None
-    feats = load_backbone(bundle.manifest["backbone"]).extract([path for _, path in photos.photos])
+    feats = net.extract([path for _, path in photos.photos])
     nearest = exact_search(bundle.features[split.train], feats.features, 1).distances[:, 0]
     ood = unseen_distance(bundle.features, split)
     unseen = nearest > ood if ood is not None else np.zeros(len(nearest), bool)
@@ -204,7 +205,8 @@ def train_bundle(
                        captions=captions, keep=keep, backbone=manifest["backbone"])
     calib.head.set_serving(0.0, 0.0, None, 0.0, calib.seen_words)
     space = Space.of(bundle, words, conse, calib.head)
-    real = validation_photos(bundle, conse, calib.head, calib.split) if real_photos else None
+    net = load_backbone(manifest["backbone"]) if real_photos else None  # one load for both real-photo sets
+    real = real_validation_photos(bundle, net, conse, calib.head, calib.split) if net is not None else None
     reserved = set(result.split.test.tolist()) | set(result.split.holdout.tolist())  # never seen by a choice
     unseen_items = np.array([i for i in calib.split.holdout if i not in reserved], np.int64)
     pool = np.concatenate([result.split.val, unseen_items]).astype(np.int64)
@@ -219,7 +221,7 @@ def train_bundle(
                             serving.class_mix, serving.unseen_class_mix, serving.exemplar_mix)
     report(0.9, "measuring on the test split")
     metrics = evaluate_bundle(root, words, result.head, result.split, real_photos=real_photos,
-                              tag_rule=serving.tag_rule)
+                              tag_rule=serving.tag_rule, backbone=net)
     served = result.served or result.head  # trained on every photo once the figures are measured
     served.set_serving(serving.conse_mix, serving.tag_conse_mix, ood, serving.unseen_conse_mix,
                        result.served_seen_words or result.seen_words, serving.seen_similarity, serving.neighbour_mix,

@@ -33,13 +33,13 @@ def caption_keep(words: WordVectors) -> Callable[[str], bool]:
 
     Without the packaged WordNet data every content word the vectors know is kept.
     """
-    from .tagging import packaged_visual_vocab
+    from .tagging import caption_nouns, packaged_visual_vocab
     from .text import singular
 
     visual = packaged_visual_vocab()
     if visual is None:
         return lambda _w: True
-    nouns = visual.caption_words() | {w for c in visual.imagenet for lemma in c.lemmas for w in lemma.split()}
+    nouns = caption_nouns(visual) | {w for c in visual.imagenet for lemma in c.lemmas for w in lemma.split()}
     return lambda w: w in nouns or singular(w) in nouns
 
 

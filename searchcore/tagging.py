@@ -89,6 +89,12 @@ def _known(words: WordVectors, phrase: Sequence[str], limit: int) -> bool:
                                 and _rank(words, w) < limit for w in phrase)
 
 
+def caption_nouns(visual: object | None) -> set[str]:
+    """The words a collection caption may contribute as things you can see (tags, training targets): the visual
+    nouns, and the untagged nouns with a visible sense, whose meaning the caption settles ("A wrench.")."""
+    return set(getattr(visual, "nouns", ()) or ()) | set(getattr(visual, "caption_nouns", ()) or ())
+
+
 def packaged_visual_vocab() -> VisualVocab | None:
     """The packaged WordNet data, or None when this checkout lacks it (tags then come from class names)."""
     try:
@@ -126,7 +132,7 @@ def build_tag_vocabulary(
 
     classes = list(getattr(visual, "imagenet", []) or [])
     noun_set = set(getattr(visual, "nouns", []) or [])
-    caption_set = noun_set | set(getattr(visual, "caption_nouns", []) or [])  # a caption says which sense it means
+    caption_set = caption_nouns(visual)
     chains = [c.broader for c in classes] if len(classes) == len(class_names) else [()] * len(class_names)
     class_tags: list[list[int]] = []
     class_broader: list[int] = []

@@ -213,10 +213,6 @@ class VisualVocab:
     # untagged nouns with a visible sense ("wrench", "heron"): things you can see when a caption uses them
     caption_nouns: tuple[str, ...] = ()
 
-    def caption_words(self) -> frozenset[str]:
-        """The words a collection caption may contribute as a thing you can see (tags, training targets)."""
-        return frozenset(self.nouns) | frozenset(self.caption_nouns)
-
 
 @cache
 def load_visual_vocab(path: Path = VISUAL_VOCAB_PATH) -> VisualVocab:

@@ -156,8 +156,9 @@ def test_caption_nouns_are_untagged_words_with_a_visible_sense(wordnet: Path) ->
     assert usage["noun"]["kit"] == 1 and usage["noun"]["use"] == 0
     # "use" was never tagged, so its act-first order says nothing and its visible second sense counts; "kit" was
     # tagged, so its first sense decides; "cat" is a visual noun already; "city" has no visible sense at all
-    assert mvv.caption_nouns(db, usage, visible_roots={}, hidden_roots={}, stop={}) == ["use"]
-    assert mvv.caption_nouns(db, usage, visible_roots={}, hidden_roots={}, stop={}, senses=1) == []
+    ranked = mvv.visual_nouns(db, visible_roots={}, hidden_roots={}, stop={}, usage=usage)
+    assert mvv.caption_nouns(db, usage, ranked, visible_roots={}, hidden_roots={}, stop={}) == ["use"]
+    assert mvv.caption_nouns(db, usage, ranked, visible_roots={}, hidden_roots={}, stop={}, senses=1) == []
 
 
 def test_root_names_are_checked(wordnet: Path) -> None:

@@ -24,7 +24,7 @@ import argparse
 import json
 import re
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -249,14 +249,15 @@ def visual_nouns(
 def caption_nouns(
     db: NounDatabase,
     usage: Mapping[str, Mapping[str, int]],
+    ranked: Collection[str],
     *,
     visible_roots: Mapping[str, str] = VISIBLE_ROOTS,
     hidden_roots: Mapping[str, str] = HIDDEN_ROOTS,
     stop: Mapping[str, str] = BROADER_STOP,
     senses: int = SENSES,
 ) -> list[str]:
-    """The sorted single-word nouns, not in :func:`visual_nouns`, that WordNet's corpus never tagged as nouns and
-    that have a visible sense among their first ``senses``.
+    """The sorted single-word nouns, not in ``ranked`` (:func:`visual_nouns`'s), that WordNet's corpus never tagged
+    as nouns and that have a visible sense among their first ``senses``.
 
     Only tagged senses are in frequency order (``tagsense_cnt``); an untagged word's first sense is merely its
     lexicographer's order, so it says nothing about the common meaning: ``wrench`` lists "a twist" before the tool,
@@ -265,7 +266,7 @@ def caption_nouns(
     these join the tags and the training targets from captions only.
     """
     visible, hidden, stopped = _offsets(db, visible_roots), _offsets(db, hidden_roots), _offsets(db, stop)
-    ranked = set(visual_nouns(db, visible_roots=visible_roots, hidden_roots=hidden_roots, stop=stop, usage=usage))
+    ranked = set(ranked)
     tagged = usage.get("noun", {})
     out = []
     for lemma, offsets in db.index.items():
@@ -313,8 +314,9 @@ def build_vocab(db: NounDatabase, wnids: Sequence[str], usage: Mapping[str, Mapp
                 ) -> dict[str, Any]:
     """The whole vocabulary as a JSON-ready dict."""
     classes = imagenet_classes(db, wnids)
-    return {"source": SOURCE, "command": COMMAND, "imagenet": classes, "nouns": visual_nouns(db, usage=usage),
-            "caption_nouns": caption_nouns(db, usage or {}), "senses": word_senses(db, classes)}
+    nouns = visual_nouns(db, usage=usage)
+    return {"source": SOURCE, "command": COMMAND, "imagenet": classes, "nouns": nouns,
+            "caption_nouns": caption_nouns(db, usage or {}, nouns), "senses": word_senses(db, classes)}
 
 
 def generate(wordnet: Path | None = None) -> dict[str, Any]:
