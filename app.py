@@ -31,17 +31,21 @@ import importlib.util
 import logging
 import os
 import signal
-import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+# Nothing leaves the machine unasked: Gradio's analytics and its version check (both phone home at start) are off
+# unless the operator turns them on with GRADIO_ANALYTICS_ENABLED=True. Set before Gradio is imported, which reads it.
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
 import gradio as gr
 
 from searchcore import AssetSourceError, BadArgumentError, ImageError, SearchError, pagetext
 from searchcore.errors import shorten
+from searchcore.inputs import check_query
 from searchcore.pagetext import describe, my_photos_account
 
 if TYPE_CHECKING:
@@ -194,13 +198,53 @@ def _served(engine: SearchEngine, why: str, name: str) -> Served:
     # A Hub snapshot's photos are symlinks into the Hub cache's blobs/ folder, and Gradio checks resolved paths.
     folders = {str(images.resolve())}
     folders |= {str(engine.bundle.image_path(item).resolve().parent) for item in engine.bundle.items}
-    photos = engine.collection_store()
+    photos = engine.collection_store(root=_photos_folder())
     atexit.register(photos.close)  # the visitors' photos never outlive the server
     folders.add(str(photos.root.resolve()))
     return Served(engine, why, tuple(sorted(folders)), name, photos)
 
 
+def _photos_folder() -> Path:
+    """Where the visitors' photos are kept: inside Gradio's upload folder, so that a gallery serves them from there
+    instead of copying them into its cache. Their files are then the only copies, and a cleared or expired photo's
+    URL answers 404 (the folder's name is random, and so is each collection's inside it)."""
+    import secrets
+
+    from gradio.utils import get_upload_folder
+
+    return Path(get_upload_folder()) / f"search-my-photos-{secrets.token_hex(8)}"
+
+
 _loader = _EngineLoader(_build_served)
+
+
+# ---- Gradio's copies of what it served: bounded in age and size, and gone when the server stops ---------------------
+def _gradio_files() -> list[str]:
+    """The files Gradio made for this app (uploads, copies of shown photos), less those it must keep (its examples)
+    and the visitors' collections (kept, and deleted, by their store)."""
+    keep: set[str] = set()
+    for block in demo.blocks.values():
+        keep |= set(getattr(block, "keep_in_cache", ()))
+    served = _loader.ready()
+    own = str(served.photos.root) if served is not None and served.photos is not None else None
+    return [f for files in demo.temp_file_sets for f in list(files)
+            if f not in keep and not (own and f.startswith(own + os.sep))]
+
+
+def _bound_gradio_files(stop: threading.Event, every: float = 300.0) -> None:
+    from searchcore.tempfiles import CacheLimits, bound_files
+
+    limits = CacheLimits.from_env()
+    while not stop.wait(every):
+        with contextlib.suppress(Exception):  # a sweep that fails (a file in use) tries again next time
+            bound_files(_gradio_files(), limits)
+
+
+def _delete_gradio_files() -> None:
+    """At shutdown: every upload and copy Gradio made for this app goes (the examples, cached at start, stay)."""
+    from searchcore.tempfiles import CacheLimits, bound_files
+
+    bound_files(_gradio_files(), CacheLimits(max_age_seconds=-1.0, max_bytes=0))
 
 
 def get_engine(progress: gr.Progress | None = None) -> SearchEngine:
@@ -248,6 +292,11 @@ SEND_THE_IMAGE = ("Send the image itself, not a path on the server: this server 
                   "http(s) URL of the image or a data:image/png;base64,... URL.")
 
 
+SEND_THE_FILES = ("Send the files themselves, not paths or addresses: from Python, gradio_client.handle_file("
+                  "'photo.jpg') for each file (it uploads them); on the page, drop them on 'Your photos'. (Over MCP "
+                  "your photos are not offered: every assistant's calls share one session there.)")
+
+
 def _image(value: Any) -> str | bytes:
     """The uploaded image as searchcore takes it: the uploaded file's path (or the bytes of a data: URL).
 
@@ -289,6 +338,8 @@ def _refused_image(components: list[Any], inputs: list[Any]) -> str | None:
     preparing the inputs, and hides the message of those errors from the client (``{"error": null}``).
     """
     for component, value in zip(components, inputs):
+        if isinstance(component, gr.File) and value not in (None, [], ""):
+            return SEND_THE_FILES
         if not isinstance(component, gr.Image) or value in (None, {}, ""):
             continue
         where = (value.get("path") or value.get("url")) if isinstance(value, dict) else value
@@ -336,7 +387,8 @@ def _k(value: Any) -> int:
 
 
 def _text(value: Any) -> str:
-    return value if isinstance(value, str) else "" if value is None else str(value)
+    """A query as sent, refused at once when it is longer than searchcore reads (:data:`MAX_QUERY_CHARS`)."""
+    return check_query(value if isinstance(value, str) else "" if value is None else str(value))
 
 
 def _gallery(hits: list[Hit]) -> list[tuple[str, str]]:
@@ -462,18 +514,15 @@ MCP_HAS_NO_SESSION = ("Over MCP your photos cannot be kept private: this server'
 
 
 def _visitor(request: gr.Request | None) -> str:
-    """Whose collection: the browser's or gradio_client's session (or an MCP session, where the server has them).
-
-    A call through Gradio's MCP server without an MCP session id is refused (:data:`MCP_HAS_NO_SESSION`)."""
+    """Whose collection: the session Gradio issued to the browser tab or the gradio_client ``Client``, never a header
+    the caller sets. A call through Gradio's MCP server (one shared session for every assistant) is refused
+    (:data:`MCP_HAS_NO_SESSION`)."""
     headers = getattr(request, "headers", None) or {}
-    mcp_session = headers.get("mcp-session-id") if hasattr(headers, "get") else None
-    if mcp_session:
-        return "mcp:" + str(mcp_session)
     if hasattr(headers, "get") and headers.get("x-gradio-user") == "mcp":
         raise BadArgumentError(MCP_HAS_NO_SESSION)
     key = getattr(request, "session_hash", None)
     if not key:
-        raise BadArgumentError("Your photos belong to a session: call this through the page, gradio_client or MCP.")
+        raise BadArgumentError("Your photos belong to a session: call this through the page or gradio_client.")
     return "session:" + str(key)
 
 
@@ -513,21 +562,26 @@ def add_photos(files: list[Any] | None, request: gr.Request,
     Returns:
         a summary: added (how many), skipped (file and why), photos, labels (photos per label), limits, head (figures).
     """
-    from searchcore.uploads import read_uploads
+    from searchcore.personal import delete_file
+    from searchcore.uploads import read_uploads, skipped_summary
 
+    key = _visitor(request)  # first: a call that cannot have a collection is refused whatever it sent
     paths = _files(files)
-    engine, store = _store(progress)
-    with store.using(_visitor(request)) as mine:
-        progress(0.0, desc="Reading your files")
-        reading = read_uploads(paths, mine.room[1])
-        n = len(reading.candidates)
+    try:
+        engine, store = _store(progress)
+        with store.using(key, create=True) as mine:
+            progress(0.0, desc="Reading your files")
+            reading = read_uploads(paths, mine.room[1])
+            n = len(reading.candidates)
 
-        def report(done: int, total: int) -> None:
-            progress((done, total), desc=f"Reading photos {done}/{total}", unit="photos")
+            def report(done: int, total: int) -> None:
+                progress((done, total), desc=f"Reading photos {done}/{total}", unit="photos")
 
-        added = engine.add_images(mine, reading.candidates, progress=report if n else None)
-    skipped = [{"file": s.name, "why": s.why} for s in [*reading.skipped, *added.skipped]]
-    return {"added": added.added, "skipped": skipped, **added.summary}
+            added = engine.add_images(mine, reading.candidates, progress=report if n else None)
+    finally:  # the collection keeps its own copies: Gradio's copy of the upload goes now
+        for path, _ in paths:
+            delete_file(Path(path))
+    return {"added": added.added, "skipped": skipped_summary([*reading.skipped, *added.skipped]), **added.summary}
 
 
 @user_errors
@@ -544,9 +598,9 @@ def search_my_photos(query: str, k: Count, request: gr.Request,
     Returns:
         your photos, best first, each an image URL captioned 'label · caption · distance 0.123' (no label: file name).
     """
-    query, k = _text(query), _k(k)
+    key, query, k = _visitor(request), _text(query), _k(k)
     engine, store = _store(progress)
-    with store.using(_visitor(request)) as mine:
+    with store.using(key) as mine:
         return _gallery(engine.search_images(query, k, collection=mine))
 
 
@@ -562,9 +616,11 @@ def similar_my_photos(image: ImagePayload, k: Count, request: gr.Request,
     Returns:
         your photos, best first, each an image URL captioned 'label · caption · distance 0.123' (no label: file name).
     """
-    image, k = _image(image), _k(k)
+    key, image, k = _visitor(request), _image(image), _k(k)
     engine, store = _store(progress)
-    with store.using(_visitor(request)) as mine:
+    with store.using(key) as mine:
+        if isinstance(image, str):
+            mine.query_files.add(Path(image))  # deleted with the collection
         return _gallery(engine.similar_images(image, k, collection=mine))
 
 
@@ -575,11 +631,11 @@ def clear_my_photos(request: gr.Request) -> dict[str, Any]:
     Returns:
         a summary: removed (how many photos), photos (now 0).
     """
-    engine, store = _store()
     key = _visitor(request)
+    engine, store = _store()
     mine = store.peek(key)
     removed = engine.remove_images(mine) if mine is not None else 0
-    store.drop(key)  # and its place among the server's live collections
+    store.drop(key)  # and its place among the server's live collections, and its files
     return {"removed": removed, "photos": 0}
 
 
@@ -661,6 +717,30 @@ def _class_dropdown() -> gr.Dropdown:
         "description": "an ImageNet class: an index 0-999, a name ('Siamese cat') or '284: Siamese cat'",
     }
     return dropdown
+
+
+def _inlined(schema: Any, defs: dict[str, Any] | None = None) -> Any:
+    """``schema`` with its ``$ref``s to ``$defs`` replaced by what they name."""
+    if isinstance(schema, list):
+        return [_inlined(x, defs) for x in schema]
+    if not isinstance(schema, dict):
+        return schema
+    defs = {**(defs or {}), **schema.get("$defs", {})}
+    if isinstance(schema.get("$ref"), str) and schema["$ref"].startswith("#/$defs/"):
+        named = defs.get(schema["$ref"].rsplit("/", 1)[-1], {})
+        schema = {**named, **{k: v for k, v in schema.items() if k != "$ref"}}
+    return {k: _inlined(v, defs) for k, v in schema.items() if k != "$defs"}
+
+
+def _files_input() -> gr.File:
+    files = gr.File(label="Drop photos or a .zip here", file_count="multiple", type="filepath", height=180,
+                    elem_classes=["my-upload"])
+    # Gradio's MCP server moves a file list's "$defs" under the parameter, where its "$ref" no longer reaches them,
+    # so the MCP SDK refused every add_photos call with a 1,358-character schema error before the app could answer.
+    # The same schema, self-contained (on this instance: Gradio writes a .pyi beside any subclass).
+    schema = _inlined(gr.File.api_info(files))
+    files.api_info = lambda: schema  # type: ignore[method-assign]
+    return files
 
 
 def _k_slider(value: int) -> gr.Slider:
@@ -793,8 +873,7 @@ with _SearchBlocks(title="Semantic search: photos and words by meaning") as demo
             gr.Markdown(_my_intro())
             with gr.Row():
                 with gr.Column(scale=1, min_width=280):
-                    my_files = gr.File(label="Drop photos or a .zip here", file_count="multiple", type="filepath",
-                                       height=180, elem_classes=["my-upload"])
+                    my_files = _files_input()
                     my_status = gr.Markdown("No photos of yours yet.", elem_classes=["my-status"])
                     my_summary = gr.JSON(label="Summary (as the API returns it)", open=False, visible=False)
                     my_clear = gr.Button("Clear my photos", variant="stop")
@@ -858,8 +937,15 @@ if __name__ == "__main__":
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     log.setLevel(logging.INFO)  # our progress lines, without every library's INFO chatter
     _loader.start()  # build the engine while the server starts; the page shows the progress
-    # a stop (SIGTERM: a Space restarting, a supervisor) exits normally, so atexit deletes the visitors' photos
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # a stop (SIGTERM: a Space restarting, a supervisor) closes the server as Ctrl-C does; then Gradio's copies and
+    # (atexit) the visitors' photos are deleted
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    stopping = threading.Event()
+    threading.Thread(target=_bound_gradio_files, args=(stopping,), name="gradio-files", daemon=True).start()
     # GRADIO_SERVER_NAME / GRADIO_SERVER_PORT are read by Gradio itself. mcp_server: the five searches (the named,
     # public endpoints; the page load and example clicks are private) become MCP tools at /gradio_api/mcp/.
-    demo.launch(max_file_size=MAX_UPLOAD, theme=THEME, css=CSS, mcp_server=True)
+    try:
+        demo.launch(max_file_size=MAX_UPLOAD, theme=THEME, css=CSS, mcp_server=True)
+    finally:
+        stopping.set()
+        _delete_gradio_files()

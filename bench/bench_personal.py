@@ -75,7 +75,7 @@ def upload_vs_floor(engine: Any, store: Any, sizes: list[int], reps: int) -> dic
         def upload(files: list[Path] = files, counter: Any = counter) -> float:
             key = f"u{next(counter)}"
             start = time.perf_counter()
-            with store.using(key) as mine:
+            with store.using(key, create=True) as mine:
                 reading = read_uploads([(p, p.name) for p in files], mine.room[1])
                 added = engine.add_images(mine, reading.candidates, train=False)
                 assert added.added == len(files), added.skipped
@@ -101,7 +101,7 @@ def labelled(engine: Any, store: Any, n: int, reps: int) -> dict[str, Any]:
     runs = []
     try:
         for rep in range(reps):
-            with store.using(f"l{rep}") as mine:
+            with store.using(f"l{rep}", create=True) as mine:
                 start = time.perf_counter()
                 reading = read_uploads([(archive, archive.name)], mine.room[1])
                 added = engine.add_images(mine, reading.candidates)
@@ -128,12 +128,12 @@ def memory(engine: Any, n: int, collections: int) -> dict[str, Any]:
     before = common.rss()
     try:
         files = photos(n)
-        with store.using("c0") as first:
+        with store.using("c0", create=True) as first:
             engine.add_images(first, read_uploads([(p, p.name) for p in files], first.room[1]).candidates)
         arrays = sum(a.nbytes for a in (first.features, first.logits, first.conse, first.semantic, first.nearest))
         after_one = common.rss()
         for c in range(1, collections):
-            with store.using(f"c{c}") as mine:
+            with store.using(f"c{c}", create=True) as mine:
                 items = [PersonalItem(it.name, it.label, mine.store(it.name, it.path.read_bytes()))
                          for it in first.items]
                 mine.append(items, first.features.copy(), first.logits.copy(), first.conse.copy(),

@@ -10,7 +10,7 @@
 
     # a visitor's own photos: a private collection, searched by the same engine
     store = engine.collection_store()
-    with store.using("visitor") as mine:
+    with store.using("visitor", create=True) as mine:
         engine.add_images(mine, read_uploads([("photos.zip", "photos.zip")], mine.room[1]).candidates)
         engine.search_images("bird", k=8, collection=mine)
 

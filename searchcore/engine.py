@@ -28,7 +28,7 @@ from .backbone import Backbone, Features, load_backbone
 from .build import conse_only, tag_embeddings
 from .bundle import Bundle, is_clip, open_bundle, rebuild_hint
 from .clip import ClipBackbone
-from .errors import BadArgumentError, BundleError, EmptyCollectionError
+from .errors import NO_PHOTOS_YET, BadArgumentError, BundleError, EmptyCollectionError, shorten
 from .exemplars import EXEMPLARS, Exemplars
 from .head import (
     NO_PARTS,
@@ -46,6 +46,7 @@ from .head import (
 from .hierarchy import log_normaliser
 from .images import ImageInput
 from .index import Neighbours, exact_search
+from .inputs import check_class_text
 from .tagging import TagRule, classifier_tags, item_tags, neighbour_tags, rank_tags
 from .wordclass import item_word_sets
 from .words import Term, WordVectors, load_word_vectors, parse_query
@@ -59,8 +60,6 @@ if TYPE_CHECKING:
 MAX_K = 1000
 NEIGHBOURS = 5  # collection photos whose captions may vote for an image's tags
 EngineImage = ImageInput | int
-EMPTY = ("You have no photos of your own yet: add some first (the 'Your photos' tab, or /add_photos with image "
-         "files or a .zip of class folders).")
 
 
 class Hit(NamedTuple):
@@ -86,11 +85,19 @@ class Added(NamedTuple):
     summary: dict[str, Any]
 
 
+def _quoted(value: Any) -> str:
+    """``value`` as a message quotes it: short, and never the whole of a huge number (whose repr may even fail)."""
+    try:
+        return shorten(repr(value))
+    except ValueError:  # an int past Python's str-conversion limit
+        return "a number too long to show"
+
+
 def check_k(k: Any) -> int:
     if isinstance(k, float) and k.is_integer():
         k = int(k)
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= MAX_K:
-        raise BadArgumentError(f"k must be a whole number from 1 to {MAX_K}; got {k!r}.")
+        raise BadArgumentError(f"k must be a whole number from 1 to {MAX_K}; got {_quoted(k)}.")
     return int(k)
 
 
@@ -156,7 +163,7 @@ class SearchEngine:
         """An ImageNet class from its index (0–999, also as text) or its name ("Siamese cat"), case-insensitive."""
         n = len(self.class_names)
         if isinstance(value, str):
-            text = value.strip()
+            text = check_class_text(value.strip())
             match = re.match(r"^(\d+)\b", text)  # "284", "284: Siamese cat, Siamese"
             if match:
                 value = int(match.group(1))
@@ -164,7 +171,7 @@ class SearchEngine:
                 return self._class_by_name(text)
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value < n:
             raise BadArgumentError(f"The ImageNet class must be an index from 0 to {n - 1} or a class name; "
-                                   f"got {value!r}.")
+                                   f"got {_quoted(value)}.")
         return int(value)
 
     def _class_by_name(self, text: str) -> int:
@@ -180,9 +187,10 @@ class SearchEngine:
             return partial[0]
         if partial:
             shown = "; ".join(f"{i}: {self.class_names[i]}" for i in partial[:5])
-            raise BadArgumentError(f"'{text}' matches {len(partial)} ImageNet classes ({shown} …); be more specific.")
-        raise BadArgumentError(f"No ImageNet class is called '{text}'; type another name or an index from 0 to "
-                               f"{len(self.class_names) - 1}.")
+            raise BadArgumentError(f"'{shorten(text)}' matches {len(partial)} ImageNet classes ({shown} …); be more "
+                                   "specific.")
+        raise BadArgumentError(f"No ImageNet class is called '{shorten(text)}'; type another name or an index from 0 "
+                               f"to {len(self.class_names) - 1}.")
 
     # ---- building blocks ---------------------------------------------------------------------------------------
     def features(self, image: EngineImage) -> Features:
@@ -358,12 +366,13 @@ class SearchEngine:
         return served_scores(cosine, parts, head)
 
     # ---- a visitor's own photos (searchcore.personal) -----------------------------------------------------------
-    def collection_store(self, limits: Limits | None = None) -> CollectionStore:
-        """A store of private collections shaped for this engine's vectors (limits default to the environment's)."""
+    def collection_store(self, limits: Limits | None = None, root: Path | None = None) -> CollectionStore:
+        """A store of private collections shaped for this engine's vectors (limits default to the environment's;
+        ``root``, the folder the photos are kept in, to a new temporary folder)."""
         from .personal import CollectionStore, Limits
 
         return CollectionStore(self.backbone.feature_dim, self.backbone.num_classes, self.words.dim,
-                               limits or Limits.from_env())
+                               limits or Limits.from_env(), **({"root": root} if root is not None else {}))
 
     def add_images(self, collection: PersonalCollection, photos: Sequence[Candidate],
                    progress: Callable[[int, int], None] | None = None, train: bool = True) -> Added:
@@ -442,7 +451,7 @@ def _nearest(image: EngineImage, near: Neighbours) -> np.ndarray | None:
 
 def _nonempty(collection: PersonalCollection) -> None:
     if not len(collection):
-        raise EmptyCollectionError(EMPTY)
+        raise EmptyCollectionError(NO_PHOTOS_YET)
 
 
 def _unreadable(error: str) -> str:

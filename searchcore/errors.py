@@ -17,6 +17,11 @@ def shorten(text: str, limit: int = QUOTE_LIMIT) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
+#: What a search of a visitor's own photos says before any was added (or after they were cleared or expired).
+NO_PHOTOS_YET = ("You have no photos of your own yet: add some first (the 'Your photos' tab, or /add_photos with "
+                 "image files or a .zip of class folders).")
+
+
 class SearchError(Exception):
     """Base class of every error a user of searchcore can act on."""
 

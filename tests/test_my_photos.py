@@ -133,19 +133,33 @@ def test_limits_hold(small_app: AppServer, tmp_path: Path) -> None:
     big = tmp_path / "big.zip"
     with zipfile.ZipFile(big, "w", zipfile.ZIP_STORED) as archive:  # stored: no zip bomb, only too much
         archive.writestr("noise.png", bytes(1_500_000))
-    over = second.predict([handle_file(str(big))], api_name="/add_photos")
+    over = first.predict([handle_file(str(big))], api_name="/add_photos")
     assert over["added"] == 0 and "room" in over["skipped"][0]["why"]
-    # one live collection for the whole server: the second visitor's evicted the first's, the oldest idle one
-    with pytest.raises(Exception, match="add some first"):
-        first.predict("bird", 3, api_name="/search_my_photos")
+    # one live collection for the whole server: a second visitor's upload is refused, nobody's photos are evicted
+    with pytest.raises(Exception, match=r"busy.*Try again in \d+ minute"):
+        second.predict(files(birds[:1]), api_name="/add_photos")
+    # and 40 visitors who only search take no collection either
+    for i in range(40):
+        with pytest.raises(Exception, match="add some first"):
+            client(small_app, tmp_path / f"s{i}").predict("bird", 3, api_name="/search_my_photos")
+    assert len(first.predict("bird", 3, api_name="/search_my_photos")) == 3
+    first.predict(api_name="/clear_my_photos")
 
 
 def test_stopping_the_app_deletes_the_visitors_photos(small_app: AppServer, tmp_path: Path) -> None:
     from _app_server import stop
 
     visitor = client(small_app, tmp_path)
-    assert visitor.predict(files(stamps("animals/birds", 2)), api_name="/add_photos")["added"] == 2
-    [root] = list((small_app.log_path.parent / "tmp").glob("search-my-photos-*"))
-    assert len(list(root.rglob("*.png"))) == 2
+    birds = stamps("animals/birds", 2)
+    assert visitor.predict(files(birds), api_name="/add_photos")["added"] == 2
+    shown = visitor.predict("bird", 2, api_name="/search_my_photos")
+    query = stamps("animals/birds", 3)[2]
+    visitor.predict(handle_file(str(query)), 1, api_name="/similar_my_photos")
+    temp = small_app.log_path.parent / "tmp"
+    [root] = list(temp.rglob("search-my-photos-*"))
+    assert len(list(root.rglob("*.png"))) == 2 and len(shown) == 2
     stop(small_app.process)  # SIGTERM, as a Space or a supervisor stops it
     assert not root.exists()
+    ours = {p.read_bytes() for p in [*birds, query]}
+    left = [p for p in temp.rglob("*") if p.is_file() and p.read_bytes() in ours]
+    assert not left, left

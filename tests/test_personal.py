@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from searchcore.errors import EmptyCollectionError, LimitError
-from searchcore.personal import OWN_EXEMPLAR_MIX, CollectionStore, Limits, PersonalCollection
+from searchcore.personal import OWN_EXEMPLAR_MIX, CollectionStore, Limits, PersonalCollection, PersonalItem
 from searchcore.uploads import MAX_RATIO, Candidate, read_uploads, read_zip
 
 STAMPS = Path("/usr/share/tuxpaint/stamps")
@@ -128,7 +128,7 @@ def store(offline_engine, tmp_path: Path) -> CollectionStore:
 def test_bad_files_are_skipped_with_reasons_while_good_photos_are_added(offline_engine, store) -> None:
     good = [Candidate(p.name, "", p.read_bytes()) for p in stamps("animals/birds", 3)]
     bad = [Candidate("letter.jpg", "", b"Dear visitor, this is text."), Candidate("cut.jpg", "", truncated_jpeg())]
-    with store.using("a") as mine:
+    with store.using("a", create=True) as mine:
         added = offline_engine.add_images(mine, [good[0], *bad, *good[1:]])
     assert added.added == 3 and len(mine) == 3
     why = {s.name: s.why for s in added.skipped}
@@ -142,7 +142,7 @@ def test_bad_files_are_skipped_with_reasons_while_good_photos_are_added(offline_
 
 def test_labelled_photos_train_a_head_measured_against_conse_and_words_find_them(offline_engine, store,
                                                                                tmp_path: Path) -> None:
-    with store.using("a") as mine:
+    with store.using("a", create=True) as mine:
         result = read_zip(write(tmp_path, "classes.zip", class_zip(6)), 10**8)
         added = offline_engine.add_images(mine, result.candidates)
         head = added.summary["head"]
@@ -164,7 +164,7 @@ def test_labelled_photos_train_a_head_measured_against_conse_and_words_find_them
 
 def test_remove_and_clear(offline_engine, store) -> None:
     photos = [Candidate(p.name, "", p.read_bytes()) for p in stamps("animals/birds", 4)]
-    with store.using("a") as mine:
+    with store.using("a", create=True) as mine:
         offline_engine.add_images(mine, photos)
         gone = mine.items[0].path
         assert offline_engine.remove_images(mine, [0]) == 1 and len(mine) == 3 and not gone.exists()
@@ -179,30 +179,35 @@ def test_remove_and_clear(offline_engine, store) -> None:
 def test_photo_and_byte_limits_hold(offline_engine, store) -> None:
     photos = [Candidate(p.name, "", p.read_bytes()) for p in stamps("animals/birds", 5)]
     store.limits.max_photos = 3
-    with store.using("a") as mine:
+    with store.using("a", create=True) as mine:
         mine.max_photos = 3
         added = offline_engine.add_images(mine, photos, train=False)
         assert added.added == 3 and [s.name for s in added.skipped] == [p.name for p in photos[3:]]
         assert all("at most 3 photos" in s.why for s in added.skipped)
         again = offline_engine.add_images(mine, photos[:1], train=False)
         assert again.added == 0 and "at most 3" in again.skipped[0].why
-    with store.using("b") as other:
+    with store.using("b", create=True) as other:
         other.max_bytes = len(photos[0].data) + 1
         added = offline_engine.add_images(other, photos[:2], train=False)
         assert added.added == 1 and "MB in all" in added.skipped[0].why
 
 
-def test_the_oldest_idle_collection_is_evicted_first_and_a_busy_one_never(tmp_path: Path) -> None:
+def _one_photo(store: CollectionStore, key: str, data: bytes = b"a") -> Path:
+    """Add one (vector-less) photo to ``key``'s collection, made for it; its stored file."""
+    with store.using(key, create=True) as mine:
+        path = mine.store("x.png", data)
+        mine.append([PersonalItem("x.png", "", path)], np.zeros((1, 4)), np.zeros((1, 3)), np.zeros((1, 2)),
+                    np.zeros(1), len(data))
+    return path
+
+
+def test_a_full_store_evicts_nobody_and_close_deletes_everything(tmp_path: Path) -> None:
     store = CollectionStore(4, 3, 2, Limits(max_collections=2), root=tmp_path / "store")
-    with store.using("a") as a:
-        a.store("x.png", b"a")
-    with store.using("b"):
-        pass
-    with store.using("c"):  # a is the oldest idle one
-        pass
-    assert store.peek("a") is None and store.peek("b") is not None and len(store) == 2
-    with store.using("b"), store.using("c"), pytest.raises(LimitError, match="try again"), store.using("d"):
-        pass
+    _one_photo(store, "a")
+    _one_photo(store, "b")
+    with pytest.raises(LimitError, match="Try again in 30 minutes"):
+        _one_photo(store, "c")
+    assert store.peek("a") is not None and store.peek("b") is not None and len(store) == 2
     store.close()
     assert not (tmp_path / "store").exists()
 
@@ -211,13 +216,11 @@ def test_idle_collections_are_dropped_with_their_folders(tmp_path: Path) -> None
     import time
 
     store = CollectionStore(4, 3, 2, Limits(idle_seconds=60), root=tmp_path / "store")
-    with store.using("a") as a:
-        path = a.store("x.png", b"a")
+    path = _one_photo(store, "a")
     assert path.is_file()
     assert store.sweep(time.monotonic() + 30) == 0
     assert store.sweep(time.monotonic() + 61) == 1 and not path.exists() and len(store) == 0
-    with store.using("b") as b:
-        path = b.store("y.png", b"b")
+    path = _one_photo(store, "b", b"b")
     assert store.drop("b") and not path.exists() and not store.drop("b")
 
 
@@ -240,8 +243,7 @@ def test_a_collection_nobody_touches_again_still_goes_after_the_timeout(tmp_path
     import time
 
     store = CollectionStore(4, 3, 2, Limits(idle_seconds=1.0), root=tmp_path / "store")
-    with store.using("a") as a:
-        path = a.store("x.png", b"a")
+    path = _one_photo(store, "a")
     deadline = time.monotonic() + 10
     while path.exists() and time.monotonic() < deadline:
         time.sleep(0.2)
