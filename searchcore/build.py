@@ -200,6 +200,30 @@ def _served_embedding(root: Path, features: np.ndarray, head: DeViSEHead, words:
     return served_embedding(head_emb, near, mix)
 
 
+def write_postings(root: Path, features: np.ndarray, logits: np.ndarray, words: WordVectors,
+                   head: DeViSEHead | None) -> dict[str, Any] | None:
+    """The word signals' tables (:mod:`searchcore.postings`), for a bundle whose Text → Image has a head to mix them
+    with: the class hierarchy's, the exemplars' (every photo's nearest photos by the image index, itself included:
+    served, its own words count) and the word classifier's. None, and no file, for a bundle without a head."""
+    from .exemplars import EXEMPLARS, Exemplars
+    from .postings import FILE, PartTables, classifier_table, exemplar_table, hierarchy_table
+    from .wordclass import item_word_sets
+
+    path = root / FILE
+    if head is None:
+        path.unlink(missing_ok=True)
+        return None
+    t0 = time.perf_counter()
+    items = B.read_items(root / B.ITEMS)
+    found = load_index(root / B.INDEXES / "images").query(features, min(EXEMPLARS, len(items)))
+    word_sets = item_word_sets([it.label for it in items], [it.captions or (it.caption,) for it in items], words)
+    exemplars = Exemplars(found.ids.astype(np.int64), 1.0 - found.distances, word_sets)
+    classifier = head.word_classifier
+    tables = PartTables(hierarchy_table(logits), exemplar_table(exemplars),
+                        classifier_table(classifier, features) if classifier is not None else None)
+    return {**tables.save(path), "seconds": round(time.perf_counter() - t0, 3)}
+
+
 def rebuild_semantic(
     root: str | Path,
     words: WordVectors,
@@ -236,5 +260,9 @@ def rebuild_semantic(
                            map_fn=map_fn), root / B.INDEXES / "conse")
     fields["semantic"] = "clip" if clip else "conse" if head is None else "head+conse per query"
     fields["head"] = head is not None
+    postings = write_postings(root, features, logits, words, head)
+    fields.pop("postings", None)
+    if postings is not None:
+        fields["postings"] = postings
     B.write_manifest(root, fields)
     return root

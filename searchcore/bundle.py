@@ -1,6 +1,6 @@
 """The asset bundle: one self-describing folder per collection, the same on disk and in a Hub dataset repo.
 
-Layout (``BUNDLE_FORMAT`` 1)::
+Layout (``BUNDLE_FORMAT`` 2)::
 
     manifest.json            format, backbone spec, word-vector source, dims, counts, sha256 + size of every file
     items.jsonl              one item per line: id, path (under images/), label, caption
@@ -12,6 +12,8 @@ Layout (``BUNDLE_FORMAT`` 1)::
                              with ``shard_size`` in the manifest the three photo indexes are sharded instead:
                              NAME.json + NAME-00000.hnsw|json, … (see searchcore.shards)
     tags.json                the tag vocabulary: phrases in index order, each ImageNet class's own and broader tag
+    postings.npz             with a head: per word, the photos the word signals (class hierarchy, exemplars, word
+                             classifier) score highest, best first (searchcore.postings); Text → Image reads them
     head/                    optional trained DeViSE head (never in a CLIP bundle): config.json, model.safetensors,
                              README.md; with
                              measured/, the head the figures were measured with when the served one saw every photo
@@ -29,7 +31,7 @@ CLIP text embeddings; words and conse stay in word space. Bundles without the fi
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,7 @@ from .collection import Item
 from .errors import AssetSourceError, BundleError
 from .hub import download, is_repo_id
 from .index import VectorIndex
+from .postings import PartTables
 from .shards import ShardedIndex, load_index
 from .tagging import TagVocabulary
 
@@ -54,6 +57,7 @@ IMAGES = "images"
 INDEXES = "indexes"
 HEAD = "head"
 TAGS = "tags.json"
+POSTINGS = "postings.npz"  # the word signals' tables (searchcore.postings), in a bundle with a head
 MEASURED = "measured"  # head/measured/: the head the recorded figures describe, when the served one saw every photo
 INDEX_NAMES = ("images", "semantic", "conse", "words", "tags")
 REBUILD = "Rebuild it with: python -m training.build_assets --collection ... --out {root}"
@@ -109,7 +113,7 @@ def write_items(path: Path, items: list[Item]) -> None:
 
 def data_files(root: Path) -> list[Path]:
     """Every file the manifest vouches for (all but the manifest itself and the photos, which are listed by count)."""
-    files = [root / ITEMS, root / FEATURES, root / LOGITS, root / TAGS]
+    files = [root / ITEMS, root / FEATURES, root / LOGITS, root / TAGS, root / POSTINGS]
     files += sorted((root / INDEXES).glob("*.hnsw")) + sorted((root / INDEXES).glob("*.json"))
     for folder in (root / HEAD, root / HEAD / MEASURED):
         if folder.is_dir():
@@ -147,6 +151,7 @@ class Bundle:
     logits: np.ndarray
     indexes: dict[str, VectorIndex | ShardedIndex]
     tags: TagVocabulary
+    tables: PartTables = field(default_factory=PartTables)  # the word signals' tables; empty when it has none
 
     @property
     def name(self) -> str:
@@ -214,7 +219,19 @@ def open_bundle(source: str | Path, check_sums: bool = True) -> Bundle:
                               root / INDEXES / f"{name}.json", rebuild_hint(root))
         indexes[name] = index
     tags = _load_tags(root / TAGS, root, len(indexes["tags"]))
-    return Bundle(root, manifest, items, features, logits, indexes, tags)
+    return Bundle(root, manifest, items, features, logits, indexes, tags, _load_tables(root / POSTINGS, root, count))
+
+
+def _load_tables(path: Path, root: Path, count: int) -> PartTables:
+    if not path.is_file():
+        return PartTables()
+    try:
+        tables = PartTables.load(path)
+    except (OSError, ValueError, KeyError) as exc:
+        raise BundleError(f"cannot be read as the word signals' tables ({exc}).", path, rebuild_hint(root)) from exc
+    if any(t is not None and len(t.ids) and (t.ids.min() < 0 or t.ids.max() >= count) for t in tables):
+        raise BundleError(f"names photos outside the bundle's {count}.", path, rebuild_hint(root))
+    return tables
 
 
 def _load_tags(path: Path, root: Path, count: int) -> TagVocabulary:

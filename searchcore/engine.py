@@ -15,10 +15,7 @@ A visitor's own photos (:class:`searchcore.personal.PersonalCollection`) are add
 from __future__ import annotations
 
 import re
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -29,7 +26,6 @@ from .build import conse_only, tag_embeddings
 from .bundle import Bundle, is_clip, open_bundle, rebuild_hint
 from .clip import ClipBackbone
 from .errors import NO_PHOTOS_YET, BadArgumentError, BundleError, EmptyCollectionError, shorten
-from .exemplars import EXEMPLARS, Exemplars
 from .head import (
     NO_PARTS,
     ConSE,
@@ -43,12 +39,11 @@ from .head import (
     served_scores,
     unit_rows,
 )
-from .hierarchy import log_normaliser
 from .images import ImageInput
 from .index import Neighbours, exact_search
 from .inputs import check_class_text
+from .postings import candidates, query_rows, table_parts
 from .tagging import TagRule, classifier_tags, item_tags, neighbour_tags, rank_tags
-from .wordclass import item_word_sets
 from .words import Term, WordVectors, load_word_vectors, parse_query
 
 if TYPE_CHECKING:
@@ -58,6 +53,9 @@ if TYPE_CHECKING:
     from .uploads import Candidate, Skipped
 
 MAX_K = 1000
+#: Image → Image by class: the candidates taken from the image index (and re-ranked exactly); a bundle with no more
+#: photos than this is scored whole
+BY_CLASS_POOL = 1024
 NEIGHBOURS = 5  # collection photos whose captions may vote for an image's tags
 EngineImage = ImageInput | int
 
@@ -144,8 +142,6 @@ class SearchEngine:
         # which classifier classes name a photo, how near a collection photo must be to lend its caption words:
         # chosen on validation items when the head was trained
         self.tag_rule = TagRule.from_manifest(manifest)
-        self._by_class: OrderedDict[int, np.ndarray] = OrderedDict()  # small LRU of re-weighted collections
-        self._lock = threading.Lock()
 
     # ---- facts about the engine -------------------------------------------------------------------------------
     @property
@@ -220,25 +216,6 @@ class SearchEngine:
         """Is the image embedded by ConSE alone (:func:`conse_only`), so served by the unseen-photo rule?"""
         return self.clip is None and bool(conse_only(self.head, _nearest(image, near), 1)[0])
 
-    @cached_property
-    def _exemplars(self) -> Exemplars | None:
-        """Every bundle photo's nearest bundle photos, itself included, and their words (:mod:`searchcore.exemplars`),
-        found with the image index on the first Text → Image query that needs them; None when the head gives the
-        exemplars no weight."""
-        if self.head is None or self.head.exemplar_mix <= 0:
-            return None
-        items = self.bundle.items
-        found = self.bundle.indexes["images"].query(self.bundle.features, min(EXEMPLARS, len(items)))
-        word_sets = item_word_sets([it.label for it in items], [it.captions or (it.caption,) for it in items],
-                                   self.words)
-        return Exemplars(found.ids.astype(np.int64), 1.0 - found.distances, word_sets)
-
-    @cached_property
-    def _log_norm(self) -> np.ndarray:
-        """The bundle's :func:`searchcore.hierarchy.log_normaliser`, computed on the first Text → Image query that
-        needs it, so a query reads only its words' classes."""
-        return log_normaliser(self.bundle.logits)
-
     def _hits(self, ids: np.ndarray, dists: np.ndarray) -> list[Hit]:
         items = self.bundle.items
         return [Hit(int(i), items[i].label, items[i].caption, float(d), self.bundle.image_path(items[i]))
@@ -264,21 +241,21 @@ class SearchEngine:
         if self.clip is not None:  # the photo pulled toward the class's text embedding (see clip.CLASS_BIAS)
             found = self.bundle.indexes["images"].query(self.clip.class_query(self.features(image).features, cls), k)
             return self._hits(found.ids[0], found.distances[0])
-        query = self.features(image).features[0] * self._weights[cls]
-        found = exact_search(self._reweighted(cls), query, k)  # exact: one matrix product over the collection
-        return self._hits(found.ids[0], found.distances[0])
-
-    def _reweighted(self, cls: int) -> np.ndarray:
-        with self._lock:
-            if cls in self._by_class:
-                self._by_class.move_to_end(cls)
-                return self._by_class[cls]
-        matrix = unit_rows(self.bundle.features * self._weights[cls])
-        with self._lock:
-            self._by_class[cls] = matrix
-            while len(self._by_class) > 8:
-                self._by_class.popitem(last=False)
-        return matrix
+        query = self.features(image).features[0]
+        weights = self._weights[cls]
+        # Candidates from the image index, then the exact re-weighted cosine over them only. The re-weighted
+        # vectors' dot product is x·(q⊙w²): the index is asked with q⊙w² (and with q itself, for the photos that
+        # look most alike anyway); a bundle small enough is scored whole.
+        images = self.bundle.indexes["images"]
+        pool = min(len(images), max(BY_CLASS_POOL, 20 * k))
+        if pool >= len(images):
+            ids = np.arange(len(images), dtype=np.int64)
+        else:
+            ids = np.unique(np.concatenate([images.query(query * weights**2, pool).ids[0],
+                                            images.query(query, pool).ids[0]]).astype(np.int64))
+        found = exact_search(unit_rows(np.asarray(self.bundle.features[ids]) * weights), query * weights,
+                             min(k, len(ids)))
+        return self._hits(ids[found.ids[0]], found.distances[0])
 
     def similar_words(self, query: str, k: int = 10) -> list[WordHit]:
         """Text → Text: nearest words to the query vector; the query's own words are left out."""
@@ -333,13 +310,12 @@ class SearchEngine:
             return self._hits(found.ids[0], found.distances[0])
         head_vector = self.head.head_query([(t.weight, t.word) for t in terms], self.words)
         pool = min(len(semantic), max(4 * k, 64))  # generous: an item high on either side is a candidate
-        ids = np.union1d(semantic.query(head_vector, pool).ids[0], conse.query(vector, pool).ids[0])
-        parts = query_parts(self.head, self.bundle.features, self.bundle.logits, terms, self._log_norm,
-                            self._exemplars)
-        for part, _ in parts:  # every photo was scored exactly: a part's best photos are candidates too
-            if part is not None:
-                ids = np.union1d(ids, np.argsort(-part, kind="stable")[:pool])
-        parts = QueryParts(*((None if part is None else part[ids], share) for part, share in parts))
+        tables = self.bundle.tables
+        rows = query_rows(tables, self.head, terms)
+        # candidates: the best of each index and of each list the query's words read; only they are scored
+        ids = np.unique(np.concatenate([semantic.query(head_vector, pool).ids[0], conse.query(vector, pool).ids[0],
+                                        candidates(tables, rows, terms, pool)]).astype(np.int64))
+        parts = table_parts(tables, self.head, terms, ids, rows)
         scores = self._text_scores(vector, terms, self.head, semantic.get(ids), conse.get(ids), parts)
         order = np.argsort(-scores, kind="stable")[:k]
         return self._hits(ids[order], np.maximum(1.0 - scores[order], 0.0))

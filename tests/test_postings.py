@@ -1,0 +1,116 @@
+"""Index-first Text → Image and by-class search: posting tables with known answers on tiny data, and on the real
+offline bundle the served ranking (candidates from indexes and lists, re-ranked) equal to the same score computed
+exactly over every photo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from searchcore.exemplars import EXEMPLARS, Exemplars
+from searchcore.head import fused_scores, query_mix, query_parts, served_scores
+from searchcore.index import exact_search, unit_rows
+from searchcore.postings import PartTables, dense_table, exemplar_table, table_parts
+from searchcore.wordclass import item_word_sets
+from searchcore.words import parse_query
+
+QUERIES = ["bird", "fruit + red", "christmas tree", "guitar", "tool", "hat", "2:bird + penguin", "horse", "dog",
+           "ocean", "cat - dog", "red", "flower", "car", "fish", "vegetable", "tree", "music", "0.5:boat + water"]
+
+
+def test_a_dense_table_keeps_each_words_best_photos_best_first() -> None:
+    scores = np.array([[0.2, 0.0], [0.9, 0.5], [0.2, 0.1], [0.7, 0.0]], np.float32)
+    table = dense_table(["cat", "dog"], lambda part: scores[part], len(scores), limit=3)
+    cat, dog = table.row("cat"), table.row("dog")
+    assert table.top(cat, 10).tolist() == [1, 3, 0]  # the third 0.2 (photo 2) is past the limit; ties: lower id
+    assert table.top(dog, 10).tolist() == [1, 2]  # zeros are not listed
+    assert table.scores_of(cat, np.array([3, 2, 1])).tolist() == pytest.approx([0.7, 0.0, 0.9])
+    assert table.row("cats") == cat and table.row("bird") is None  # a plural finds its singular's list
+
+
+def test_the_exemplar_table_keeps_the_nearest_known_photo_per_word() -> None:
+    words = [{"cat"}, {"dog"}, {"cat", "pet"}]
+    ids = np.array([[0, 2, 1], [1, 0, 2], [2, 0, -1]])
+    sims = np.array([[1.0, 0.8, 0.3], [1.0, 0.4, -0.2], [1.0, 0.8, 0.0]], np.float32)
+    table = exemplar_table(Exemplars(ids, sims, words))
+    cat, pet = table.row("cats"), table.row("pet")
+    assert table.scores_of(cat, np.arange(3)).tolist() == pytest.approx([1.0, 0.4, 1.0])
+    assert table.scores_of(pet, np.arange(3)).tolist() == pytest.approx([0.8, 0.0, 1.0])  # -0.2 counts as nothing
+
+
+def test_tables_survive_a_save_and_load(tmp_path: Path) -> None:
+    scores = np.random.default_rng(0).random((50, 3)).astype(np.float32)
+    tables = PartTables(hierarchy=dense_table(["a", "b", "c"], lambda part: scores[part], 50, limit=10))
+    facts = tables.save(tmp_path / "p.npz")
+    back = PartTables.load(tmp_path / "p.npz")
+    assert facts == {"hierarchy": {"words": 3, "entries": 30}} and back.exemplars is None
+    np.testing.assert_array_equal(back.hierarchy.ids, tables.hierarchy.ids)
+    assert back.hierarchy.row("b") == 1
+
+
+def _exact(engine, query: str) -> np.ndarray:
+    """The served Text → Image score of every photo, computed the long way (what the tables stand in for)."""
+    bundle, words, head = engine.bundle, engine.words, engine.head
+    terms = parse_query(query)
+    pairs = [(t.weight, t.word) for t in terms]
+    everyone = np.arange(len(bundle.items))
+    found = bundle.indexes["images"].query(bundle.features, EXEMPLARS)
+    exemplars = Exemplars(found.ids.astype(np.int64), 1.0 - found.distances,
+                          item_word_sets([it.label for it in bundle.items],
+                                         [it.captions or (it.caption,) for it in bundle.items], words))
+    cosine = fused_scores(words.combine(terms), bundle.indexes["semantic"].get(everyone),
+                          bundle.indexes["conse"].get(everyone), query_mix(pairs, head, words),
+                          head.head_query(pairs, words))
+    return served_scores(cosine, query_parts(head, bundle.features, bundle.logits, terms, exemplars=exemplars), head)
+
+
+def test_served_text_image_ranking_equals_the_exact_ranking_on_the_real_bundle(offline_engine) -> None:
+    engine = offline_engine
+    assert engine.head is not None and engine.bundle.tables.hierarchy is not None
+    for query in QUERIES:
+        exact = _exact(engine, query)
+        served = engine.search_images(query, 10)
+        order = np.argsort(-exact, kind="stable")[:10]
+        assert [h.id for h in served] == order.tolist(), query
+        np.testing.assert_allclose([1 - h.distance for h in served], exact[order], atol=1e-5)
+
+
+def test_table_parts_equal_the_computed_parts_for_every_photo(offline_engine) -> None:
+    engine, bundle = offline_engine, offline_engine.bundle
+    found = bundle.indexes["images"].query(bundle.features, EXEMPLARS)
+    exemplars = Exemplars(found.ids.astype(np.int64), 1.0 - found.distances,
+                          item_word_sets([it.label for it in bundle.items],
+                                         [it.captions or (it.caption,) for it in bundle.items], engine.words))
+    everyone = np.arange(len(bundle.items))
+    for query in ["bird", "christmas tree", "cat - dog", "2:fruit + red"]:
+        terms = parse_query(query)
+        computed = query_parts(engine.head, bundle.features, bundle.logits, terms, exemplars=exemplars)
+        read = table_parts(bundle.tables, engine.head, terms, everyone)
+        for (a, share_a), (b, share_b) in zip(computed, read, strict=True):
+            assert share_a == pytest.approx(share_b) and (a is None) == (b is None), query
+            if a is not None:
+                np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_by_class_search_from_candidates_finds_the_exact_neighbours(offline_engine, monkeypatch) -> None:
+    from searchcore import engine as engine_module
+
+    engine, bundle = offline_engine, offline_engine.bundle
+    cls = engine.resolve_class("Siamese cat")
+    weights = engine.backbone.classifier_weights()[cls]
+    exact_matrix = unit_rows(np.asarray(bundle.features) * weights)
+    photos = range(0, len(bundle.items), 37)
+    # the whole bundle is within the pool: exactly the re-weighted cosine's neighbours
+    for photo in photos:
+        want = exact_search(exact_matrix, bundle.features[photo] * weights, 10).ids[0].tolist()
+        assert [h.id for h in engine.similar_images_by_class(photo, cls, 10)] == want
+    # a pool of a quarter of the photos: candidates from the index, still (nearly) the same top 10
+    monkeypatch.setattr(engine_module, "BY_CLASS_POOL", len(bundle.items) // 4)
+    recall = []
+    for photo in photos:
+        want = set(exact_search(exact_matrix, bundle.features[photo] * weights, 10).ids[0].tolist())
+        got = {h.id for h in engine.similar_images_by_class(photo, cls, 10)}
+        recall.append(len(want & got) / 10)
+    assert np.mean(recall) >= 0.9, recall
