@@ -43,7 +43,7 @@ from .images import ImageInput
 from .index import Neighbours, exact_search
 from .inputs import check_class_text
 from .postings import candidates, query_rows, table_parts
-from .tagging import TagRule, classifier_tags, item_tags, neighbour_tags, rank_tags
+from .tagging import ItemTags, TagRule, classifier_tags, neighbour_tags, rank_tags
 from .words import Term, WordVectors, load_word_vectors, parse_query
 
 if TYPE_CHECKING:
@@ -137,8 +137,10 @@ class SearchEngine:
         self.clip = backbone if isinstance(backbone, ClipBackbone) else None
         self.conse = ConSE.from_words(backbone.class_names, words, top_t=int(manifest.get("conse_top_t", 10)))
         self._weights = backbone.classifier_weights()
-        captions = [it.captions or (it.caption,) for it in bundle.items]
-        self._item_tags = item_tags(bundle.tags, [it.label for it in bundle.items], captions, words)
+        # the tags each collection photo lends its look-alikes, read when a photo first votes (not at load)
+        items = bundle.items
+        self._item_tags = ItemTags(bundle.tags, words, lambda i: (items[i].label, items[i].captions or
+                                                                  (items[i].caption,)), len(items))
         # which classifier classes name a photo, how near a collection photo must be to lend its caption words:
         # chosen on validation items when the head was trained
         self.tag_rule = TagRule.from_manifest(manifest)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -207,15 +208,36 @@ Search = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]  # (query, k
 def item_tags(vocab: TagVocabulary, labels: Sequence[str], captions: Sequence[Sequence[str]],
               words: WordVectors) -> list[list[int]]:
     """Per collection item, the ids of the tags its label and captions give it (caption words the vocabulary has)."""
-    from .fit import label_words
+    lazy = ItemTags(vocab, words, lambda i: (labels[i], captions[i]), len(labels))
+    return [lazy[i] for i in range(len(labels))]
 
-    index = {p: i for i, p in enumerate(vocab.phrases)}
-    out = []
-    for label, texts in zip(labels, captions):
-        found = [" ".join(label_words(label, words) or [])]
-        found += list(content_words(texts))
-        out.append(list(dict.fromkeys(index[w] for w in found if w in index)))
-    return out
+
+class ItemTags:
+    """:func:`item_tags` of one item at a time (``describe(i)``: its label and captions), computed when a photo's
+    neighbour first needs it: loading a bundle reads no caption, and a collection of any size costs only the items
+    that ever vote."""
+
+    def __init__(self, vocab: TagVocabulary, words: WordVectors,
+                 describe: Callable[[int], tuple[str, Sequence[str]]], count: int) -> None:
+        self._vocab, self._words, self._describe, self._count = vocab, words, describe, count
+        self._known: dict[int, list[int]] = {}
+
+    @cached_property
+    def _index(self) -> dict[str, int]:
+        return {p: i for i, p in enumerate(self._vocab.phrases)}
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, item: int) -> list[int]:
+        from .fit import label_words
+
+        found = self._known.get(item)
+        if found is None:
+            label, texts = self._describe(item)
+            phrases = [" ".join(label_words(label, self._words) or []), *content_words(texts)]
+            found = self._known[item] = list(dict.fromkeys(self._index[w] for w in phrases if w in self._index))
+        return found
 
 
 def neighbour_tags(ids: Sequence[int], distances: Sequence[float], per_item: Sequence[Sequence[int]],
