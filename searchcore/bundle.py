@@ -30,6 +30,8 @@ CLIP text embeddings; words and conse stay in word space. Bundles without the fi
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -179,18 +181,44 @@ def verify(root: Path, check_sums: bool = True) -> dict[str, Any]:
     if manifest.get("format") != BUNDLE_FORMAT:
         raise BundleError(f"has format {manifest.get('format')!r}; this version reads format {BUNDLE_FORMAT}.",
                           manifest_path, rebuild_hint(root))
+    stamps = _read_stamps(root) if check_sums else {}
+    checked = {}
     for rel, expected in manifest.get("files", {}).items():
         path = root / rel
         if not path.is_file():
             raise BundleError("is missing.", path, rebuild_hint(root))
-        size = path.stat().st_size
-        if size != expected["bytes"]:
-            raise BundleError(f"is {size} bytes but the manifest says {expected['bytes']} (truncated or replaced).",
-                              path, rebuild_hint(root))
-        if check_sums and storage.sha256(path) != expected["sha256"]:
-            raise BundleError("does not match its checksum in manifest.json (the file was changed or damaged).",
-                              path, rebuild_hint(root))
+        stat = path.stat()
+        if stat.st_size != expected["bytes"]:
+            raise BundleError(f"is {stat.st_size} bytes but the manifest says {expected['bytes']} (truncated or "
+                              "replaced).", path, rebuild_hint(root))
+        stamp = [stat.st_size, stat.st_mtime_ns, expected["sha256"]]
+        if check_sums and stamps.get(rel) != stamp and storage.sha256(path) != expected["sha256"]:
+            raise BundleError("does not match its checksum in manifest.json (the file was changed or damaged).", path,
+                              rebuild_hint(root))
+        checked[rel] = stamp
+    if check_sums and checked != stamps:
+        _write_stamps(root, checked)
     return manifest
+
+
+def _stamps_path(root: Path) -> Path:
+    key = hashlib.sha256(str(root.resolve()).encode("utf-8")).hexdigest()[:32]
+    return storage.cache_dir() / "verified" / f"{key}.json"
+
+
+def _read_stamps(root: Path) -> dict[str, Any]:
+    """The files of ``root`` whose checksums were verified on this machine, by size and modification time: a
+    bundle's gigabytes are hashed once, not at every start (a file that changes since is hashed again)."""
+    try:
+        stamps = json.loads(_stamps_path(root).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return stamps if isinstance(stamps, dict) else {}
+
+
+def _write_stamps(root: Path, stamps: dict[str, Any]) -> None:
+    with contextlib.suppress(OSError):  # a cache that cannot be written only means hashing again next time
+        storage.write_json(_stamps_path(root), stamps)
 
 
 def open_bundle(source: str | Path, check_sums: bool = True) -> Bundle:

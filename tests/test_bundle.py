@@ -270,3 +270,20 @@ def test_unreachable_hub_id_is_an_asset_source_error(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(AssetSourceError, match="nobody/nothing"):
         B.open_bundle("nobody/nothing")
+
+
+def test_checksums_are_verified_once_and_again_after_a_change(bundle_copy: Path, monkeypatch: pytest.MonkeyPatch):
+    from searchcore import storage
+
+    B.open_bundle(bundle_copy)  # hashes every file and remembers it did (size, modification time)
+    hashed: list[Path] = []
+    real = storage.sha256
+    monkeypatch.setattr(storage, "sha256", lambda path, *a: hashed.append(Path(path)) or real(path, *a))
+    B.open_bundle(bundle_copy)
+    assert hashed == []  # a start reads no gigabytes to verify what it verified before
+    items = bundle_copy / "items.jsonl"
+    text = items.read_text(encoding="utf-8")
+    items.write_text(text.replace('"label": "dog"', '"label": "cow"', 1), encoding="utf-8")
+    with pytest.raises(BundleError, match="checksum"):
+        B.open_bundle(bundle_copy)
+    assert hashed == [items]
