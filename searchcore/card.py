@@ -1,4 +1,8 @@
-"""The head's model card: README.md (metrics table, timings, command, split) and training.png (loss curves)."""
+"""The head's model card: README.md (metrics table, timings, command, split) and training.png (loss curves).
+
+The card follows the manifest: :func:`write_card` when a head is trained and measured, :func:`write_kept_card` when
+``--update`` keeps a head whose figures it drops (they were measured on photos that changed).
+"""
 
 from __future__ import annotations
 
@@ -17,6 +21,15 @@ METRIC_NAMES = {
     "zero_shot_tag_hit5": "Zero-shot tag hit@5",
     "real_photo_tag_hit5": "Tag hit@5 (public real photos)",
 }
+
+
+FRONT_MATTER = """---
+library_name: semantic-search
+tags: [devise, image-search, zero-shot-image-classification, pytorch_model_hub_mixin]
+license: mit
+---
+"""
+TRAIN_COMMAND = "python -m training.train_devise --bundle BUNDLE"
 
 
 def metrics_table(metrics: dict[str, Any]) -> str:
@@ -77,12 +90,7 @@ def write_card(folder: Path, card: dict[str, Any]) -> None:
     extract = training.get("extract_seconds")
     speed = (f"Training took **{training['train_seconds']:.1f} s** on cached features; extracting those features "
              f"took **{extract:.1f} s**." if extract else f"Training took **{training['train_seconds']:.1f} s**.")
-    text = f"""---
-library_name: semantic-search
-tags: [devise, image-search, zero-shot-image-classification, pytorch_model_hub_mixin]
-license: mit
----
-
+    text = f"""{FRONT_MATTER}
 # DeViSE head for semantic-search
 
 Maps {training.get('backbone', 'backbone')} image features into the word-vector space so that text finds images and
@@ -126,11 +134,43 @@ Image→Image precision@10 on raw backbone features: {metrics.get('features_imag
 ## Reproduce
 
 ```
-{training.get('command') or 'python -m training.train_devise --bundle BUNDLE'}
+{training.get('command') or TRAIN_COMMAND}
 ```
 
 Split: {len(split['train'])} training, {len(split['val'])} validation, {len(split.get('test', []))} test,
 {len(split['holdout'])} held-out-class items (stratified by label, seed {config['seed']}); held-out classes:
 {', '.join(config['holdout_classes']) or 'none'}.
 """
+    storage.write_text(folder / "README.md", text)
+
+
+def write_kept_card(folder: Path, training: dict[str, Any], update: dict[str, Any], count: int) -> None:
+    """README.md for a head that ``--update`` kept: what it is and how it was trained, and no figures.
+
+    ``training``: the manifest's training record from before the update (empty if it had none); ``update``: the
+    update's record (photos added, changed, removed). Its figures, timings and training curve were measured on the
+    photos the update changed and the manifest drops them, so the card does too (``publish`` uploads this card).
+    """
+    config = training.get("config") or {}
+    loss = f" Loss: **{config['loss']}**." if config.get("loss") else ""
+    trained = (f"\n## How it was trained\n\nOn the bundle's photos before the update:\n\n```\n{training['command']}"
+               "\n```\n" if training.get("command") else "")
+    text = f"""{FRONT_MATTER}
+# DeViSE head for semantic-search
+
+Maps {training.get('backbone', 'backbone')} image features into the word-vector space so that text finds images and
+images get tags.{loss} Served with ConSE by the settings recorded in the bundle's manifest.json (`serving`).
+
+## Metrics
+
+**Not measured on the photos it serves now.** The bundle was updated to its photo folder ({update.get('added', 0)}
+added, {update.get('changed', 0)} changed, {update.get('removed', 0)} removed; {count} photos now) and this head was
+kept as it was, not trained or measured again. The figures measured when it was trained describe the earlier photos,
+so they were dropped. To measure it on these photos, train it again:
+
+```
+{TRAIN_COMMAND}
+```
+{trained}"""
+    (folder / "training.png").unlink(missing_ok=True)
     storage.write_text(folder / "README.md", text)

@@ -503,6 +503,11 @@ def evaluate_bundle(root: str | Path, words: WordVectors | None = None, head: De
                             f"TRAINED --clip {bundle.root}", bundle.root / B.MANIFEST)
     if split is None:
         if "split" not in training:
+            if bundle.head_dir is not None:  # kept by --update, which drops the split and figures of other photos
+                raise B.BundleError("has a trained head but no recorded training split to measure it on (an update "
+                                    "of the bundle's photos keeps the head and drops its figures).",
+                                    bundle.root / B.MANIFEST, "Train it again to measure it: python -m "
+                                    f"training.train_devise --bundle {bundle.root}")
             raise B.BundleError("has no trained head to evaluate.", bundle.root / B.MANIFEST,
                                 f"Train one with: python -m training.train_devise --bundle {bundle.root}")
         split = Split.from_dict(training["split"])

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import bundle as B
+from . import storage
 from .backbone import Backbone, load_backbone
 from .build import rebuild_semantic, write_bundle
 from .card import write_card as default_card
@@ -269,6 +270,7 @@ def _save_head(root: Path, head: DeViSEHead, card: dict[str, Any],
             measured.save_pretrained(staging / B.MEASURED)
         if write_card is not None:
             write_card(staging, card)
+        storage.share_tree(staging)  # mkdtemp made it 0700 and safetensors writes 0600: another user must read it
         (root / B.MANIFEST).unlink(missing_ok=True)  # the old manifest no longer vouches for the head
         old = root / B.HEAD
         if old.exists():

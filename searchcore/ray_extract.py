@@ -7,10 +7,11 @@ slices, same file format, through the same functions), each as soon as all its r
 resumes, under Ray or without it, at the chunks still missing; and a bundle built either way is the same.
 Unreadable photos are kept as rows with ``ok`` False and the same message, so they are skipped and listed as today.
 
-Without an address a local Ray is started with every CPU of this machine; with one (``ray start --head`` on one
-machine, ``ray start --address HEAD:6379`` on the others) the driver joins that cluster. Every node must be able
-to read the photos at the same paths (a shared filesystem) and have this project's requirements installed; the
-``searchcore`` package itself is shipped to the workers by Ray. ``ray`` is imported only inside these functions.
+Without an address a local Ray is started with every CPU of this machine, on loopback only (no dashboard, no usage
+report, no cloud probe: :data:`LOCAL_ENV`); with one (``ray start --head`` on one machine, ``ray start --address
+HEAD:6379`` on the others) the driver joins that cluster. Every node must be able to read the photos at the same
+paths (a shared filesystem) and have this project's requirements installed; the ``searchcore`` package itself is
+shipped to the workers by Ray. ``ray`` is imported only inside these functions.
 
 :func:`ray_session` holds one connection across a whole build (extraction, then the index shards, which
 :func:`ray_map` builds as Ray tasks); a session or extraction inside another joins it rather than starting a Ray.
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,23 +62,90 @@ class RayConfig:
                 "gpus_per_worker": self.gpus_per_worker}
 
 
+#: A dead end on loopback for plain-HTTP requests (the discard port; nothing answers there, or nothing useful).
+DEAD_PROXY = "http://127.0.0.1:9"
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+#: The environment of the processes a local Ray starts (each only where the user has not set it), so that it makes
+#: no connection outside loopback:
+#: - RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0: Ray's single-machine mode, its default on macOS and Windows: the node's
+#:   address is 127.0.0.1 and every Ray process binds loopback. On Linux Ray otherwise takes the machine's outward
+#:   address (routing a socket towards 8.8.8.8 to find it) and binds all interfaces; it even replaces an explicit
+#:   ``_node_ip_address="127.0.0.1"`` by that address. Ray reads this when it is imported (see :func:`connect`).
+#: - RAY_USAGE_STATS_ENABLED=0: no usage report to usage-stats.ray.io (on by default for ray.init).
+#: - http_proxy: Ray's dashboard process, which starts even without the dashboard (include_dashboard=False runs its
+#:   usage module), asks the cloud metadata services which cloud it runs on (169.254.169.254 twice, and a DNS
+#:   look-up of metadata.google.internal) whatever the usage setting, and no setting turns that off (Ray 2.60). Those
+#:   are plain-HTTP requests through ``requests``, which sends them to the proxy named here, a dead end on loopback, so
+#:   they fail at once and resolve no name; no_proxy keeps Ray's own traffic (gRPC and HTTP on 127.0.0.1) direct. A
+#:   user's own proxy settings are left alone. Nothing in a build speaks plain HTTP (the Hub is HTTPS).
+LOCAL_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0", "http_proxy": DEAD_PROXY,
+             "HTTP_PROXY": DEAD_PROXY}
+# the variables that route plain HTTP (an https_proxy alone leaves it direct, so the dead end is still set)
+_PROXY_VARIABLES = ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY")
+
+
+def local_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The variables to set (name → value) before a local Ray is imported and started, given the current ones."""
+    changes = {name: value for name, value in LOCAL_ENV.items() if name not in environ}
+    if any(name in environ for name in _PROXY_VARIABLES):  # the user routes HTTP themselves: not ours to redirect
+        changes = {name: value for name, value in changes.items() if name not in _PROXY_VARIABLES}
+    if "http_proxy" in changes:  # Ray's own traffic to 127.0.0.1 (gRPC reads these too) must not meet the dead end
+        for name in ("no_proxy", "NO_PROXY"):
+            kept = [host for host in environ.get(name, "").split(",") if host.strip()]
+            changes[name] = ",".join([*kept, *(host for host in LOOPBACK if host not in kept)])
+    return changes
+
+
+def init_options(address: str | None, num_cpus: int | None = None) -> dict[str, Any]:
+    """ray.init's keyword arguments: join ``address``, or start a local Ray with ``num_cpus`` (default every CPU)
+    and no dashboard (its web server; Ray binds anything else it serves to the node's address, loopback here)."""
+    # the workers import searchcore: ship it, so a cluster needs only the requirements installed, not this checkout
+    options: dict[str, Any] = {"runtime_env": {"py_modules": [str(Path(__file__).resolve().parent)]},
+                               "logging_level": logging.WARNING, "include_dashboard": False}
+    if address:
+        return {**options, "address": address}
+    return {**options, "num_cpus": num_cpus or os.cpu_count() or 1, "dashboard_host": LOOPBACK[0]}
+
+
+@contextmanager
+def _environment(changes: Mapping[str, str]) -> Iterator[None]:
+    """``os.environ`` with ``changes`` for the ``with`` block: the processes started in it inherit them, and this
+    process gets its own environment back (a later Ray that joins a cluster must not inherit the dead-end proxy)."""
+    saved = {name: os.environ.get(name) for name in changes}
+    os.environ.update(changes)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def connect(address: str | None, num_cpus: int | None = None) -> bool:
     """Join the cluster at ``address`` or start a local Ray (``num_cpus``, default every CPU of this machine);
     returns whether this call started it.
 
-    An already initialised Ray (a test's, a notebook's) is used as it is.
+    A local Ray makes no connection outside loopback (:data:`LOCAL_ENV`); a cluster is joined as its address says.
+    An already initialised Ray (a test's, a notebook's) is used as it is. Ray reads its single-machine switch when it
+    is imported, so a program that imported ray before gets Ray's default node address, and a warning.
     """
-    try:
-        import ray
-    except ImportError as exc:
-        raise AssetSourceError("Extraction on Ray needs Ray Data: pip install -r requirements-dev.txt "
-                               "(or pip install 'ray[data]').") from exc
-    if ray.is_initialized():
-        return False
-    # the workers import searchcore: ship it, so a cluster needs only the requirements installed, not this checkout
-    runtime_env = {"py_modules": [str(Path(__file__).resolve().parent)]}
-    kwargs: dict[str, Any] = {"address": address} if address else {"num_cpus": num_cpus or os.cpu_count() or 1}
-    ray.init(runtime_env=runtime_env, logging_level=logging.WARNING, include_dashboard=False, **kwargs)
+    changes = {} if address else local_env(os.environ)
+    with _environment(changes):
+        try:
+            import ray
+        except ImportError as exc:
+            raise AssetSourceError("Extraction on Ray needs Ray Data: pip install -r requirements-dev.txt "
+                                   "(or pip install 'ray[data]').") from exc
+        if ray.is_initialized():
+            return False
+        ray.init(**init_options(address, num_cpus))
+    if not address and ray.util.get_node_ip_address() not in LOOPBACK:
+        logging.getLogger(__name__).warning(
+            "the local Ray serves on %s, not on loopback: ray was imported before searchcore started it; set "
+            "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 before importing ray to keep it on 127.0.0.1.",
+            ray.util.get_node_ip_address())
     return True
 
 

@@ -2,6 +2,11 @@
 
 Every asset is written to a temporary file in the same folder and renamed into place, so a crash or a full disk
 never leaves a half-written file where a good one was (``os.replace`` is atomic on POSIX and Windows).
+
+Assets are readable by everyone (files 0644, folders 0755): a bundle is built by one user and served by another (a
+service account, a Space, a shared cache). ``tempfile`` makes private 0600 files and 0700 folders (and safetensors
+writes 0600 files), so what is staged that way is opened up before it is renamed into place (:func:`atomic_path`,
+:func:`share_tree`).
 """
 
 from __future__ import annotations
@@ -16,6 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+FILE_MODE = 0o644
+DIR_MODE = 0o755
 
 
 def cache_dir() -> Path:
@@ -37,10 +45,21 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp_path
         with open(tmp_path, "rb+") as handle:
             os.fsync(handle.fileno())
-        os.chmod(tmp_path, 0o644)  # mkstemp makes 0600 files; assets are meant to be read by servers and users
+        os.chmod(tmp_path, FILE_MODE)  # mkstemp makes 0600 files; assets are meant to be read by servers and users
         os.replace(tmp_path, target)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def share_tree(root: str | os.PathLike) -> None:
+    """Make ``root`` and every folder under it 0755 and every file 0644: for a folder staged with ``tempfile`` or
+    written by another library, and for a tree copied from a bundle written before assets were readable by all
+    (``shutil.copytree`` keeps the modes it finds)."""
+    root = Path(root)
+    os.chmod(root, DIR_MODE)
+    for path in root.rglob("*"):
+        if not path.is_symlink():
+            os.chmod(path, DIR_MODE if path.is_dir() else FILE_MODE)
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:

@@ -4,7 +4,9 @@ The new bundle is written by :func:`searchcore.build.write_bundle` into a stagin
 (``.NAME.update``), from the kept photos' stored features and the new photos' fresh ones, then swapped in by
 renaming. Until that rename the old bundle stays complete and servable; an interrupted update resumes from the
 staging folder's ``.extract`` chunks when it is run again. A trained head is kept: its weights still map features
-to word space, so the semantic indexes are rebuilt with it (retrain it to measure it on the new photos).
+to word space, so the semantic indexes are rebuilt with it (retrain it to measure it on the new photos). Its figures
+were measured on the old photos, so the manifest and the model card drop them, and the card says it was not
+measured again. The manifest's build times are the update's own (what it extracted, the indexes it built).
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from . import bundle as B
+from . import storage
 from .backbone import Backbone, Features, load_backbone
 from .build import write_bundle
+from .card import write_kept_card
 from .clip import tag_embedder
 from .collection import Collection, Item
 from .extract import clear, extract_collection
@@ -30,6 +34,11 @@ from .words import load_word_vectors
 Report = Callable[[float, str], None]
 #: Manifest fields that describe how a kept head is served; its measured figures describe the old photos, so they go.
 KEPT_HEAD_FIELDS = ("serving",)
+#: The head's files that describe its measured figures (the card is written anew, and ``measured/`` is the head the
+#: figures were measured with): not carried over.
+HEAD_FIGURES = ("README.md", "training.png", B.MEASURED)
+#: The build record's times, which describe the run that wrote the bundle: an update records its own.
+BUILD_TIMES = ("extract_seconds", "images_per_second", "index_seconds")
 
 
 class Changes(NamedTuple):
@@ -151,7 +160,9 @@ def update_bundle(root: str | Path, collection: Collection, *, report: Report = 
     staging = staging_dir(root)
     staging.mkdir(exist_ok=True)
     backbone = load_backbone(manifest["backbone"])
+    extract_started = time.perf_counter()
     fresh, skipped = _extract_new(collection, changes.added + changes.changed, staging, backbone, report)
+    extract_seconds = time.perf_counter() - extract_started
     updated, feats = _assemble(bundle, collection, changes, fresh)
     report(0.85, "building indexes")
     _empty_staging(staging)
@@ -159,7 +170,7 @@ def update_bundle(root: str | Path, collection: Collection, *, report: Report = 
     head = _stage_head(bundle, staging)
     counts = {"added": len(changes.added), "changed": len(changes.changed), "removed": len(changes.removed),
               "kept": len(changes.kept), "skipped": [{"path": it.path, "why": why} for it, why in skipped]}
-    info = _build_info(manifest, collection, counts, command)
+    info = _build_info(manifest, collection, counts, command, len(fresh), extract_seconds)
     words = load_word_vectors(manifest["words"])
     write_bundle(staging, updated, feats, manifest["backbone"], backbone.class_names, words, head=head,
                  word_vocab=int(manifest.get("word_vocab", B.WORD_VOCAB)),
@@ -168,6 +179,7 @@ def update_bundle(root: str | Path, collection: Collection, *, report: Report = 
                  embed_tags=tag_embedder(backbone))
     if head is not None:
         _keep_serving(staging, manifest)
+        write_kept_card(staging / B.HEAD, manifest.get("training") or {}, info["update"], len(updated))
     clear(staging)
     _swap(root, staging)
     counts["seconds"] = round(time.perf_counter() - started, 3)
@@ -175,11 +187,20 @@ def update_bundle(root: str | Path, collection: Collection, *, report: Report = 
     return counts
 
 
-def _build_info(manifest: dict[str, Any], collection: Collection, counts: dict[str, Any], command: str
-                ) -> dict[str, Any]:
-    """The manifest's build record: how the bundle was first built, its source now, and what this update did."""
-    return {**manifest.get("build", {}), "source": str(collection.root), "skipped": counts["skipped"],
-            "update": {"command": command, **{k: v for k, v in counts.items() if k != "skipped"}}}
+def _build_info(manifest: dict[str, Any], collection: Collection, counts: dict[str, Any], command: str,
+                extracted: int, extract_seconds: float) -> dict[str, Any]:
+    """The manifest's build record: how the bundle was first built, its source now, and what this update did.
+
+    The first build's times go ("How it works" would show them as this bundle's); the extraction time is this
+    update's, over the photos it extracted (none: no time), and write_bundle adds the time of the indexes it builds.
+    """
+    info = {k: v for k, v in manifest.get("build", {}).items() if k not in BUILD_TIMES}
+    if extracted:
+        info.update(extract_seconds=round(extract_seconds, 3),
+                    images_per_second=round(extracted / max(extract_seconds, 1e-9), 2))
+    return {**info, "source": str(collection.root), "skipped": counts["skipped"],
+            "update": {"command": command, **{k: v for k, v in counts.items() if k != "skipped"},
+                       "extracted": extracted}}
 
 
 def _stage_word_index(root: Path, staging: Path) -> None:
@@ -193,10 +214,13 @@ def _stage_word_index(root: Path, staging: Path) -> None:
 
 
 def _stage_head(bundle: B.Bundle, staging: Path) -> DeViSEHead | None:
-    """Copy the bundle's head into the staging folder (before its manifest is written, which vouches for it)."""
+    """Copy the bundle's head into the staging folder (before its manifest is written, which vouches for it), without
+    the files of its figures, readable by all (a head written before assets were could be 0700)."""
     if bundle.head_dir is None:
         return None
-    shutil.copytree(bundle.head_dir, staging / B.HEAD)
+    shutil.copytree(bundle.head_dir, staging / B.HEAD, ignore=lambda folder, _names: HEAD_FIGURES
+                    if Path(folder) == bundle.head_dir else ())
+    storage.share_tree(staging / B.HEAD)
     return load_head(staging / B.HEAD)
 
 

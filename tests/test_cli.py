@@ -11,6 +11,7 @@ import os
 import shlex
 import subprocess
 import sys
+import time
 from pathlib import Path
 from unittest import mock
 
@@ -232,3 +233,60 @@ def test_every_cli_without_the_hub_ends_in_a_message_and_a_nonzero_exit(sources,
         assert len(lines) == 2, (name, err)
         assert lines[0].startswith("error: ") and names in lines[0], (name, lines)
         assert advice in lines[1], (name, lines)
+
+
+def closed_loopback_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on: a connection to it is refused at once."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_every_hub_cli_fails_fast_when_the_hub_refuses_connections(sources, hub_bundle, tmp_path):
+    """The real commands in subprocesses, online (HF_HUB_OFFLINE unset) but with HF_ENDPOINT at a closed port on
+    loopback: each exits non-zero in seconds (huggingface_hub's retries took 55 s), in two lines, no traceback, no
+    retry warnings. Nothing but loopback is contacted: the endpoint is 127.0.0.1 and proxies are switched off."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    photos, _ = sources
+    endpoint = f"http://127.0.0.1:{closed_loopback_port()}"
+    commands = {
+        # (arguments, exit code, what the first line names, what the second line says)
+        "build (Hub default)": (["training.build_assets", "--collection", str(photos), "--out", str(tmp_path / "b")],
+                                2, "'timm/vgg16.tv_in1k'", "--offline"),
+        "build --push-to-hub": (["training.build_assets", *build_args(*sources, tmp_path / "p"), "--push-to-hub",
+                                 "someone/tiny-photos"], 2, endpoint, "--dry-run"),
+        "train --push-to-hub": (["training.train_devise", "--bundle", str(hub_bundle), "--epochs", "1",
+                                 "--push-to-hub", "someone/tiny-photos"], 2, endpoint, "--dry-run"),
+        "publish": (["training.publish", str(hub_bundle), "someone/tiny-photos"], 1, endpoint, "--dry-run"),
+        "deploy": (["training.deploy_space", "someone/semantic-search"], 1, endpoint, "--dry-run"),
+    }
+    cache = tmp_path / "caches"
+    env = {key: value for key, value in os.environ.items()
+           if key != "HF_HUB_OFFLINE" and not key.lower().endswith("_proxy")}
+    env.update(HF_ENDPOINT=endpoint, NO_PROXY="*", HF_HUB_DISABLE_TELEMETRY="1", HF_HOME=str(cache / "hf"),
+               HF_HUB_CACHE=str(cache / "hub"), TORCH_HOME=str(cache / "torch"), SEARCH_CACHE_DIR=str(cache / "search"),
+               HF_TOKEN="hf_unused")
+
+    def timed(args: list[str]) -> tuple[float, subprocess.CompletedProcess]:
+        started = time.monotonic()
+        # bytes: text mode would turn tqdm's \r into \n
+        done = subprocess.run([sys.executable, "-m", *args], cwd=REPO, env=env, capture_output=True, timeout=120)
+        return time.monotonic() - started, done
+
+    with ThreadPoolExecutor(len(commands)) as pool:  # together: each spends seconds importing torch
+        results = dict(zip(commands, pool.map(timed, (args for args, *_ in commands.values()))))
+    for name, (seconds, done) in results.items():
+        _, code, names, advice = commands[name]
+        err = done.stderr.decode(errors="replace")
+        assert done.returncode == code, (name, err)
+        assert "Traceback" not in err and "Retrying" not in err, (name, err)
+        lines = visible_lines(err)
+        assert len(lines) == 2, (name, err)
+        assert lines[0].startswith("error: ") and names in lines[0] and "Connection refused" in lines[0], (name, lines)
+        assert advice in lines[1], (name, lines)
+        # the retries alone took 23 s per file; starting Python and torch, four at once on two cores, takes the rest
+        assert seconds < 30, (name, seconds)
+    print({name: round(seconds, 1) for name, (seconds, _) in results.items()})

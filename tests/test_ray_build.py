@@ -2,12 +2,15 @@
 
 One Ray is started for the whole module (a start costs seconds); every build here joins it. The collection is the
 tiny synthetic one plus one corrupt photo; the backbone is the tiny random timm model, seeded, so the driver and
-each Ray actor load the same weights.
+each Ray actor load the same weights. That Ray is started by the project's own code (``connect``), so the tests see
+the local Ray a build starts: on loopback only.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -20,19 +23,22 @@ from searchcore.collection import folder_collection
 from searchcore.engine import load_engine
 from searchcore.extract import chunk_path, extract_collection, write_chunk
 from searchcore.index import exact_search
-from searchcore.ray_extract import RayConfig, connect, extract_collection_ray
+from searchcore.ray_extract import DEAD_PROXY, RayConfig, connect, extract_collection_ray, init_options, local_env
 from searchcore.shards import ShardedIndex, build_index
 
-pytest.importorskip("ray")  # nothing to test without it
+# nothing to test without it; found, not imported: connect() imports ray itself, after setting what ray reads then
+if importlib.util.find_spec("ray") is None:
+    pytest.skip("ray is not installed", allow_module_level=True)
 
 CORRUPT = "cat/cat_1b.png"
 
 
 @pytest.fixture(scope="module", autouse=True)
 def local_ray():
+    # the module's own Ray: the builds below join it instead of starting one; connect() imports ray first
+    assert connect(None, num_cpus=2)
     import ray
 
-    assert connect(None, num_cpus=2)  # the module's own Ray: the builds below join it instead of starting one
     yield
     ray.shutdown()
 
@@ -198,3 +204,50 @@ def test_cli_ray_sharded_build_uses_ray_tasks_and_answers_like_one_index(sources
         assert [h.id for h in many.similar_images(photo, k)] == [h.id for h in one.similar_images(photo, k)]
         assert [h.id for h in many.search_images("cat", k)] == [h.id for h in one.search_images("cat", k)]
     assert [w.word for w in many.tag_image(photo, 5)] == [w.word for w in one.tag_image(photo, 5)]
+
+
+# ---- a local Ray stays on loopback ----------------------------------------------------------------------------------
+def test_the_local_ray_serves_on_loopback_only():
+    """The module's Ray, started by connect(None): its one node's address (what every Ray process binds and is
+    reached at) is 127.0.0.1, in the driver and in a worker, not the machine's outward address."""
+    import ray
+
+    assert [node["NodeManagerAddress"] for node in ray.nodes() if node["Alive"]] == ["127.0.0.1"]
+    assert ray.util.get_node_ip_address() == "127.0.0.1"
+    assert ray.get(ray.remote(ray.util.get_node_ip_address).remote()) == "127.0.0.1"
+    # Ray's dashboard process (started even without the dashboard) has the environment that keeps its usage report
+    # and its cloud probes off; this process got its own back
+    import psutil
+
+    dashboards = [proc for proc in psutil.Process().children(recursive=True)
+                  if any(part.endswith("dashboard.py") for part in proc.cmdline())]
+    assert dashboards, [proc.cmdline()[:2] for proc in psutil.Process().children(recursive=True)]
+    applied = local_env(os.environ)  # what connect() set: what this environment lacks (restored since)
+    for proc in dashboards:
+        env = proc.environ()
+        assert {name: env.get(name) for name in applied} == applied, env
+        assert env.get("RAY_USAGE_STATS_ENABLED", "0") == os.environ.get("RAY_USAGE_STATS_ENABLED", "0")
+    assert os.environ.get("http_proxy") != DEAD_PROXY
+
+
+def test_a_local_ray_is_started_without_dashboard_usage_report_or_cloud_probe():
+    changes = local_env({})
+    assert changes["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] == "0" and changes["RAY_USAGE_STATS_ENABLED"] == "0"
+    assert changes["http_proxy"] == changes["HTTP_PROXY"] == DEAD_PROXY and DEAD_PROXY.startswith("http://127.0.0.1:")
+    assert set(changes["no_proxy"].split(",")) >= {"127.0.0.1", "localhost", "::1"} and \
+        changes["NO_PROXY"] == changes["no_proxy"]
+    options = init_options(None, 2)
+    assert options["num_cpus"] == 2 and options["include_dashboard"] is False
+    assert options["dashboard_host"] == "127.0.0.1" and "address" not in options
+
+
+def test_what_the_user_set_wins_and_a_cluster_is_joined_as_it_is():
+    user = {"RAY_USAGE_STATS_ENABLED": "1", "HTTP_PROXY": "http://proxy.example:3128", "no_proxy": "intranet"}
+    changes = local_env(user)
+    assert "RAY_USAGE_STATS_ENABLED" not in changes  # asked for: kept
+    assert not {"http_proxy", "HTTP_PROXY", "no_proxy", "NO_PROXY"} & set(changes)  # their proxy routes HTTP
+    assert changes["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] == "0"
+    kept = local_env({"no_proxy": "intranet"})["no_proxy"].split(",")
+    assert kept[0] == "intranet" and "127.0.0.1" in kept  # their exceptions kept, loopback added
+    options = init_options("head:6379")
+    assert options["address"] == "head:6379" and "num_cpus" not in options and "dashboard_host" not in options

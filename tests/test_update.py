@@ -85,6 +85,7 @@ def assert_same_bundle(updated: Path, rebuilt: Path) -> None:
 
 def test_update_equals_a_full_rebuild(setup, tmp_path, capsys):
     photos, words, bundle = setup
+    built = B.verify(bundle)["build"]
     summary = update(bundle, capsys)
     assert {k: summary[k] for k in ("added", "changed", "removed", "kept")} == \
         {"added": 1, "changed": 1, "removed": 1, "kept": 7}
@@ -93,7 +94,11 @@ def test_update_equals_a_full_rebuild(setup, tmp_path, capsys):
     assert_same_bundle(bundle, tmp_path / "rebuilt")
     assert not (bundle / B.IMAGES / REMOVED).exists()
     assert not U.staging_dir(bundle).exists() and not (tmp_path / ".bundle.old").exists()
-    assert B.verify(bundle)["build"]["update"]["added"] == 1
+    record = B.verify(bundle)["build"]
+    assert record["update"]["added"] == 1 and record["update"]["extracted"] == 2
+    # the times are the update's own: its 2 photos' extraction, not the first build's 9
+    assert record["images_per_second"] == pytest.approx(2 / record["extract_seconds"], rel=0.05, abs=0.02)
+    assert record["extract_seconds"] != built["extract_seconds"]
 
 
 def test_an_unchanged_folder_extracts_nothing(setup, capsys, monkeypatch):
@@ -106,6 +111,9 @@ def test_an_unchanged_folder_extracts_nothing(setup, capsys, monkeypatch):
     monkeypatch.setattr(U, "extract_collection", refuse)
     summary = update(bundle, capsys)
     assert (summary["added"], summary["changed"], summary["removed"], summary["kept"]) == (0, 0, 0, 9)
+    build_record = B.verify(bundle)["build"]
+    assert build_record["update"]["extracted"] == 0
+    assert "extract_seconds" not in build_record and "images_per_second" not in build_record  # no stale times
 
 
 def test_an_interrupted_update_leaves_the_old_bundle_and_a_rerun_completes(setup, tmp_path, capsys, monkeypatch):
@@ -212,3 +220,87 @@ def test_retrain_trains_a_head_after_the_update(setup, capsys):
     new = B.open_bundle(bundle)
     assert new.head_dir is not None and new.manifest["head"] is True
     assert new.manifest["training"]["split"] and len(new.items) == 9
+
+
+# ---- a kept head's figures; permissions ------------------------------------------------------------------------------
+def test_a_kept_heads_card_drops_its_figures_and_evaluate_says_why_it_cannot_measure_it(setup, capsys):
+    """After --update without --retrain the manifest drops the head's figures: so does head/README.md (the card
+    publish uploads), which says the head was not measured again; evaluate tells that from a bundle with no head."""
+    from searchcore.card import METRIC_NAMES
+    from training import evaluate
+
+    photos, _, bundle = setup
+    update(bundle, capsys, "--retrain")
+    card = (bundle / B.HEAD / "README.md").read_text(encoding="utf-8")
+    assert B.verify(bundle)["metrics"] and METRIC_NAMES["text_image_p10"] in card  # a measured head, first
+    save_photo(photos / "cat" / "cat_new.png", 13)
+
+    update(bundle, capsys)
+    manifest = B.verify(bundle)
+    assert manifest["head"] is True and "metrics" not in manifest and "training" not in manifest
+    card = (bundle / B.HEAD / "README.md").read_text(encoding="utf-8")
+    assert "Not measured on the photos it serves now" in card and "python -m training.train_devise" in card
+    assert not any(name in card for name in METRIC_NAMES.values()), card
+    assert "Training took" not in card and "training.png" not in card and "|" not in card  # no timings, curve, table
+    assert not (bundle / B.HEAD / "training.png").exists() and not (bundle / B.HEAD / B.MEASURED).exists()
+
+    assert evaluate.main(["--bundle", str(bundle)]) == 2
+    err = capsys.readouterr().err
+    assert "has a trained head but no recorded training split" in err and "train_devise" in err, err
+    shutil.rmtree(bundle / B.HEAD)
+    B.write_manifest(bundle, {k: v for k, v in manifest.items() if k not in ("format", "files")} | {"head": False})
+    assert evaluate.main(["--bundle", str(bundle)]) == 2
+    err = capsys.readouterr().err
+    assert "has no trained head to evaluate" in err and "has a trained head" not in err, err
+
+
+def modes(root: Path) -> dict[str, str]:
+    """Every file and folder under ``root`` (and ``root``) with its permission bits, as octal text."""
+    paths = [root, *root.rglob("*")]
+    return {p.relative_to(root).as_posix(): oct(p.stat().st_mode & 0o777) for p in paths}
+
+
+def test_a_built_and_an_updated_bundle_are_readable_by_everyone(tmp_path, capsys):
+    """Files 0644 and folders 0755 under the usual umask, a kept head included even when an older build left it
+    0700: another user (a service serving the bundle) must be able to read all of it."""
+    import os
+
+    old_umask = os.umask(0o022)
+    try:
+        photos, words = make_photos(tmp_path / "photos"), write_word_table(tmp_path / "words")
+        bundle = tmp_path / "bundle"
+        build(photos, words, bundle)
+        expected = {path: "0o755" if (bundle / path).is_dir() else "0o644" for path in modes(bundle)}
+        assert modes(bundle) == expected
+
+        old = B.open_bundle(bundle)
+        head = DeViSEHead(in_dim=old.features.shape[1], hidden_dim=8, out_dim=16, backbone=TINY_BACKBONE).eval()
+        head.save_pretrained(bundle / B.HEAD)
+        os.chmod(bundle / B.HEAD, 0o700)  # what tempfile.mkdtemp made of a head folder
+        for path in (bundle / B.HEAD).iterdir():
+            os.chmod(path, 0o600)
+        fields = {k: v for k, v in old.manifest.items() if k not in ("format", "files")}
+        from searchcore.backbone import imagenet_class_names
+
+        rebuild_semantic(bundle, load_word_vectors(str(words)), imagenet_class_names(), head, fields=fields)
+        edit_photos(photos)
+        update(bundle, capsys)
+        found = modes(bundle)
+        assert "head" in found and "head/README.md" in found
+        assert found == {path: "0o755" if (bundle / path).is_dir() else "0o644" for path in found}
+    finally:
+        os.umask(old_umask)
+
+
+def test_a_retrained_head_is_readable_by_everyone(setup, capsys):
+    import os
+
+    old_umask = os.umask(0o022)
+    try:
+        _, _, bundle = setup
+        update(bundle, capsys, "--retrain")
+        found = modes(bundle)
+        assert "head" in found and "head/model.safetensors" in found
+        assert found == {path: "0o755" if (bundle / path).is_dir() else "0o644" for path in found}
+    finally:
+        os.umask(old_umask)

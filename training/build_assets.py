@@ -114,6 +114,11 @@ def main(argv: list[str] | None = None) -> int:
         cli.error(f"--ray-workers must be at least 1, not {args.ray_workers}")
     if args.shard_size is not None and args.shard_size < 1:
         cli.error(f"--shard-size must be at least 1, not {args.shard_size}")
+    if args.push_to_hub and not args.dry_run:  # an unreachable Hub or a bad token: said now, not after the build
+        from .publish import precheck
+
+        if failed := precheck(debug=args.debug):
+            return failed
     return run(lambda: _build(args, command), debug=args.debug, hub_hint=OFFLINE_HINT)
 
 

@@ -1,9 +1,10 @@
 """Shared bits of the training CLIs: a tqdm bar driven by searchcore's ``report(fraction, message)`` callbacks, and
 the one place that turns a foreseeable failure into a short message and an exit code.
 
-A CLI's work runs inside :func:`run`: searchcore's errors, the Hub's (offline, no such repo, no access) and the file
-system's end in one or two lines on stderr (what failed, what to do) and a non-zero exit code, never a traceback;
-``--debug`` (:func:`add_debug_flag`) prints the traceback as well. Anything else is a bug and raises as usual.
+A CLI's work runs inside :func:`run`: searchcore's errors, the Hub's (offline, unreachable, no such repo, no access)
+and the file system's end in one or two lines on stderr (what failed, what to do) and a non-zero exit code, never a
+traceback; ``--debug`` (:func:`add_debug_flag`) prints the traceback as well. Anything else is a bug and raises as
+usual. An unreachable Hub is tried once, with a short connect timeout (:func:`searchcore.hub.fail_fast`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from contextlib import contextmanager
 from tqdm.auto import tqdm
 
 from searchcore.errors import SearchError
-from searchcore.hub import reason
+from searchcore.hub import chain, fail_fast, is_network, reason
 
 # What to say after a Hub failure, per kind of command.
 OFFLINE_HINT = ("--offline uses the packaged model and vectors instead (EfficientNet-Lite0 weights and GloVe 6B 50-d "
@@ -41,42 +42,56 @@ def _one_line(text: object, limit: int | None = None) -> str:
     return line if limit is None or len(line) <= limit else line[:limit].rstrip() + "…"
 
 
-def _chain(exc: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        current = current.__cause__ or current.__context__
-
-
 def _from_hub(exc: BaseException) -> bool:
+    """One of huggingface_hub's own errors (``huggingface_hub.errors``: offline, no such repo or file, no access, an
+    HTTP error), whatever its base classes."""
     return (type(exc).__module__ or "").split(".")[0] == "huggingface_hub"
 
 
-def _is_network(exc: BaseException) -> bool:
-    """An error from reaching (or failing to reach) a server: httpx's, requests' or urllib's."""
-    if (type(exc).__module__ or "").split(".")[0] in ("httpx", "httpcore", "requests", "urllib3", "urllib"):
-        return True
-    return isinstance(exc, (ConnectionError, TimeoutError))
+def _through_hub(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised inside huggingface_hub's code: a frame of its traceback is one of its modules."""
+    tb = exc.__traceback__
+    while tb is not None:
+        if str(tb.tb_frame.f_globals.get("__name__", "")).split(".")[0] == "huggingface_hub":
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def _hub_failure(exc: BaseException) -> bool:
+    """A Hub request that failed: one of huggingface_hub's own errors in the chain (its documented errors: offline,
+    no such repo or file, no access, HTTP errors), or a network error it let through unwrapped (``HfApi``'s calls
+    raise the transport's connect error as is), recognised by having passed through huggingface_hub's frames.
+
+    Why so, and not by type: httpx2's errors (like httpx's before them) have no OSError among their bases, and
+    huggingface_hub's alias of its transport (``huggingface_hub.utils.httpx``) would still name that transport's
+    classes; the socket's error under every transport error, and the frames it was raised through, stay true
+    whichever HTTP library huggingface_hub runs on."""
+    errors = list(chain(exc))
+    return any(_from_hub(e) for e in errors) or (is_network(exc) and any(_through_hub(e) for e in errors))
 
 
 def explain(exc: BaseException, hub_hint: str) -> list[str] | None:
     """The lines to print for a foreseeable failure (``error: …`` and, after a Hub failure, ``hub_hint``), or
     ``None`` for anything else (a bug, which should show its traceback)."""
+    from huggingface_hub import constants
     from huggingface_hub.errors import HFValidationError
 
     # a name that is not a repo id is the Hub library's complaint, not the Hub's: no network advice for it
-    from_hub = not isinstance(exc, HFValidationError) and any(_from_hub(e) for e in _chain(exc))
+    from_hub = not isinstance(exc, HFValidationError) and _hub_failure(exc)
     if isinstance(exc, SearchError):  # its messages say what was wrong and what to do
         lines = [f"error: {_one_line(exc)}"]
     elif isinstance(exc, HFValidationError):  # a name that is not a repo id: the message says why
         lines = [f"error: {_one_line(exc, FOREIGN_LIMIT)}"]
+    elif from_hub and is_network(exc) and not constants.is_offline_mode():
+        # not reached (HF_HUB_OFFLINE's own message says it is set): name where it was looked for, as HF_ENDPOINT may
+        # point elsewhere
+        lines = [f"error: could not reach the Hugging Face Hub at {constants.ENDPOINT} ({reason(exc)})."]
     elif from_hub:
         # huggingface_hub's errors name neither the model nor the way out (LocalEntryNotFoundError's text is about
         # its cache); say it was the Hub, keep its reason short, and let the hint say what to do.
         lines = [f"error: a request to the Hugging Face Hub failed ({reason(exc)})."]
-    elif _is_network(exc):
+    elif is_network(exc):
         lines = [f"error: a download failed ({reason(exc)}); check your network and run the command again."]
     elif isinstance(exc, OSError):  # the file system: a folder that cannot be written, a disk that is full …
         lines = [f"error: {_one_line(exc, FOREIGN_LIMIT)}"]
@@ -88,7 +103,12 @@ def explain(exc: BaseException, hub_hint: str) -> list[str] | None:
 
 
 def run(body: Callable[[], int], *, debug: bool = False, hub_hint: str = "", code: int = 2) -> int:
-    """``body()``'s exit code; a foreseeable failure prints :func:`explain`'s lines on stderr and returns ``code``."""
+    """``body()``'s exit code; a foreseeable failure prints :func:`explain`'s lines on stderr and returns ``code``.
+
+    A command-line run tries an unreachable Hub once (:func:`searchcore.hub.fail_fast`): a person waits for the answer
+    and can rerun, where huggingface_hub's retries spent a minute before the same message.
+    """
+    fail_fast()
     try:
         return body()
     except KeyboardInterrupt:

@@ -57,6 +57,23 @@ def _check_repo_id(repo_id: str) -> None:
         raise BadArgumentError(f"{repo_id!r} is not a Hub repo id; pass one like 'user/pascal-search'.")
 
 
+def check_hub(token: str | None = None) -> None:
+    """Ask the Hub whose token this is: one quick request that fails when the Hub cannot be reached or the token is not
+    valid. ``--push-to-hub`` asks before building or training, so that such a failure costs seconds, not a run."""
+    HfApi(token=token or os.environ.get("HF_TOKEN") or None).whoami()
+
+
+def precheck(*, debug: bool = False, code: int = 2) -> int:
+    """:func:`check_hub` for a command that publishes after long work: 0, or ``code`` after a one- or two-line
+    message with the publishing advice (the command's own hint is about its models, not about publishing)."""
+
+    def body() -> int:
+        check_hub()
+        return 0
+
+    return run(body, debug=debug, hub_hint=PUBLISH_HINT, code=code)
+
+
 def head_files(bundle_dir: Path) -> list[str]:
     """The head's files to publish (names inside ``head/``), or ``[]`` when the bundle has no head.
 

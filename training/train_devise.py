@@ -7,9 +7,9 @@ The head goes to BUNDLE/head (config.json, model.safetensors, README.md model ca
 the bundle's Text→Image index is rebuilt with it. 80/20 split stratified by label with a fixed seed; early
 stopping on the validation split.
 
-``--push-to-hub REPO_ID`` trains first (as above, replacing any head the bundle had) and then publishes the result,
-as ``python -m training.publish BUNDLE REPO_ID`` would. To publish a head you have already trained, run
-``python -m training.publish`` instead: it sends the bundle as it is.
+``--push-to-hub REPO_ID`` checks that the Hub answers and the token is valid, trains (as above, replacing any head the
+bundle had) and then publishes the result, as ``python -m training.publish BUNDLE REPO_ID`` would. To publish a head
+you have already trained, run ``python -m training.publish`` instead: it sends the bundle as it is.
 """
 
 from __future__ import annotations
@@ -54,6 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     args = cli.parse_args(argv)
     # recorded with the head: this module's name and its own arguments (sys.argv is the caller's under Python)
     command = f"{cli.prog} {shlex.join(sys.argv[1:] if argv is None else argv)}"
+    if args.push_to_hub and not args.dry_run:  # an unreachable Hub or a bad token: said now, not after the training
+        from .publish import precheck
+
+        if failed := precheck(debug=args.debug):
+            return failed
     return run(lambda: _train(args, command), debug=args.debug, hub_hint=BUNDLE_MODELS_HINT)
 
 
