@@ -42,8 +42,9 @@ from .head import (
 from .images import ImageInput
 from .index import Neighbours, exact_search
 from .inputs import check_class_text
-from .postings import candidates, query_rows, table_parts
+from .postings import list_sources, part_weights, query_rows, table_parts
 from .tagging import ItemTags, TagRule, classifier_tags, neighbour_tags, rank_tags
+from .topk import Source, top_k
 from .words import Term, WordVectors, load_word_vectors, parse_query
 
 if TYPE_CHECKING:
@@ -310,17 +311,29 @@ class SearchEngine:
         if self.head is None:
             found = semantic.query(vector, k)
             return self._hits(found.ids[0], found.distances[0])
-        head_vector = self.head.head_query([(t.weight, t.word) for t in terms], self.words)
-        pool = min(len(semantic), max(4 * k, 64))  # generous: an item high on either side is a candidate
-        tables = self.bundle.tables
-        rows = query_rows(tables, self.head, terms)
-        # candidates: the best of each index and of each list the query's words read; only they are scored
-        ids = np.unique(np.concatenate([semantic.query(head_vector, pool).ids[0], conse.query(vector, pool).ids[0],
-                                        candidates(tables, rows, terms, pool)]).astype(np.int64))
-        parts = table_parts(tables, self.head, terms, ids, rows)
-        scores = self._text_scores(vector, terms, self.head, semantic.get(ids), conse.get(ids), parts)
-        order = np.argsort(-scores, kind="stable")[:k]
-        return self._hits(ids[order], np.maximum(1.0 - scores[order], 0.0))
+        head, tables = self.head, self.bundle.tables
+        head_vector = head.head_query([(t.weight, t.word) for t in terms], self.words)
+        mix = query_mix([(t.weight, t.word) for t in terms], head, self.words)
+        rows = query_rows(tables, head, terms)
+        weights = part_weights(table_parts(tables, head, terms, np.zeros(0, np.int64), rows), head)
+
+        def nearest(index: Any, query: np.ndarray, weight: float) -> Source:
+            def fetch(depth: int) -> tuple[np.ndarray, np.ndarray]:
+                found = index.query(query, depth)
+                return found.ids[0], 1.0 - found.distances[0]  # unit rows and queries: the cosine
+
+            return Source(weight, fetch)
+
+        def score(ids: np.ndarray) -> np.ndarray:  # the served score, exactly, of these photos only
+            return self._text_scores(vector, terms, head, semantic.get(ids), conse.get(ids),
+                                     table_parts(tables, head, terms, ids, rows))
+
+        # the indexes and the words' lists, read best first only as deep as the k-th best score needs
+        sources = [nearest(semantic, head_vector, weights["cosine"] * (1.0 - mix)),
+                   nearest(conse, vector, weights["cosine"] * mix),
+                   *list_sources(tables, head, terms, rows, weights)]
+        found = top_k(sources, score, k, len(semantic))
+        return self._hits(found.ids, np.maximum(1.0 - found.scores, 0.0))
 
     def _own_text_scores(self, terms: list[Term], collection: PersonalCollection) -> np.ndarray:
         """Each of a visitor's photos scored for the query, by the rule the bundle's photos are scored with."""

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from .text import singular
+from .topk import Source
 
 if TYPE_CHECKING:
     from .exemplars import Exemplars
@@ -58,10 +59,10 @@ class Postings:
     def _slice(self, row: int) -> slice:
         return slice(int(self.offsets[row]), int(self.offsets[row + 1]))
 
-    def top(self, row: int, n: int) -> np.ndarray:
-        """The ``n`` photos with the highest scores for the word of ``row``."""
+    def top(self, row: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``n`` photos with the highest scores for the word of ``row``, and their scores, best first."""
         part = self._slice(row)
-        return self.ids[part][:n]
+        return self.ids[part][:n], self.scores[part][:n]
 
     def scores_of(self, row: int, ids: np.ndarray) -> np.ndarray:
         """The scores of photos ``ids`` for the word of ``row``; 0 for a photo not on its list."""
@@ -242,21 +243,53 @@ def query_rows(tables: PartTables, head: DeViSEHead | None, terms: Sequence[Term
     return out
 
 
-def candidates(tables: PartTables, rows: dict[str, list[int | None]], terms: Sequence[Term], n: int) -> np.ndarray:
-    """The ``n`` best photos of each list a term with a positive weight reads (a minus term only demotes)."""
-    found = [getattr(tables, name).top(r, n) for name, per_term in rows.items()
-             for t, r in zip(terms, per_term) if r is not None and t.weight > 0]
-    return np.unique(np.concatenate(found)) if found else np.zeros(0, np.int64)
+def part_rows(tables: PartTables, head: DeViSEHead, terms: Sequence[Term], rows: dict[str, list[int | None]]
+              ) -> dict[str, tuple[Postings | None, list[int | None]]]:
+    """Per part of :class:`searchcore.head.QueryParts`, the table it reads and each term's list there (None: the
+    term has no say in that part): the word classifier speaks for the words it knows, the class hierarchy for those
+    (``seen_classes``) and for the others (``unseen_classes``), the exemplars for the words some photo is known by."""
+    none = [None] * len(terms)
+    known = rows.get("words", none)
+    below = rows.get("hierarchy", none)
+    return {"words": (tables.words, known),
+            "seen_classes": (tables.hierarchy, [r if k is not None else None for r, k in zip(below, known)]),
+            "unseen_classes": (tables.hierarchy, [r if k is None else None for r, k in zip(below, known)]),
+            "exemplars": (tables.exemplars, rows.get("exemplars", none))}
+
+
+def part_weights(parts: QueryParts, head: DeViSEHead | None) -> dict[str, float]:
+    """How much each part of ``parts`` (and the cosine) counts in the served score: the score is linear in them
+    (:func:`searchcore.head.mixed_scores`), so each weight is the score of an item that has 1 there and 0 elsewhere."""
+    from .head import QueryParts, served_scores
+
+    names = ("cosine", *QueryParts._fields)
+    basis = np.eye(len(names), dtype=np.float32)
+    unit = QueryParts(*((None if part is None else basis[i + 1], share) for i, (part, share) in enumerate(parts)))
+    return dict(zip(names, (float(w) for w in served_scores(basis[0], unit, head)), strict=True))
+
+
+def list_sources(tables: PartTables, head: DeViSEHead, terms: Sequence[Term], rows: dict[str, list[int | None]],
+                 weights: dict[str, float]) -> list[Source]:
+    """Each list a query's part reads, as a :class:`searchcore.topk.Source` with its share of the score: a part is
+    ``Σ w·score(word) / Σ|w|`` over its terms. A minus term's list is left out: its words only lower a score, so
+    the bound without them still holds."""
+    total = sum(abs(t.weight) for t in terms)
+    out = []
+    for name, (table, per_term) in part_rows(tables, head, terms, rows).items():
+        if table is None or weights.get(name, 0.0) <= 0 or total <= 0:
+            continue
+        for term, row in zip(terms, per_term):
+            if row is not None and term.weight > 0:
+                out.append(Source(weights[name] * term.weight / total,
+                                  lambda depth, table=table, row=row: table.top(row, depth)))
+    return out
 
 
 def table_parts(tables: PartTables, head: DeViSEHead | None, terms: Sequence[Term], ids: np.ndarray,
                 rows: dict[str, list[int | None]] | None = None) -> QueryParts:
-    """:func:`searchcore.head.query_parts` for the photos ``ids``, read from the tables instead of computed.
-
-    The same parts, shares and seen/unseen split: the word classifier speaks for the words it knows, the class
-    hierarchy for the others (``seen_classes``) and for the rest (``unseen_classes``), the exemplars for the words
-    some collection photo is known by. Equal to scoring every photo wherever the lists are complete.
-    """
+    """:func:`searchcore.head.query_parts` for the photos ``ids``, read from the tables instead of computed: the
+    same parts, shares and seen/unseen split (:func:`part_rows`). Equal to scoring every photo wherever the lists
+    are complete."""
     from .head import NO_PARTS, QueryParts
 
     rows = query_rows(tables, head, terms) if rows is None else rows
@@ -264,12 +297,7 @@ def table_parts(tables: PartTables, head: DeViSEHead | None, terms: Sequence[Ter
         return NO_PARTS
     total = sum(abs(t.weight) for t in terms)
     ids = np.asarray(ids, np.int64)
-    known = rows.get("words", [None] * len(terms))
-    words_part = _weighted(tables.words, terms, known, total, ids)
-    below = rows.get("hierarchy", [None] * len(terms))
-    seen = _weighted(tables.hierarchy, terms, [r if k is not None else None for r, k in zip(below, known)], total,
-                     ids)
-    unseen = _weighted(tables.hierarchy, terms, [r if k is None else None for r, k in zip(below, known)], total, ids)
-    exemplars = _weighted(tables.exemplars, terms, rows.get("exemplars", [None] * len(terms)), total, ids)
-    return QueryParts(words_part, seen if head.class_mix > 0 else (None, 0.0),
-                      unseen if head.unseen_class_mix > 0 else (None, 0.0), exemplars)
+    parts = {name: _weighted(table, terms, per_term, total, ids)
+             for name, (table, per_term) in part_rows(tables, head, terms, rows).items()}
+    return QueryParts(parts["words"], parts["seen_classes"] if head.class_mix > 0 else (None, 0.0),
+                      parts["unseen_classes"] if head.unseen_class_mix > 0 else (None, 0.0), parts["exemplars"])

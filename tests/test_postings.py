@@ -24,8 +24,8 @@ def test_a_dense_table_keeps_each_words_best_photos_best_first() -> None:
     scores = np.array([[0.2, 0.0], [0.9, 0.5], [0.2, 0.1], [0.7, 0.0]], np.float32)
     table = dense_table(["cat", "dog"], lambda part: scores[part], len(scores), limit=3)
     cat, dog = table.row("cat"), table.row("dog")
-    assert table.top(cat, 10).tolist() == [1, 3, 0]  # the third 0.2 (photo 2) is past the limit; ties: lower id
-    assert table.top(dog, 10).tolist() == [1, 2]  # zeros are not listed
+    assert table.top(cat, 10)[0].tolist() == [1, 3, 0]  # the third 0.2 (photo 2) is past the limit; ties: lower id
+    assert table.top(dog, 10)[0].tolist() == [1, 2]  # zeros are not listed
     assert table.scores_of(cat, np.array([3, 2, 1])).tolist() == pytest.approx([0.7, 0.0, 0.9])
     assert table.row("cats") == cat and table.row("bird") is None  # a plural finds its singular's list
 
@@ -114,3 +114,31 @@ def test_by_class_search_from_candidates_finds_the_exact_neighbours(offline_engi
         got = {h.id for h in engine.similar_images_by_class(photo, cls, 10)}
         recall.append(len(want & got) / 10)
     assert np.mean(recall) >= 0.9, recall
+
+
+def test_the_threshold_algorithm_finds_the_exact_top_k_and_stops_early() -> None:
+    from searchcore.topk import Source, top_k
+
+    rng = np.random.default_rng(0)
+    n = 5000
+    a, b = rng.random(n).astype(np.float32), (rng.random(n) ** 8).astype(np.float32)  # b: few high values
+    weights = (0.7, 0.3)
+    read: list[int] = []
+
+    def listed(values: np.ndarray) -> Source:
+        order = np.argsort(-values, kind="stable")
+
+        def fetch(depth: int) -> tuple[np.ndarray, np.ndarray]:
+            read.append(depth)
+            return order[:depth], values[order[:depth]]
+
+        return order, fetch
+
+    sources = [Source(w, listed(v)[1]) for w, v in zip(weights, (a, b))]
+    found = top_k(sources, lambda ids: weights[0] * a[ids] + weights[1] * b[ids], 10, n)
+    exact = weights[0] * a + weights[1] * b
+    assert found.ids.tolist() == np.lexsort((np.arange(n), -exact))[:10].tolist() and found.exact
+    assert found.depth < n and max(read) < n  # it stopped long before reading the lists to the end
+    # a cap below what the bound needs: the best of what was read, said to be inexact
+    capped = top_k(sources, lambda ids: weights[0] * a[ids] + weights[1] * b[ids], 10, n, start=2, cap=4)
+    assert capped.depth == 4 and not capped.exact
