@@ -97,12 +97,12 @@ def validation_figures(space: Any, pool: np.ndarray, seen_labels: set[str], unse
 
     Scores each query exactly as :func:`searchcore.evaluation.choose_search` does for the chosen settings: the
     calibration head's embedding blended with the look-alikes', ConSE by the query's seen share, then the word
-    classifier, hierarchy and exemplar parts (:func:`searchcore.head.mixed_scores`).
+    classifier, hierarchy and exemplar parts (:func:`searchcore.scoring.mixed_scores`).
     """
     from searchcore.evaluation import _trained_words
-    from searchcore.head import mixed_scores, split_parts
     from searchcore.metrics import label_queries, mean, precision_at, word_queries
     from searchcore.propagation import served_embedding
+    from searchcore.scoring import mixed_scores, split_parts
     from searchcore.text import singular
 
     words, labels, head = space.words, space.labels, space.head

@@ -26,23 +26,12 @@ from .build import conse_only, tag_embeddings
 from .bundle import Bundle, is_clip, open_bundle, rebuild_hint
 from .clip import ClipBackbone
 from .errors import NO_PHOTOS_YET, BadArgumentError, BundleError, EmptyCollectionError, shorten
-from .head import (
-    NO_PARTS,
-    ConSE,
-    DeViSEHead,
-    QueryParts,
-    class_phrases,
-    fused_scores,
-    load_head,
-    query_mix,
-    query_parts,
-    served_scores,
-    unit_rows,
-)
+from .head import ConSE, DeViSEHead, class_phrases, load_head, unit_rows
 from .images import ImageInput
 from .index import Neighbours, exact_search
 from .inputs import check_class_text
 from .postings import list_sources, part_weights, query_rows, table_parts
+from .scoring import query_mix, query_parts, text_scores
 from .tagging import ItemTags, TagRule, classifier_tags, neighbour_tags, rank_tags
 from .topk import Source, top_k
 from .words import Term, WordVectors, load_word_vectors, parse_query
@@ -325,8 +314,8 @@ class SearchEngine:
             return Source(weight, fetch)
 
         def score(ids: np.ndarray) -> np.ndarray:  # the served score, exactly, of these photos only
-            return self._text_scores(vector, terms, head, semantic.get(ids), conse.get(ids),
-                                     table_parts(tables, head, terms, ids, rows))
+            return text_scores(vector, terms, head, self.words, semantic.get(ids), conse.get(ids),
+                               table_parts(tables, head, terms, ids, rows))
 
         # the indexes and the words' lists, read best first only as deep as the k-th best score needs
         sources = [nearest(semantic, head_vector, weights["cosine"] * (1.0 - mix)),
@@ -341,20 +330,8 @@ class SearchEngine:
             return collection.semantic @ self.clip.embed_query(terms)
         head = collection.own.head if collection.own is not None and collection.own.head else self.head
         exemplars = collection.exemplars if collection.own is not None and collection.own.head else None
-        return self._text_scores(self.words.combine(terms), terms, head, collection.semantic, collection.conse,
-                                 query_parts(head, collection.features, collection.logits, terms,
-                                             exemplars=exemplars))
-
-    def _text_scores(self, vector: np.ndarray, terms: list[Term], head: DeViSEHead | None, semantic: np.ndarray,
-                     conse: np.ndarray, parts: QueryParts = NO_PARTS) -> np.ndarray:
-        """Each row's mixed cosine to the query (:func:`fused_scores`) with the word classifier's and the class
-        hierarchy's ``parts`` (:func:`searchcore.head.mixed_scores`); ConSE alone without a head."""
-        if head is None:
-            return conse @ vector
-        pairs = [(t.weight, t.word) for t in terms]
-        mix = query_mix(pairs, head, self.words)
-        cosine = fused_scores(vector, semantic, conse, mix, head.head_query(pairs, self.words))
-        return served_scores(cosine, parts, head)
+        return text_scores(self.words.combine(terms), terms, head, self.words, collection.semantic, collection.conse,
+                           query_parts(head, collection.features, collection.logits, terms, exemplars=exemplars))
 
     # ---- a visitor's own photos (searchcore.personal) -----------------------------------------------------------
     def collection_store(self, limits: Limits | None = None, root: Path | None = None) -> CollectionStore:

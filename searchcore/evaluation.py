@@ -5,7 +5,7 @@ classes (zero-shot) and the public real-photo set (:mod:`searchcore.realphotos`)
 served settings on **validation** items with a calibration head that never saw a quarter of the labels:
 
 * ``conse_mix`` / ``unseen_conse_mix``: ConSE's share in Text→Image for words the head was trained on and for
-  words it never saw (:func:`searchcore.head.query_mix`);
+  words it never saw (:func:`searchcore.scoring.query_mix`);
 * ``tag_conse_mix``: ConSE's share in the embedding that Image→Tags ranks tags by.
 
 With a CLIP bundle of the same photos (:mod:`searchcore.clip`), :func:`clip_figures` adds CLIP zero-shot to the
@@ -25,7 +25,7 @@ import numpy as np
 from . import bundle as B
 from .exemplars import Exemplars, nearest_photos
 from .fit import Split
-from .head import ConSE, DeViSEHead, QueryParts, blend, load_head, mixed_scores, split_parts
+from .head import ConSE, DeViSEHead, blend, load_head
 from .index import exact_search
 from .metrics import (
     caption_queries,
@@ -41,6 +41,7 @@ from .metrics import (
     word_queries,
 )
 from .propagation import collection_targets, exact_neighbours, neighbour_embedding, served_embedding
+from .scoring import QueryParts, Shares, combine, split_parts
 from .tagging import TagRule, TagVocabulary, classifier_tags, item_tags, neighbour_tags
 from .text import singular
 from .wordclass import item_word_sets
@@ -272,7 +273,7 @@ def choose_search(space: Space, pool: np.ndarray, queries: list[tuple[list[Term]
     For each share of the neighbours' words in a photo's embedding (:mod:`searchcore.propagation`, neighbours
     from ``reference``) and each seen-word similarity (None: only the words themselves count as seen), every pair
     of ConSE weights (seen, unseen) is scored by the mean precision@10 of the queries, each ranked with its own
-    :func:`searchcore.head.query_mix`; the best combination wins. Then, with those settings, every combination of
+    :func:`searchcore.scoring.query_mix`; the best combination wins. Then, with those settings, every combination of
     shares of the word classifier (:mod:`searchcore.wordclass`), the class hierarchy (:mod:`searchcore.hierarchy`)
     and the exemplars (:mod:`searchcore.exemplars`, nearest among ``reference``), and for the best one the ConSE
     weights again, since probabilities that speak for the words they know change how much ConSE should.
@@ -334,13 +335,13 @@ def _precisions(head_scores: list[np.ndarray], conse_scores: list[np.ndarray], s
                 queries: list[tuple[list[Term], np.ndarray]], parts: list[QueryParts], m_seen: float,
                 m_unseen: float, shares: tuple[float, float, float, float],
                 ranked: list[np.ndarray | None] | None = None) -> list[float]:
-    """Each query's precision@10 under one setting of the served rule (:func:`searchcore.head.mixed_scores`;
+    """Each query's precision@10 under one setting of the served rule (:func:`searchcore.scoring.mixed_scores`;
     ``shares``: word_mix, class_mix, unseen_class_mix, exemplar_mix), over the photos it ranks (``ranked``)."""
     values = []
     for q, (share, hs, cs, query_parts, (_, relevant)) in enumerate(zip(seen_share, head_scores, conse_scores,
                                                                         parts, queries)):
         mix = share * m_seen + (1 - share) * m_unseen
-        scores = mixed_scores((1 - mix) * hs + mix * cs, query_parts, *shares)
+        scores = combine(hs, cs, mix, query_parts, Shares(*shares))
         rows = None if ranked is None else ranked[q]
         values.append(precision_at(scores if rows is None else np.where(rows, scores, -np.inf), relevant, 10))
     return values

@@ -6,7 +6,7 @@ near-duplicate photos (the same thing drawn again, another colour, another pose)
 neighbour keeps every one of them apart where a linear classifier averages them. So Text → Image also scores each
 photo by its cosine to its nearest *exemplar* of each query word, among its :data:`EXEMPLARS` nearest collection
 photos, and gives that ``exemplar_mix`` of a query's score for the words some photo is known by
-(:func:`searchcore.head.mixed_scores`), chosen on validation photos (:func:`searchcore.evaluation.choose_search`).
+(:func:`searchcore.scoring.mixed_scores`), chosen on validation photos (:func:`searchcore.evaluation.choose_search`).
 
 Unlike the look-alikes of :mod:`searchcore.propagation`, which blend the neighbours' word *vectors* into a 50-d
 embedding, the exemplar part asks about the query's own word exactly: a photo near a ``cats`` photo gains nothing

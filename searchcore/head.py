@@ -8,9 +8,8 @@
   beat.
 * :func:`blend` mixes the two embeddings with the weight the training run chose on validation items for
   Image→Tags (``tag_conse_mix``).
-* :func:`query_mix` and :func:`fused_scores` give Text→Image its per-query trust: a query of words the head was
-  trained on (``seen_words``) mixes the two rankings with ``conse_mix``, a query of words it never saw with
-  ``unseen_conse_mix``, both chosen on validation items.
+
+How Text → Image mixes the head, ConSE and the word signals per query is :mod:`searchcore.scoring`'s.
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ import contextlib
 import io
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -27,7 +25,6 @@ from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
 from .classnames import EVERYDAY, broader_word, class_phrases, imagenet_broader  # noqa: F401 (re-exported)
-from .exemplars import Exemplars, exemplar_part
 from .index import unit_rows
 from .wordclass import WordClassifier
 from .words import Term, WordVectors
@@ -271,114 +268,6 @@ class ConSE:
         weights = np.take_along_axis(probs, top, 1)
         emb = np.einsum("nt,ntd->nd", weights / weights.sum(1, keepdims=True), self.class_vectors[top])
         return unit_rows(emb)
-
-
-def query_mix(terms: list[tuple[float, str]], head: DeViSEHead | None, words: WordVectors | None = None) -> float:
-    """ConSE's share in a Text→Image ranking: each term votes, by its weight, for the mix of a seen or unseen word."""
-    if head is None:
-        return 1.0
-    weights = [abs(float(w)) for w, _ in terms]
-    mixes = [head.conse_mix if head.knows(word, words) else head.unseen_conse_mix for _, word in terms]
-    return float(np.dot(weights, mixes) / max(sum(weights), 1e-12))
-
-
-def fused_scores(query: np.ndarray, head_embedding: np.ndarray, conse_embedding: np.ndarray, mix: float,
-                 head_query: np.ndarray | None = None) -> np.ndarray:
-    """Cosine scores of items: ``(1-mix)·cos(head, head_query) + mix·cos(ConSE, query)`` (rows and queries unit).
-
-    ``head_query`` (default ``query``) is the query as the head reads it (:meth:`DeViSEHead.head_query`).
-    """
-    head_q = query if head_query is None else head_query
-    return (1.0 - mix) * (head_embedding @ head_q) + mix * (conse_embedding @ query)
-
-
-Part = tuple[np.ndarray | None, float]  # per photo a score in [0, 1] (or None), and the query's weight it covers
-
-
-class QueryParts(NamedTuple):
-    """A query's probabilities beside the cosine: the word classifier's, and the classifier's mass below its words
-    in WordNet, split by whether the word classifier knows the word (it speaks first for those); and the cosine to
-    the nearest collection photo known by the word (:mod:`searchcore.exemplars`)."""
-
-    words: Part
-    seen_classes: Part
-    unseen_classes: Part
-    exemplars: Part = (None, 0.0)
-
-
-NO_PARTS = QueryParts((None, 0.0), (None, 0.0), (None, 0.0), (None, 0.0))
-
-
-def mixed_scores(cosine: np.ndarray, parts: QueryParts, word_mix: float, class_mix: float,
-                 unseen_class_mix: float, exemplar_mix: float = 0.0) -> np.ndarray:
-    """Text → Image's served score: the embedding's cosine, with probabilities speaking for the words they know.
-
-    ``parts.words``: the head's word classifier (:func:`searchcore.wordclass.classifier_part`) for the query's
-    trained words; ``parts.seen_classes`` / ``unseen_classes``: the CNN's mass below the words WordNet places
-    (:func:`searchcore.hierarchy.hierarchy_part`) among the words the classifier knows / does not know. For a
-    one-word query the word classifier takes ``word_mix`` of the score, the hierarchy ``class_mix`` (a trained word)
-    or ``unseen_class_mix`` (any other word) of what is left, the cosine the rest; a part's share (the query's
-    weight it covers) scales it. ``parts.exemplars`` then takes ``exemplar_mix`` of that whole score, for the words
-    some collection photo is known by.
-    """
-    (words_score, words_share), (seen_score, seen_share), (unseen_score, unseen_share) = parts[:3]
-    word_weight = word_mix * words_share if words_score is not None else 0.0
-    rest = 1.0 - word_weight
-    class_weight = rest * ((class_mix * seen_share if seen_score is not None else 0.0)
-                           + (unseen_class_mix * unseen_share if unseen_score is not None else 0.0))
-    out = (1.0 - word_weight - class_weight) * cosine
-    if word_weight:
-        out = out + word_mix * words_score
-    if seen_score is not None and class_mix:
-        out = out + rest * class_mix * seen_score
-    if unseen_score is not None and unseen_class_mix:
-        out = out + rest * unseen_class_mix * unseen_score
-    exemplar_score, exemplar_share = parts.exemplars
-    if exemplar_score is not None and exemplar_mix:
-        out = (1.0 - exemplar_mix * exemplar_share) * out + exemplar_mix * exemplar_score
-    return out
-
-
-def split_parts(classifier: WordClassifier | None, features: np.ndarray, logits: np.ndarray, terms: Sequence[Term],
-                log_norm: np.ndarray | None = None, exemplars: Exemplars | None = None) -> QueryParts:
-    """Every part of a query for rows of ``features``/``logits``, whatever weights they will get.
-
-    ``log_norm``: :func:`searchcore.hierarchy.log_normaliser` of ``logits`` when the caller keeps it (the engine
-    does for its bundle); else it is computed here, once for both hierarchy parts. ``exemplars``: the same rows'
-    nearest collection photos (:mod:`searchcore.exemplars`), or None for no exemplar part.
-    """
-    from .hierarchy import hierarchy_part, log_normaliser
-    from .wordclass import classifier_part
-
-    total = sum(abs(t.weight) for t in terms)
-    known = classifier.columns(terms) if classifier is not None else [None] * len(terms)
-    seen = [t for t, c in zip(terms, known) if c is not None]
-    unseen = [t for t, c in zip(terms, known) if c is None]
-    if log_norm is None and np.ndim(logits) == 2 and len(logits):
-        log_norm = log_normaliser(logits)
-    return QueryParts(classifier_part(classifier, features, terms), hierarchy_part(logits, seen, total, log_norm),
-                      hierarchy_part(logits, unseen, total, log_norm), exemplar_part(exemplars, terms))
-
-
-def query_parts(head: DeViSEHead | None, features: np.ndarray, logits: np.ndarray, terms: Sequence[Term],
-                log_norm: np.ndarray | None = None, exemplars: Exemplars | None = None) -> QueryParts:
-    """:func:`split_parts` for rows of ``features``/``logits``, with (None, 0) for a part the head gives no weight."""
-    if head is None:
-        return NO_PARTS
-    classifier = head.word_classifier if head.word_mix > 0 else None
-    exemplars = exemplars if head.exemplar_mix > 0 else None
-    if classifier is None and head.unseen_class_mix <= 0 and exemplars is None:
-        return NO_PARTS
-    parts = split_parts(classifier, features, logits, terms, log_norm, exemplars)
-    return QueryParts(parts.words, parts.seen_classes if head.class_mix > 0 else (None, 0.0),
-                      parts.unseen_classes if head.unseen_class_mix > 0 else (None, 0.0), parts.exemplars)
-
-
-def served_scores(cosine: np.ndarray, parts: QueryParts, head: DeViSEHead | None) -> np.ndarray:
-    """:func:`mixed_scores` with the head's chosen weights (the cosine alone without a head)."""
-    if head is None:
-        return cosine
-    return mixed_scores(cosine, parts, head.word_mix, head.class_mix, head.unseen_class_mix, head.exemplar_mix)
 
 
 def blend(head_embedding: np.ndarray, conse_embedding: np.ndarray, conse_mix: float) -> np.ndarray:

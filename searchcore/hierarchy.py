@@ -11,7 +11,7 @@ one of its ancestors has a probability of its own, the classifier's mass on the 
 It needs no training and knows any word that WordNet puts above an ImageNet class, which is what the words a
 head never saw need (measured on held-out classes, docs/benchmarks.md §6). Text → Image gives it ``unseen_class_mix``
 of such a word's score, or ``class_mix`` of what the word classifier left of a trained word's
-(:func:`searchcore.head.mixed_scores`), both chosen on validation photos.
+(:func:`searchcore.scoring.mixed_scores`), both chosen on validation photos.
 """
 
 from __future__ import annotations

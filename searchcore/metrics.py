@@ -1,7 +1,7 @@
 """Retrieval metrics: how well do images and words meet in the word space? All exact (matrix products).
 
 A *ranker* scores every collection item for a query (its unit vector and its parsed terms), so ConSE, the head
-alone and the served per-query mix (:func:`searchcore.head.fused_scores`) are measured by the same code:
+alone and the served score (:func:`searchcore.scoring.text_scores`) are measured by the same code:
 
 * ``text_image_p10``: each label's words rank the pool of evaluation photos; precision over the top min(10, n)
   where n is how many pool photos carry the label (a label with 3 photos can score 1.0); the mean over labels.
@@ -23,8 +23,9 @@ import numpy as np
 
 from .exemplars import Exemplars
 from .fit import label_words
-from .head import DeViSEHead, fused_scores, query_mix, query_parts, served_scores
+from .head import DeViSEHead
 from .index import unit_rows
+from .scoring import NO_PARTS, query_parts, text_scores
 from .tagging import TagVocabulary, exact_search_fn, rank_tags
 from .text import content_words, same_word, singular
 from .words import Term, WordVectors
@@ -68,13 +69,13 @@ def rankers(conse_emb: np.ndarray, head_emb: np.ndarray | None = None, head: DeV
         out["head"] = lambda q, _t: head_emb @ q
 
         def served(q: np.ndarray, terms: list[Term]) -> np.ndarray:
-            pairs = [(t.weight, t.word) for t in terms]
-            m = mix if mix is not None else query_mix(pairs, head, words)
-            head_q = head.head_query(pairs, words) if head is not None and words is not None else q
-            scores = fused_scores(q, head_emb if served_emb is None else served_emb, conse_emb, m, head_q)
-            if head is None or features is None or logits is None:
-                return scores
-            return served_scores(scores, query_parts(head, features, logits, terms, exemplars=exemplars), head)
+            parts = NO_PARTS if features is None or logits is None else query_parts(head, features, logits, terms,
+                                                                                      exemplars=exemplars)
+            if head is None or words is None:  # no head to read the words: the fixed mix of the two cosines
+                m = 1.0 if mix is None else mix
+                return (1.0 - m) * (head_emb @ q) + m * (conse_emb @ q)
+            return text_scores(q, terms, head, words, head_emb if served_emb is None else served_emb, conse_emb,
+                               parts, mix)
 
         out["served"] = served
     return out

@@ -25,7 +25,8 @@ from .topk import Source
 
 if TYPE_CHECKING:
     from .exemplars import Exemplars
-    from .head import DeViSEHead, QueryParts
+    from .head import DeViSEHead
+    from .scoring import QueryParts
     from .wordclass import WordClassifier
     from .words import Term
 
@@ -245,7 +246,7 @@ def query_rows(tables: PartTables, head: DeViSEHead | None, terms: Sequence[Term
 
 def part_rows(tables: PartTables, head: DeViSEHead, terms: Sequence[Term], rows: dict[str, list[int | None]]
               ) -> dict[str, tuple[Postings | None, list[int | None]]]:
-    """Per part of :class:`searchcore.head.QueryParts`, the table it reads and each term's list there (None: the
+    """Per part of :class:`searchcore.scoring.QueryParts`, the table it reads and each term's list there (None: the
     term has no say in that part): the word classifier speaks for the words it knows, the class hierarchy for those
     (``seen_classes``) and for the others (``unseen_classes``), the exemplars for the words some photo is known by."""
     none = [None] * len(terms)
@@ -259,8 +260,8 @@ def part_rows(tables: PartTables, head: DeViSEHead, terms: Sequence[Term], rows:
 
 def part_weights(parts: QueryParts, head: DeViSEHead | None) -> dict[str, float]:
     """How much each part of ``parts`` (and the cosine) counts in the served score: the score is linear in them
-    (:func:`searchcore.head.mixed_scores`), so each weight is the score of an item that has 1 there and 0 elsewhere."""
-    from .head import QueryParts, served_scores
+    (:func:`searchcore.scoring.mixed_scores`), so each weight is the score of an item that has 1 there, 0 elsewhere."""
+    from .scoring import QueryParts, served_scores
 
     names = ("cosine", *QueryParts._fields)
     basis = np.eye(len(names), dtype=np.float32)
@@ -287,10 +288,10 @@ def list_sources(tables: PartTables, head: DeViSEHead, terms: Sequence[Term], ro
 
 def table_parts(tables: PartTables, head: DeViSEHead | None, terms: Sequence[Term], ids: np.ndarray,
                 rows: dict[str, list[int | None]] | None = None) -> QueryParts:
-    """:func:`searchcore.head.query_parts` for the photos ``ids``, read from the tables instead of computed: the
+    """:func:`searchcore.scoring.query_parts` for the photos ``ids``, read from the tables instead of computed: the
     same parts, shares and seen/unseen split (:func:`part_rows`). Equal to scoring every photo wherever the lists
     are complete."""
-    from .head import NO_PARTS, QueryParts
+    from .scoring import NO_PARTS, QueryParts
 
     rows = query_rows(tables, head, terms) if rows is None else rows
     if head is None or not rows:

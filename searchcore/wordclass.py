@@ -6,7 +6,7 @@ logistic regression per word on the photo's own 1280-d features has no such bott
 collection's held-back photos it ranks a label's photos and a caption word's photos far better than the embedding
 (docs/benchmarks.md §6). It only knows the words it was trained on, so Text → Image uses it for those words and
 keeps the embedding (head, look-alikes and ConSE) for every other word (:func:`classifier_part`,
-:func:`searchcore.head.mixed_scores`).
+:func:`searchcore.scoring.mixed_scores`).
 
 * :func:`item_word_sets`: each item's words, the singular forms of its label's and captions' content words;
 * :func:`fit_word_classifier`: one multi-label logistic regression (full-batch L-BFGS from zero, so deterministic);

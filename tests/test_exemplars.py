@@ -1,5 +1,5 @@
 """Known-answer tests of the exemplar part of Text → Image (searchcore.exemplars): each photo's cosine to its
-nearest collection photo known by the query's word, and how searchcore.head.mixed_scores mixes it in."""
+nearest collection photo known by the query's word, and how searchcore.scoring.mixed_scores mixes it in."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from searchcore.exemplars import Exemplars, exemplar_part, nearest_photos
-from searchcore.head import NO_PARTS, QueryParts, mixed_scores
+from searchcore.scoring import NO_PARTS, QueryParts, mixed_scores
 from searchcore.words import Term
 
 

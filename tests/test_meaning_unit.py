@@ -10,7 +10,7 @@ import pytest
 
 from searchcore.build import conse_only
 from searchcore.fit import item_targets, stratified_split, target_words
-from searchcore.head import DeViSEHead, fused_scores, query_mix
+from searchcore.head import DeViSEHead
 from searchcore.metrics import (
     caption_queries,
     image_image_precision,
@@ -21,6 +21,7 @@ from searchcore.metrics import (
     tag_hits,
     word_queries,
 )
+from searchcore.scoring import NO_PARTS, Shares, combine, query_mix
 from searchcore.tagging import (
     TagRule,
     TagVocabulary,
@@ -246,7 +247,7 @@ def test_rank_tags_puts_the_lead_first_and_keeps_multiword_phrases_out_of_the_ne
 
 
 # ---- per-query trust ------------------------------------------------------------------------------------------------
-def test_query_mix_and_fused_scores():
+def test_query_mix_and_the_combined_score():
     head = DeViSEHead(in_dim=4, hidden_dim=4, out_dim=3)
     head.set_serving(0.2, 0.3, None, unseen_mix=0.9, seen_words=["birds", "horse"])
     assert head.knows("bird") and head.knows("horses") and not head.knows("fish")
@@ -256,7 +257,7 @@ def test_query_mix_and_fused_scores():
     assert query_mix([(1.0, "x")], None) == 1.0
     q = np.array([1.0, 0, 0])
     h, c = np.array([[1.0, 0, 0], [0, 1.0, 0]]), np.array([[0, 1.0, 0], [1.0, 0, 0]])
-    np.testing.assert_allclose(fused_scores(q, h, c, 0.25), [0.75, 0.25])
+    np.testing.assert_allclose(combine(h @ q, c @ q, 0.25, NO_PARTS, Shares()), [0.75, 0.25])
     assert [t.word for t in [Term(1.0, "a")]] == ["a"]
 
 
@@ -283,7 +284,7 @@ def test_rankers_mean_and_finite():
 
 def test_the_choice_scores_a_trained_words_query_over_the_photos_it_ranks_only():
     from searchcore.evaluation import _precisions
-    from searchcore.head import NO_PARTS
+    from searchcore.scoring import NO_PARTS
 
     # four photos; the query's relevant photo is 2; photo 0 (of a held-out label) scores highest
     head_scores = [np.array([0.9, 0.1, 0.5, 0.2])]

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from searchcore.exemplars import EXEMPLARS, Exemplars
-from searchcore.head import fused_scores, query_mix, query_parts, served_scores
 from searchcore.index import exact_search, unit_rows
 from searchcore.postings import PartTables, dense_table, exemplar_table, table_parts
+from searchcore.scoring import query_parts
 from searchcore.wordclass import item_word_sets
 from searchcore.words import parse_query
 
@@ -51,22 +51,24 @@ def test_tables_survive_a_save_and_load(tmp_path: Path) -> None:
 
 
 def _exact(engine, query: str) -> np.ndarray:
-    """The served Text → Image score of every photo, computed the long way (what the tables stand in for)."""
+    """The served Text → Image score of every photo as the metrics measure it (:func:`searchcore.metrics.rankers`),
+    with every photo's exemplars among the collection (as served): what the tables and the indexes stand in for."""
+    from searchcore.metrics import rankers
+
     bundle, words, head = engine.bundle, engine.words, engine.head
-    terms = parse_query(query)
-    pairs = [(t.weight, t.word) for t in terms]
     everyone = np.arange(len(bundle.items))
     found = bundle.indexes["images"].query(bundle.features, EXEMPLARS)
     exemplars = Exemplars(found.ids.astype(np.int64), 1.0 - found.distances,
                           item_word_sets([it.label for it in bundle.items],
                                          [it.captions or (it.caption,) for it in bundle.items], words))
-    cosine = fused_scores(words.combine(terms), bundle.indexes["semantic"].get(everyone),
-                          bundle.indexes["conse"].get(everyone), query_mix(pairs, head, words),
-                          head.head_query(pairs, words))
-    return served_scores(cosine, query_parts(head, bundle.features, bundle.logits, terms, exemplars=exemplars), head)
+    semantic, conse = bundle.indexes["semantic"].get(everyone), bundle.indexes["conse"].get(everyone)
+    measured = rankers(conse, semantic, head, words=words, features=bundle.features, logits=bundle.logits,
+                       exemplars=exemplars)["served"]
+    terms = parse_query(query)
+    return measured(words.combine(terms), terms)
 
 
-def test_served_text_image_ranking_equals_the_exact_ranking_on_the_real_bundle(offline_engine) -> None:
+def test_the_served_ranking_is_the_measured_ranking_on_the_real_bundle(offline_engine) -> None:
     engine = offline_engine
     assert engine.head is not None and engine.bundle.tables.hierarchy is not None
     for query in QUERIES:

@@ -1,6 +1,6 @@
 """Known-answer tests of the probabilities beside the embedding: the head's word classifier (searchcore.wordclass),
 the classifier's mass below a word in WordNet (searchcore.hierarchy), and how Text → Image mixes them in
-(searchcore.head.mixed_scores), on synthetic data."""
+(searchcore.scoring.mixed_scores), on synthetic data."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from searchcore.head import DeViSEHead, QueryParts, load_head, mixed_scores, split_parts
+from searchcore.head import DeViSEHead, load_head
 from searchcore.hierarchy import IMAGENET_CLASSES, hierarchy_part, log_normaliser, word_classes
+from searchcore.scoring import QueryParts, mixed_scores, split_parts
 from searchcore.tagging import packaged_visual_vocab
 from searchcore.wordclass import classifier_part, fit_word_classifier, item_word_sets, probabilities
 from searchcore.words import Term, WordVectors
