@@ -17,12 +17,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from functools import cache
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .words import WordVectors
+from .words import WordVectors, label_words
 
 if TYPE_CHECKING:  # torch is imported where it is used, so TrainConfig and --help stay light
     import torch
@@ -124,40 +123,6 @@ def stratified_split(labels: Sequence[str], val_fraction: float = 0.2, seed: int
         parts["train"].extend(ids[n_test + n_val :].tolist())
     out = {k: np.sort(np.array(v, np.int64)) for k, v in parts.items()}
     return Split(out["train"], out["val"], out["holdout"], out["test"])
-
-
-def segment(word: str, words: WordVectors, max_parts: int = 3) -> list[str] | None:
-    """Split a compound (``roadsigns``) into the fewest known words (``road signs``); None if impossible."""
-
-    @cache
-    def best(start: int) -> tuple[str, ...] | None:
-        if start == len(word):
-            return ()
-        options = []
-        for end in range(len(word), start + 1, -1):
-            piece = word[start:end]
-            if len(piece) > 1 and piece in words:
-                rest = best(end)
-                if rest is not None and len(rest) < max_parts:
-                    options.append((piece, *rest))
-        return min(options, key=len) if options else None
-
-    found = best(0)
-    return list(found) if found else None
-
-
-def label_words(label: str, words: WordVectors) -> list[str] | None:
-    """The vocabulary words that stand for a label, or None when it has none."""
-    parts: list[str] = []
-    for token in label.lower().replace("_", " ").replace("-", " ").split():
-        if token in words:
-            parts.append(token)
-        else:
-            pieces = segment(token, words)
-            if pieces is None:
-                return None
-            parts.extend(pieces)
-    return parts or None
 
 
 def label_targets(labels: Sequence[str], words: WordVectors) -> dict[str, np.ndarray]:

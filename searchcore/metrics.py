@@ -22,13 +22,12 @@ from collections.abc import Callable, Iterable, Sequence
 import numpy as np
 
 from .exemplars import Exemplars
-from .fit import label_words
 from .head import DeViSEHead
 from .index import unit_rows
 from .scoring import NO_PARTS, query_parts, text_scores
 from .tagging import TagVocabulary, exact_search_fn, rank_tags
 from .text import content_words, same_word, singular
-from .words import Term, WordVectors
+from .words import Term, WordVectors, label_words
 
 Ranker = Callable[[np.ndarray, list[Term]], np.ndarray]  # (unit query, terms) → a score per collection item
 

@@ -116,7 +116,7 @@ def build_tag_vocabulary(
     use_wordnet: bool = True,
 ) -> TagVocabulary:
     """The tag phrases for a bundle (see the module docstring); ``visual`` defaults to the packaged WordNet data."""
-    from .fit import label_words
+    from .words import label_words
 
     visual = visual if visual is not None or not use_wordnet else packaged_visual_vocab()
     phrases: list[str] = []
@@ -230,7 +230,7 @@ class ItemTags:
         return self._count
 
     def __getitem__(self, item: int) -> list[int]:
-        from .fit import label_words
+        from .words import label_words
 
         found = self._known.get(item)
         if found is None:

@@ -21,9 +21,8 @@ from functools import cached_property
 
 import numpy as np
 
-from .fit import label_words
 from .text import content_words, singular
-from .words import Term, WordVectors
+from .words import Term, WordVectors, label_words
 
 SCALE = 10.0  # unit features times this: logits of a useful size for zero-initialised weights
 WEIGHT_DECAY = 0.01  # a fixed L2 default, not chosen per run (no validation choice depends on it)

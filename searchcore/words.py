@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import NamedTuple
 
@@ -254,3 +255,37 @@ def load_word_vectors(source: str = OFFLINE_WORDS) -> WordVectors:
         words, vectors = _convert(source)
         _write_cache(folder, words, vectors, source)
     return _open_cache(folder, source)
+
+
+def segment(word: str, words: WordVectors, max_parts: int = 3) -> list[str] | None:
+    """Split a compound (``roadsigns``) into the fewest known words (``road signs``); None if impossible."""
+
+    @cache
+    def best(start: int) -> tuple[str, ...] | None:
+        if start == len(word):
+            return ()
+        options = []
+        for end in range(len(word), start + 1, -1):
+            piece = word[start:end]
+            if len(piece) > 1 and piece in words:
+                rest = best(end)
+                if rest is not None and len(rest) < max_parts:
+                    options.append((piece, *rest))
+        return min(options, key=len) if options else None
+
+    found = best(0)
+    return list(found) if found else None
+
+
+def label_words(label: str, words: WordVectors) -> list[str] | None:
+    """The vocabulary words that stand for a label, or None when it has none."""
+    parts: list[str] = []
+    for token in label.lower().replace("_", " ").replace("-", " ").split():
+        if token in words:
+            parts.append(token)
+        else:
+            pieces = segment(token, words)
+            if pieces is None:
+                return None
+            parts.extend(pieces)
+    return parts or None

@@ -24,12 +24,10 @@ from searchcore.fit import (
     cosine_loss,
     hinge_rank_loss,
     label_targets,
-    label_words,
-    segment,
     stratified_split,
     train_head,
 )
-from searchcore.words import WordVectors
+from searchcore.words import WordVectors, label_words, segment
 
 TINY_BACKBONE = "test_resnet@random"
 PHOTO_LABELS = ("cat", "dog", "bottle", "roadsigns")  # "roadsigns" must be segmented into road + signs
