@@ -6,9 +6,9 @@ photo and the word: the classifier's mass below a word in WordNet (:mod:`searchc
 once, when the bundle's word-space indexes are built (:func:`searchcore.build.rebuild_semantic`), and stored as
 posting lists in ``postings.npz``: per word, the photos that have a score, best first, at most :data:`LIMIT` of
 them. A query takes candidates from its words' lists and reads the scores of its candidates there
-(:func:`table_parts`), so its cost does not grow with the collection; a photo past a list's end counts as 0 for that
-word (its score was below the list's last one). Up to :data:`LIMIT` photos, every score is kept: the tables give
-exactly what scoring every photo would.
+(:func:`table_parts`), so its cost does not grow with the collection; a photo not on a list scores the list's floor
+for that word: 0 when the list is complete, else the best score left off it. Up to :data:`LIMIT` photos, every
+score is kept: the tables give exactly what scoring every photo would.
 """
 
 from __future__ import annotations
@@ -46,11 +46,14 @@ class Postings:
     offsets: np.ndarray  # (len(words) + 1,) int64
     ids: np.ndarray  # int64
     scores: np.ndarray  # float32
+    floors: np.ndarray | None = None  # per word, the best score left off its list (0 when the list is complete)
     singular_first: bool = False  # how a query word finds its list: "dogs" → "dog" first, or the word as typed first
     _rows: dict[str, int] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self._rows = {w: i for i, w in enumerate(self.words)}
+        if self.floors is None:
+            self.floors = np.zeros(len(self.words), np.float32)
 
     def row(self, word: str) -> int | None:
         """The list of ``word`` (or of its singular, in the order the signal reads words); None for none."""
@@ -65,27 +68,45 @@ class Postings:
         part = self._slice(row)
         return self.ids[part][:n], self.scores[part][:n]
 
+    def floor(self, row: int) -> float:
+        """What a photo not on the list of ``row`` scores: 0 when the list holds every photo with a score, else
+        the best score left off it (so a photo just past a long list's end is not taken for one with nothing)."""
+        return float(self.floors[row])
+
     def scores_of(self, row: int, ids: np.ndarray) -> np.ndarray:
-        """The scores of photos ``ids`` for the word of ``row``; 0 for a photo not on its list."""
+        """The scores of photos ``ids`` for the word of ``row``; :meth:`floor` for a photo not on its list."""
         part = self._slice(row)
         listed, scores = self.ids[part], self.scores[part]
+        floor = self.floor(row)
         if not len(listed):
-            return np.zeros(len(ids), np.float32)
+            return np.full(len(ids), floor, np.float32)
         order = np.argsort(listed, kind="stable")  # at most LIMIT entries: bounded, whatever the collection
         by_id = listed[order]
         at = np.minimum(np.searchsorted(by_id, ids), len(by_id) - 1)
-        return np.where(by_id[at] == ids, scores[order][at], 0.0).astype(np.float32)
+        return np.where(by_id[at] == ids, scores[order][at], floor).astype(np.float32)
 
     @property
     def entries(self) -> int:
         return len(self.ids)
 
 
+def _keep_best(ids: np.ndarray, scores: np.ndarray, limit: int, floor: float
+               ) -> tuple[np.ndarray, np.ndarray, float]:
+    """The ``limit`` best of ``ids``/``scores``, and the floor raised to the best score left off."""
+    if len(scores) <= limit:
+        return ids, scores, floor
+    order = np.argpartition(-scores, limit - 1)
+    top, rest = order[:limit], order[limit:]
+    return ids[top], scores[top], max(floor, float(scores[rest].max()))
+
+
 def _column_tops(blocks: Iterator[tuple[np.ndarray, np.ndarray]], n_words: int, limit: int
-                 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Per column, the ``limit`` highest positive scores over blocks of rows ``(row ids, scores (rows × words))``."""
+                 ) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
+    """Per column, the ``limit`` highest positive scores over blocks of rows ``(row ids, scores (rows × words))``,
+    and the best score each column left off."""
     best_ids: list[np.ndarray] = [np.zeros(0, np.int64)] * n_words
     best: list[np.ndarray] = [np.zeros(0, np.float32)] * n_words
+    floors = np.zeros(n_words, np.float32)
     for rows, block in blocks:
         for w in range(n_words):
             column = block[:, w]
@@ -94,14 +115,12 @@ def _column_tops(blocks: Iterator[tuple[np.ndarray, np.ndarray]], n_words: int, 
                 continue
             ids = np.concatenate([best_ids[w], rows[keep]])
             scores = np.concatenate([best[w], column[keep].astype(np.float32)])
-            if len(scores) > limit:
-                top = np.argpartition(-scores, limit - 1)[:limit]
-                ids, scores = ids[top], scores[top]
-            best_ids[w], best[w] = ids, scores
-    return best_ids, best
+            best_ids[w], best[w], floors[w] = _keep_best(ids, scores, limit, floors[w])
+    return best_ids, best, floors
 
 
-def _table(words: Sequence[str], ids: list[np.ndarray], scores: list[np.ndarray], singular_first: bool) -> Postings:
+def _table(words: Sequence[str], ids: list[np.ndarray], scores: list[np.ndarray], singular_first: bool,
+           floors: np.ndarray | None = None) -> Postings:
     """Lists sorted best first (ties: the lower photo id first, as a stable ranking of every photo would)."""
     kept = [w for w in range(len(words)) if len(ids[w])]
     out_ids, out_scores, offsets = [], [], [0]
@@ -112,7 +131,8 @@ def _table(words: Sequence[str], ids: list[np.ndarray], scores: list[np.ndarray]
         offsets.append(offsets[-1] + len(order))
     return Postings([words[w] for w in kept], np.asarray(offsets, np.int64),
                     np.concatenate(out_ids) if out_ids else np.zeros(0, np.int64),
-                    np.concatenate(out_scores) if out_scores else np.zeros(0, np.float32), singular_first)
+                    np.concatenate(out_scores) if out_scores else np.zeros(0, np.float32),
+                    np.asarray([0.0 if floors is None else floors[w] for w in kept], np.float32), singular_first)
 
 
 def dense_table(words: Sequence[str], score_block: Callable[[slice], np.ndarray], n_photos: int,
@@ -123,8 +143,8 @@ def dense_table(words: Sequence[str], score_block: Callable[[slice], np.ndarray]
             part = slice(start, min(start + BLOCK, n_photos))
             yield np.arange(part.start, part.stop, dtype=np.int64), score_block(part)
 
-    ids, scores = _column_tops(blocks(), len(words), limit)
-    return _table(words, ids, scores, singular_first)
+    ids, scores, floors = _column_tops(blocks(), len(words), limit)
+    return _table(words, ids, scores, singular_first, floors)
 
 
 def hierarchy_table(logits: np.ndarray, limit: int = LIMIT) -> Postings | None:
@@ -159,16 +179,14 @@ def exemplar_table(exemplars: Exemplars, limit: int = LIMIT) -> Postings:
                 if sim > row.get(photo, 0.0):
                     row[photo] = float(sim)
     words = sorted(best)
-    ids, scores = [], []
-    for word in words:
+    ids, scores, floors = [], [], np.zeros(len(words), np.float32)
+    for w, word in enumerate(words):
         photos = np.fromiter(best[word], np.int64, len(best[word]))
         values = np.fromiter(best[word].values(), np.float32, len(best[word]))
-        if len(values) > limit:
-            top = np.argpartition(-values, limit - 1)[:limit]
-            photos, values = photos[top], values[top]
+        photos, values, floors[w] = _keep_best(photos, values, limit, 0.0)
         ids.append(photos)
         scores.append(values)
-    return _table(words, ids, scores, singular_first=True)
+    return _table(words, ids, scores, True, floors)
 
 
 def classifier_table(classifier: WordClassifier, features: np.ndarray, limit: int = LIMIT) -> Postings:
@@ -200,6 +218,7 @@ class PartTables(NamedTuple):
             arrays[f"{name}.offsets"] = table.offsets
             arrays[f"{name}.ids"] = table.ids.astype(np.int64)
             arrays[f"{name}.scores"] = table.scores.astype(np.float32)
+            arrays[f"{name}.floors"] = np.asarray(table.floors, np.float32)
             facts[name] = {"words": len(table.words), "entries": table.entries}
         with atomic_path(path) as tmp, open(tmp, "wb") as handle:
             np.savez(handle, **arrays)
@@ -213,8 +232,9 @@ class PartTables(NamedTuple):
                 if f"{name}.words" not in data:
                     tables.append(None)
                     continue
+                floors = data.get(f"{name}.floors")
                 tables.append(Postings([str(w) for w in data[f"{name}.words"]], data[f"{name}.offsets"],
-                                       data[f"{name}.ids"], data[f"{name}.scores"],
+                                       data[f"{name}.ids"], data[f"{name}.scores"], floors,
                                        singular_first=name == "exemplars"))
         return cls(*tables)
 
@@ -282,7 +302,7 @@ def list_sources(tables: PartTables, head: DeViSEHead, terms: Sequence[Term], ro
         for term, row in zip(terms, per_term):
             if row is not None and term.weight > 0:
                 out.append(Source(weights[name] * term.weight / total,
-                                  lambda depth, table=table, row=row: table.top(row, depth)))
+                                  lambda depth, table=table, row=row: table.top(row, depth), table.floor(row)))
     return out
 
 

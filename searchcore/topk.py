@@ -21,10 +21,11 @@ CAP = 4096  # the deepest any list is read: the bound on one query's candidates 
 
 class Source(NamedTuple):
     """A list best first: ``fetch(depth)`` gives its first ``depth`` items and their values, descending; ``weight``
-    is its share of the score (≥ 0)."""
+    is its share of the score (≥ 0); ``floor`` is the value of an item the list does not hold."""
 
     weight: float
     fetch: Callable[[int], tuple[np.ndarray, np.ndarray]]
+    floor: float = 0.0
 
 
 class TopK(NamedTuple):
@@ -49,8 +50,8 @@ def top_k(sources: Sequence[Source], score: Callable[[np.ndarray], np.ndarray], 
         for source in sources:
             ids, values = source.fetch(depth)
             found.append(np.asarray(ids, np.int64))
-            # past the end of a list (shorter than the depth) an item's value there is 0
-            bound += source.weight * (float(values[-1]) if len(values) >= depth else 0.0)
+            # past the end of a list (shorter than the depth) an item's value there is the list's floor
+            bound += source.weight * (float(values[-1]) if len(values) >= depth else source.floor)
         new = np.setdiff1d(np.concatenate(found) if found else seen, seen)
         if len(new):
             seen = np.concatenate([seen, new])

@@ -26,7 +26,10 @@ def test_a_dense_table_keeps_each_words_best_photos_best_first() -> None:
     cat, dog = table.row("cat"), table.row("dog")
     assert table.top(cat, 10)[0].tolist() == [1, 3, 0]  # the third 0.2 (photo 2) is past the limit; ties: lower id
     assert table.top(dog, 10)[0].tolist() == [1, 2]  # zeros are not listed
-    assert table.scores_of(cat, np.array([3, 2, 1])).tolist() == pytest.approx([0.7, 0.0, 0.9])
+    # a photo left off a full list scores its floor, the best score left off; off a complete list, 0
+    assert table.floor(cat) == pytest.approx(0.2) and table.floor(dog) == 0.0
+    assert table.scores_of(cat, np.array([3, 2, 1])).tolist() == pytest.approx([0.7, 0.2, 0.9])
+    assert table.scores_of(dog, np.array([0, 3])).tolist() == [0.0, 0.0]
     assert table.row("cats") == cat and table.row("bird") is None  # a plural finds its singular's list
 
 
@@ -47,6 +50,8 @@ def test_tables_survive_a_save_and_load(tmp_path: Path) -> None:
     back = PartTables.load(tmp_path / "p.npz")
     assert facts == {"hierarchy": {"words": 3, "entries": 30}} and back.exemplars is None
     np.testing.assert_array_equal(back.hierarchy.ids, tables.hierarchy.ids)
+    np.testing.assert_array_equal(back.hierarchy.floors, tables.hierarchy.floors)
+    assert (back.hierarchy.floors > 0).all()  # 50 photos, lists of 10: each list left some off
     assert back.hierarchy.row("b") == 1
 
 
