@@ -158,7 +158,7 @@ def bf16_probe(threads: int) -> dict[str, Any]:
 def network_part(args: Any, specs: list[str], reps: int, info: dict[str, Any]) -> dict[str, Any]:
     import torch
 
-    from searchcore.backbone import load_backbone
+    from searchcore.backbones import load_backbone
 
     cores = info["usable_cores"]
     thread_counts = sorted({1, cores})
@@ -247,7 +247,7 @@ def network_part(args: Any, specs: list[str], reps: int, info: dict[str, Any]) -
 def decode_part(args: Any, reps: int, info: dict[str, Any]) -> dict[str, Any]:
     import torch
 
-    from searchcore.backbone import load_backbone
+    from searchcore.backbones import load_backbone
 
     files = image_files(args.images)
     spec = "tf_efficientnet_lite0@pypi"
@@ -315,7 +315,7 @@ def decode_part(args: Any, reps: int, info: dict[str, Any]) -> dict[str, Any]:
 
 _CONTENTION_CHILD = """
 import json
-from searchcore.backbone import load_backbone
+from searchcore.backbones import load_backbone
 from bench import common
 from bench.bench_backbone import Variant
 backbone = load_backbone({spec!r})

@@ -78,7 +78,7 @@ def tiny(folder: Path) -> Any:
     sys.path.insert(0, str(common.ROOT / "tests"))
     from _synthetic import write_tiny_clip
 
-    from searchcore.backbone import load_backbone
+    from searchcore.backbones import load_backbone
 
     return load_backbone(f"clip:{write_tiny_clip(folder / 'tiny-clip')}")
 
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     reps = args.reps or (2 if args.quick else 3)
     import torch
 
-    from searchcore.backbone import load_backbone
+    from searchcore.backbones import load_backbone
     from searchcore.words import OFFLINE_WORDS, load_word_vectors, parse_query
 
     info = common.machine(with_torch=True)

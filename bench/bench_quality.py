@@ -168,7 +168,7 @@ def framing_effect(base: Path) -> dict[str, float]:
     """Image→Image precision@10 of the collection's raw features, cut-outs framed (as served) and not."""
     from searchcore import bundle as B
     from searchcore import images
-    from searchcore.backbone import load_backbone
+    from searchcore.backbones import load_backbone
     from searchcore.metrics import image_image_precision
 
     bundle = B.open_bundle(base, check_sums=False)

@@ -42,7 +42,7 @@ def extraction(backbone_spec: str, count: int, small: int, reps: int) -> dict[st
     start and load the model), the difference gives the steady rate, (count − small) ÷ (t_count − t_small)."""
     import ray
 
-    from searchcore.backbone import load_backbone
+    from searchcore.backbones import load_backbone
     from searchcore.extract import extract_collection
     from searchcore.ray_extract import RayConfig, connect, extract_collection_ray
 

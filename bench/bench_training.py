@@ -221,7 +221,7 @@ def watch_threads() -> Iterator[None]:
 
 def per_image_times(paths: list[str], reps: int) -> dict[str, list[float]]:
     """Seconds per image of Backbone.extract at TIMING_BATCH on ``paths``, offline backbone and VGG16 interleaved."""
-    from searchcore.backbone import load_backbone
+    from searchcore.backbones import load_backbone
 
     nets = {spec: load_backbone(spec, batch_size=TIMING_BATCH) for spec in (BACKBONE, VGG)}
     for net in nets.values():

@@ -46,7 +46,7 @@ _LAZY = {
     "EngineInfo": "engine",
     "Backbone": "backbone",
     "Features": "backbone",
-    "load_backbone": "backbone",
+    "load_backbone": "backbones",
     "DEFAULT_BACKBONE": "backbone",
     "OFFLINE_BACKBONE": "backbone",
     "ClipBackbone": "clip",
@@ -116,7 +116,8 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from .backbone import DEFAULT_BACKBONE, OFFLINE_BACKBONE, Backbone, Features, load_backbone
+    from .backbone import DEFAULT_BACKBONE, OFFLINE_BACKBONE, Backbone, Features
+    from .backbones import load_backbone
     from .bundle import Bundle, open_bundle
     from .clip import DEFAULT_CLIP, ClipBackbone
     from .collection import Collection, Item, load_collection

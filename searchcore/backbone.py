@@ -153,7 +153,7 @@ def _create_model(name: str, weights: str) -> torch.nn.Module:
 
 @dataclass
 class Backbone:
-    """A timm classifier used as a feature extractor. Build it with :func:`load_backbone`."""
+    """A timm classifier used as a feature extractor. Build it with :func:`searchcore.backbones.load_backbone`."""
 
     spec: str
     model: torch.nn.Module
@@ -293,17 +293,9 @@ def _prefetch(prepare: Callable[[Sequence[ImageInput]], T], images: Sequence[Ima
             yield pending.result()
 
 
-def load_backbone(spec: str = DEFAULT_BACKBONE, batch_size: int | None = None) -> Backbone:
-    """Build the backbone named by ``spec`` (see the module docstring) with its own preprocessing.
-
-    ``clip:<Hub id or folder>`` builds a CLIP instead (:mod:`searchcore.clip`): same interface, CLIP's space.
-    """
-    from .clip import is_clip_spec
-
-    if is_clip_spec(spec):
-        from .clip import load_clip_backbone
-
-        return load_clip_backbone(spec, batch_size)
+def load_timm_backbone(spec: str = DEFAULT_BACKBONE, batch_size: int | None = None) -> Backbone:
+    """Build the timm backbone named by ``spec`` (see the module docstring) with its own preprocessing. A spec of
+    either kind, timm's or CLIP's, goes through :func:`searchcore.backbones.load_backbone`."""
     import timm.data
     import torch
 

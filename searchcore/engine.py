@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from .backbone import Backbone, Features, load_backbone
+from .backbone import Backbone, Features
+from .backbones import load_backbone
 from .build import conse_only, tag_embeddings
 from .bundle import Bundle, is_clip, open_bundle, rebuild_hint
 from .clip import ClipBackbone

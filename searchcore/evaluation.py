@@ -458,7 +458,7 @@ def real_photo_figures(bundle: B.Bundle, space: Space, conse: ConSE, rule: TagRu
                        backbone: Backbone | None = None) -> dict[str, Any]:
     """Tag hit@5 on the public real-photo set, for ConSE, the head and the served rule (unseen-photo fallback);
     ``backbone``: the bundle's, already loaded (default: load it)."""
-    from .backbone import load_backbone
+    from .backbones import load_backbone
     from .build import conse_only, tag_embeddings
     from .realphotos import real_photo_set
 
@@ -560,7 +560,7 @@ def clip_figures(source: str | Path, bundle: B.Bundle, space: Space, pool: np.nd
     as the engine serves a CLIP bundle (the nearest tag phrases in CLIP's space, a confident zero-shot class first).
     Nothing here was trained on these photos, so every label is zero-shot for CLIP.
     """
-    from .backbone import load_backbone
+    from .backbones import load_backbone
     from .metrics import tag_hits
 
     other = B.open_bundle(source)

@@ -19,7 +19,8 @@ import numpy as np
 
 from . import bundle as B
 from . import storage
-from .backbone import Backbone, load_backbone
+from .backbone import Backbone
+from .backbones import load_backbone
 from .build import rebuild_semantic, write_bundle
 from .card import write_card as default_card
 from .clip import is_clip_spec, tag_embedder

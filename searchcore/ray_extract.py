@@ -209,7 +209,7 @@ class _Embed:
     """Ray Data actor: loads the backbone once, then turns batches of pixels into features and logits."""
 
     def __init__(self, spec: str, use_gpu: bool) -> None:
-        from .backbone import load_backbone
+        from .backbones import load_backbone
 
         self.backbone = load_backbone(spec)
         if use_gpu:

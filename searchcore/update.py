@@ -22,7 +22,8 @@ import numpy as np
 
 from . import bundle as B
 from . import storage
-from .backbone import Backbone, Features, load_backbone
+from .backbone import Backbone, Features
+from .backbones import load_backbone
 from .build import write_bundle
 from .card import write_kept_card
 from .clip import tag_embedder

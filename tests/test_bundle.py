@@ -15,7 +15,7 @@ import pytest
 from _synthetic import LABELS, TINY_BACKBONE, make_photos, write_word_table
 
 from searchcore import bundle as B
-from searchcore.backbone import load_backbone
+from searchcore.backbones import load_backbone
 from searchcore.build import write_bundle
 from searchcore.collection import folder_collection
 from searchcore.errors import AssetSourceError, BundleError

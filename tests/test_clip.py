@@ -17,7 +17,7 @@ from _synthetic import LABELS, make_photos, write_tiny_clip, write_word_table
 from PIL import Image
 
 from searchcore import bundle as B
-from searchcore.backbone import load_backbone
+from searchcore.backbones import load_backbone
 from searchcore.clip import DEFAULT_CLIP, HUB_FILES, PROMPT, ClipBackbone, load_clip_backbone
 from searchcore.engine import Hit, WordHit, load_engine
 from searchcore.errors import AssetSourceError, BadArgumentError, BundleError, ImageError, QueryError

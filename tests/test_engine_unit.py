@@ -16,7 +16,7 @@ import torch
 from _synthetic import LABELS, TINY_BACKBONE, make_photos, write_word_table
 from PIL import Image
 
-from searchcore.backbone import load_backbone
+from searchcore.backbones import load_backbone
 from searchcore.build import rebuild_semantic, write_bundle
 from searchcore.bundle import open_bundle
 from searchcore.collection import folder_collection

@@ -18,7 +18,7 @@ import pytest
 from _synthetic import TINY_BACKBONE, make_photos, write_word_table
 
 from searchcore import bundle as B
-from searchcore.backbone import load_backbone
+from searchcore.backbones import load_backbone
 from searchcore.collection import folder_collection
 from searchcore.engine import load_engine
 from searchcore.extract import chunk_path, extract_collection, write_chunk

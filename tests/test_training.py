@@ -278,7 +278,7 @@ def test_train_head_needs_two_labels_with_vectors(problem):
 # ---- resumable extraction --------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def tiny_backbone():
-    from searchcore.backbone import load_backbone
+    from searchcore.backbones import load_backbone
 
     return load_backbone(TINY_BACKBONE)  # one object: random weights differ between loads
 
