@@ -260,6 +260,12 @@ def rebuild_semantic(
                            map_fn=map_fn), root / B.INDEXES / "conse")
     fields["semantic"] = "clip" if clip else "conse" if head is None else "head+conse per query"
     fields["head"] = head is not None
+    # the rows Text → Image re-ranks its candidates with, memory-mapped when served (an index hands its vectors
+    # out one call at a time, too slowly for hundreds of candidates per query)
+    from .storage import save_npy
+
+    save_npy(root / B.SEMANTIC, unit_rows(np.asarray(emb, np.float32)))
+    save_npy(root / B.CONSE, unit_rows(np.asarray(conse_emb, np.float32)))
     postings = write_postings(root, features, logits, words, head)
     fields.pop("postings", None)
     if postings is not None:

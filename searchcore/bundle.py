@@ -12,6 +12,7 @@ Layout (``BUNDLE_FORMAT`` 2)::
                              with ``shard_size`` in the manifest the three photo indexes are sharded instead:
                              NAME.json + NAME-00000.hnsw|json, … (see searchcore.shards)
     tags.json                the tag vocabulary: phrases in index order, each ImageNet class's own and broader tag
+    semantic.npy, conse.npy  the semantic and conse indexes' rows, memory-mapped for re-ranking
     postings.npz             with a head: per word, the photos the word signals (class hierarchy, exemplars, word
                              classifier) score highest, best first (searchcore.postings); Text → Image reads them
     head/                    optional trained DeViSE head (never in a CLIP bundle): config.json, model.safetensors,
@@ -59,6 +60,8 @@ IMAGES = "images"
 INDEXES = "indexes"
 HEAD = "head"
 TAGS = "tags.json"
+SEMANTIC = "semantic.npy"  # the semantic index's rows (unit), for re-ranking: the index's own copy is slow to read
+CONSE = "conse.npy"  # the conse index's rows (unit), likewise
 POSTINGS = "postings.npz"  # the word signals' tables (searchcore.postings), in a bundle with a head
 MEASURED = "measured"  # head/measured/: the head the recorded figures describe, when the served one saw every photo
 INDEX_NAMES = ("images", "semantic", "conse", "words", "tags")
@@ -115,7 +118,7 @@ def write_items(path: Path, items: list[Item]) -> None:
 
 def data_files(root: Path) -> list[Path]:
     """Every file the manifest vouches for (all but the manifest itself and the photos, which are listed by count)."""
-    files = [root / ITEMS, root / FEATURES, root / LOGITS, root / TAGS, root / POSTINGS]
+    files = [root / ITEMS, root / FEATURES, root / LOGITS, root / TAGS, root / SEMANTIC, root / CONSE, root / POSTINGS]
     files += sorted((root / INDEXES).glob("*.hnsw")) + sorted((root / INDEXES).glob("*.json"))
     for folder in (root / HEAD, root / HEAD / MEASURED):
         if folder.is_dir():
@@ -154,6 +157,12 @@ class Bundle:
     indexes: dict[str, VectorIndex | ShardedIndex]
     tags: TagVocabulary
     tables: PartTables = field(default_factory=PartTables)  # the word signals' tables; empty when it has none
+    rows: dict[str, np.ndarray] = field(default_factory=dict)  # "semantic", "conse": the indexes' rows, memory-mapped
+
+    def vectors(self, name: str, ids: np.ndarray) -> np.ndarray:
+        """Rows ``ids`` of the ``name`` index ("semantic" or "conse"), from the bundle's arrays where it has them."""
+        rows = self.rows.get(name)
+        return np.asarray(rows[ids], np.float32) if rows is not None else self.indexes[name].get(ids)
 
     @property
     def name(self) -> str:
@@ -247,12 +256,18 @@ def open_bundle(source: str | Path, check_sums: bool = True) -> Bundle:
                               root / INDEXES / f"{name}.json", rebuild_hint(root))
         indexes[name] = index
     tags = _load_tags(root / TAGS, root, len(indexes["tags"]))
-    return Bundle(root, manifest, items, features, logits, indexes, tags, _load_tables(root / POSTINGS, root, count))
+    listed = manifest.get("files", {})  # only files the manifest vouches for (and verify checked) are read
+    rows = {name: np.load(root / file, mmap_mode="r") for name, file in (("semantic", SEMANTIC), ("conse", CONSE))
+            if file in listed}
+    for name, array in rows.items():
+        if array.shape != (count, indexes[name].dim):
+            raise BundleError(f"has shape {array.shape} but the {name} index holds {count} × {indexes[name].dim}.",
+                              root / (SEMANTIC if name == "semantic" else CONSE), rebuild_hint(root))
+    tables = _load_tables(root / POSTINGS, root, count) if POSTINGS in listed else PartTables()
+    return Bundle(root, manifest, items, features, logits, indexes, tags, tables, rows)
 
 
 def _load_tables(path: Path, root: Path, count: int) -> PartTables:
-    if not path.is_file():
-        return PartTables()
     try:
         tables = PartTables.load(path)
     except (OSError, ValueError, KeyError) as exc:

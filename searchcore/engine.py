@@ -315,8 +315,8 @@ class SearchEngine:
             return Source(weight, fetch)
 
         def score(ids: np.ndarray) -> np.ndarray:  # the served score, exactly, of these photos only
-            return text_scores(vector, terms, head, self.words, semantic.get(ids), conse.get(ids),
-                               table_parts(tables, head, terms, ids, rows))
+            return text_scores(vector, terms, head, self.words, self.bundle.vectors("semantic", ids),
+                               self.bundle.vectors("conse", ids), table_parts(tables, head, terms, ids, rows))
 
         # the indexes and the words' lists, read best first only as deep as the k-th best score needs
         sources = [nearest(semantic, head_vector, weights["cosine"] * (1.0 - mix)),

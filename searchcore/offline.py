@@ -21,7 +21,7 @@ from .storage import cache_dir
 from .words import OFFLINE_WORDS
 
 #: Bumped whenever the way the offline bundle is built or trained changes, so caches made by older code are rebuilt.
-RECIPE = "17"  # 17: postings.npz, the word signals read by their words (searchcore.postings)
+RECIPE = "18"  # 18: postings.npz (the word signals by word) and semantic.npy, conse.npy (re-ranking rows)
 
 
 def offline_collection() -> str:

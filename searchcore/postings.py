@@ -47,6 +47,7 @@ class Postings:
     ids: np.ndarray  # int64
     scores: np.ndarray  # float32
     floors: np.ndarray | None = None  # per word, the best score left off its list (0 when the list is complete)
+    by_id: np.ndarray | None = None  # per list, the order of its entries by photo id (positions within the list)
     singular_first: bool = False  # how a query word finds its list: "dogs" → "dog" first, or the word as typed first
     _rows: dict[str, int] = field(default_factory=dict, repr=False)
 
@@ -54,6 +55,9 @@ class Postings:
         self._rows = {w: i for i, w in enumerate(self.words)}
         if self.floors is None:
             self.floors = np.zeros(len(self.words), np.float32)
+        if self.by_id is None:  # tables written before it was stored: sorted once here
+            self.by_id = np.concatenate([np.argsort(self.ids[self._slice(r)], kind="stable")
+                                         for r in range(len(self.words))]) if len(self.words) else np.zeros(0, np.int64)
 
     def row(self, word: str) -> int | None:
         """The list of ``word`` (or of its singular, in the order the signal reads words); None for none."""
@@ -80,7 +84,7 @@ class Postings:
         floor = self.floor(row)
         if not len(listed):
             return np.full(len(ids), floor, np.float32)
-        order = np.argsort(listed, kind="stable")  # at most LIMIT entries: bounded, whatever the collection
+        order = self.by_id[part]  # sorted when the table was built: a look-up is one binary search per photo
         by_id = listed[order]
         at = np.minimum(np.searchsorted(by_id, ids), len(by_id) - 1)
         return np.where(by_id[at] == ids, scores[order][at], floor).astype(np.float32)
@@ -132,7 +136,9 @@ def _table(words: Sequence[str], ids: list[np.ndarray], scores: list[np.ndarray]
     return Postings([words[w] for w in kept], np.asarray(offsets, np.int64),
                     np.concatenate(out_ids) if out_ids else np.zeros(0, np.int64),
                     np.concatenate(out_scores) if out_scores else np.zeros(0, np.float32),
-                    np.asarray([0.0 if floors is None else floors[w] for w in kept], np.float32), singular_first)
+                    np.asarray([0.0 if floors is None else floors[w] for w in kept], np.float32),
+                    np.concatenate([np.argsort(i, kind="stable") for i in out_ids]) if out_ids else None,
+                    singular_first)
 
 
 def dense_table(words: Sequence[str], score_block: Callable[[slice], np.ndarray], n_photos: int,
@@ -219,6 +225,7 @@ class PartTables(NamedTuple):
             arrays[f"{name}.ids"] = table.ids.astype(np.int64)
             arrays[f"{name}.scores"] = table.scores.astype(np.float32)
             arrays[f"{name}.floors"] = np.asarray(table.floors, np.float32)
+            arrays[f"{name}.by_id"] = np.asarray(table.by_id, np.int32)
             facts[name] = {"words": len(table.words), "entries": table.entries}
         with atomic_path(path) as tmp, open(tmp, "wb") as handle:
             np.savez(handle, **arrays)
@@ -235,7 +242,7 @@ class PartTables(NamedTuple):
                 floors = data.get(f"{name}.floors")
                 tables.append(Postings([str(w) for w in data[f"{name}.words"]], data[f"{name}.offsets"],
                                        data[f"{name}.ids"], data[f"{name}.scores"], floors,
-                                       singular_first=name == "exemplars"))
+                                       data.get(f"{name}.by_id"), singular_first=name == "exemplars"))
         return cls(*tables)
 
 
