@@ -101,16 +101,18 @@ class DeViSEHead(
         self.exemplar_mix = float(exemplar_mix)
         self.word_layer = nn.Linear(in_dim, len(self.word_vocab)) if self.word_vocab else None
 
-    def set_serving(self, search_mix: float, tag_mix: float, ood_distance: float | None,
-                    unseen_mix: float | None = None, seen_words: list[str] | None = None,
+    def set_serving(self, *, conse_mix: float = 0.0, tag_conse_mix: float = 0.0, ood_distance: float | None = None,
+                    unseen_conse_mix: float | None = None, seen_words: Sequence[str] | None = None,
                     seen_similarity: float | None = None, neighbour_mix: float = 0.0, word_mix: float = 0.0,
                     class_mix: float = 0.0, unseen_class_mix: float = 0.0, exemplar_mix: float = 0.0) -> None:
-        """Set the ConSE weights, the unseen-image distance, the seen words, the neighbours' share in Text→Image
-        (:mod:`searchcore.propagation`), the word classifier's (:mod:`searchcore.wordclass`), the class
-        hierarchy's (:mod:`searchcore.hierarchy`) and the exemplars' (:mod:`searchcore.exemplars`), also in the
-        saved config.json."""
-        self.conse_mix, self.tag_conse_mix = float(search_mix), float(tag_mix)
-        self.unseen_conse_mix = float(search_mix if unseen_mix is None else unseen_mix)
+        """Set the served settings, each by the name config.json records it under (and written there too): ConSE's
+        share in Text → Image for words the head was trained on (``conse_mix``) and for others
+        (``unseen_conse_mix``, default ``conse_mix``), its share in Image → Tags (``tag_conse_mix``), the
+        unseen-photo distance, the seen words, the look-alikes' share (:mod:`searchcore.propagation`), the word
+        classifier's (:mod:`searchcore.wordclass`), the class hierarchy's (:mod:`searchcore.hierarchy`) and the
+        exemplars' (:mod:`searchcore.exemplars`)."""
+        self.conse_mix, self.tag_conse_mix = float(conse_mix), float(tag_conse_mix)
+        self.unseen_conse_mix = float(conse_mix if unseen_conse_mix is None else unseen_conse_mix)
         self.ood_distance = None if ood_distance is None else float(ood_distance)
         self.seen_similarity = None if seen_similarity is None else float(seen_similarity)
         if seen_words is not None:

@@ -219,8 +219,9 @@ def train_own_head(collection: PersonalCollection, words: WordVectors, backbone:
         return OwnHead(None, {"trained": False, "why": f"no head is trained: {exc}"})
     # seen words lean on the head alone, others on ConSE alone, the word classifier and the class hierarchy take
     # half of the words they know: there are too few photos here to choose finer settings on
-    result.head.set_serving(0.0, 0.0, None, 1.0, result.seen_words, word_mix=OWN_WORD_MIX,
-                            class_mix=OWN_CLASS_MIX, unseen_class_mix=OWN_CLASS_MIX, exemplar_mix=OWN_EXEMPLAR_MIX)
+    own = {"unseen_conse_mix": 1.0, "word_mix": OWN_WORD_MIX, "class_mix": OWN_CLASS_MIX,
+           "unseen_class_mix": OWN_CLASS_MIX, "exemplar_mix": OWN_EXEMPLAR_MIX}
+    result.head.set_serving(seen_words=result.seen_words, **own)
     pool = result.split.test if len(result.split.test) else result.split.val
     conse_rows = collection.conse[rows]
     # the measured photos' exemplars are the photos the measured head was trained on, never each other
@@ -232,8 +233,7 @@ def train_own_head(collection: PersonalCollection, words: WordVectors, backbone:
     p10 = {name: finite(mean(query_precision(rank, pool, queries, words, 10).values()))
            for name, rank in ranked.items()}
     served = result.served or result.head
-    served.set_serving(0.0, 0.0, None, 1.0, result.served_seen_words or result.seen_words, word_mix=OWN_WORD_MIX,
-                       class_mix=OWN_CLASS_MIX, unseen_class_mix=OWN_CLASS_MIX, exemplar_mix=OWN_EXEMPLAR_MIX)
+    served.set_serving(seen_words=result.served_seen_words or result.seen_words, **own)
     return OwnHead(served, {"trained": True, "labels": result.labels, "photos": len(rows),
                             "test_photos": len(pool), "seconds": round(result.seconds, 2),
                             "best_epoch": result.best_epoch, "text_image_p10": p10})

@@ -205,7 +205,7 @@ def train_bundle(
                        replace(config, holdout_classes=(*config.holdout_classes, *calibration),
                                epochs=max(result.best_epoch, 1), patience=max(result.best_epoch, 1), refit=False),
                        captions=captions, keep=keep, backbone=manifest["backbone"])
-    calib.head.set_serving(0.0, 0.0, None, 0.0, calib.seen_words)
+    calib.head.set_serving(seen_words=calib.seen_words)
     space = Space.of(bundle, words, conse, calib.head)
     net = load_backbone(manifest["backbone"]) if real_photos else None  # one load for both real-photo sets
     real = real_validation_photos(bundle, net, conse, calib.head, calib.split) if net is not None else None
@@ -218,16 +218,16 @@ def train_bundle(
                              SHARES if config.class_hierarchy else (0.0,), SHARES if config.exemplars else (0.0,),
                              real)
     ood = unseen_distance(bundle.features, result.split)
-    result.head.set_serving(serving.conse_mix, serving.tag_conse_mix, ood, serving.unseen_conse_mix,
-                            result.seen_words, serving.seen_similarity, serving.neighbour_mix, serving.word_mix,
-                            serving.class_mix, serving.unseen_class_mix, serving.exemplar_mix)
+    chosen = {"conse_mix": serving.conse_mix, "tag_conse_mix": serving.tag_conse_mix, "ood_distance": ood,
+              "unseen_conse_mix": serving.unseen_conse_mix, "seen_similarity": serving.seen_similarity,
+              "neighbour_mix": serving.neighbour_mix, "word_mix": serving.word_mix, "class_mix": serving.class_mix,
+              "unseen_class_mix": serving.unseen_class_mix, "exemplar_mix": serving.exemplar_mix}
+    result.head.set_serving(seen_words=result.seen_words, **chosen)
     report(0.9, "measuring on the test split")
     metrics = evaluate_bundle(root, words, result.head, result.split, real_photos=real_photos,
                               tag_rule=serving.tag_rule, backbone=net)
     served = result.served or result.head  # trained on every photo once the figures are measured
-    served.set_serving(serving.conse_mix, serving.tag_conse_mix, ood, serving.unseen_conse_mix,
-                       result.served_seen_words or result.seen_words, serving.seen_similarity, serving.neighbour_mix,
-                       serving.word_mix, serving.class_mix, serving.unseen_class_mix, serving.exemplar_mix)
+    served.set_serving(seen_words=result.served_seen_words or result.seen_words, **chosen)
     training = {
         "config": config.to_dict(),
         "split": result.split.to_dict(),

@@ -373,7 +373,7 @@ def served_copy(built, folder: Path, seed: int, tag_mix: float = 0.0, word_sets:
     if word_sets is not None:
         feats = np.asarray(open_bundle(root).features)
         head.set_word_classifier(fit_word_classifier(feats, word_sets, np.arange(len(feats))))
-    head.set_serving(0.0, tag_mix, None, **serving)
+    head.set_serving(tag_conse_mix=tag_mix, **serving)
     head.save_pretrained(root / "head")
     rebuild_semantic(root, words, backbone.class_names, head)
     return load_engine(root, backbone=backbone)
@@ -403,7 +403,7 @@ def test_semantic_index_blends_the_head_with_the_look_alikes_words(built, tmp_pa
 
 def test_search_images_trusts_the_head_for_seen_words_and_conse_for_unseen_ones(built, tmp_path):
     words = built[3]
-    engine = served_copy(built, tmp_path / "trust", 1, tag_mix=0.5, unseen_mix=1.0, seen_words=["dog"])
+    engine = served_copy(built, tmp_path / "trust", 1, tag_mix=0.5, unseen_conse_mix=1.0, seen_words=["dog"])
     head = engine.head
     n = len(engine.bundle.items)
     head_emb, conse_emb = head.embed(engine.bundle.features), engine.conse.embed(engine.bundle.logits)
@@ -440,7 +440,7 @@ def test_search_images_lets_the_word_classifier_and_the_class_hierarchy_speak_fo
     n = len(open_bundle(built[0]).items)
     # a classifier that knows "dog" and calls the photos "dog" in an order unrelated to the embedding
     word_sets = [{"dog"} if i % 3 == 1 else set() for i in range(n)]
-    engine = served_copy(built, tmp_path / "probabilities", 3, word_sets=word_sets, unseen_mix=1.0,
+    engine = served_copy(built, tmp_path / "probabilities", 3, word_sets=word_sets, unseen_conse_mix=1.0,
                          seen_words=["dog"], word_mix=1.0, class_mix=1.0, unseen_class_mix=1.0)
     feats = np.asarray(engine.bundle.features)
     # they travel in config.json
@@ -461,7 +461,7 @@ def test_search_images_lets_the_word_classifier_and_the_class_hierarchy_speak_fo
 
 def test_search_images_ranks_by_the_nearest_exemplar_of_the_word_when_the_exemplars_take_it_all(built, tmp_path):
     words = built[3]
-    engine = served_copy(built, tmp_path / "exemplars", 4, unseen_mix=1.0, seen_words=[], exemplar_mix=1.0)
+    engine = served_copy(built, tmp_path / "exemplars", 4, unseen_conse_mix=1.0, seen_words=[], exemplar_mix=1.0)
     assert engine.head.exemplar_mix == 1.0  # it travels in config.json
     feats = np.asarray(engine.bundle.features)
     labels = [it.label for it in engine.bundle.items]

@@ -249,7 +249,7 @@ def test_rank_tags_puts_the_lead_first_and_keeps_multiword_phrases_out_of_the_ne
 # ---- per-query trust ------------------------------------------------------------------------------------------------
 def test_query_mix_and_the_combined_score():
     head = DeViSEHead(in_dim=4, hidden_dim=4, out_dim=3)
-    head.set_serving(0.2, 0.3, None, unseen_mix=0.9, seen_words=["birds", "horse"])
+    head.set_serving(conse_mix=0.2, tag_conse_mix=0.3, unseen_conse_mix=0.9, seen_words=["birds", "horse"])
     assert head.knows("bird") and head.knows("horses") and not head.knows("fish")
     assert query_mix([(1.0, "horse")], head) == pytest.approx(0.2)
     assert query_mix([(1.0, "fish")], head) == pytest.approx(0.9)
@@ -268,7 +268,7 @@ def test_rankers_mean_and_finite():
     conse = np.stack([wv.unit("horse"), wv.unit("fish")])
     head_emb = np.stack([wv.unit("fish"), wv.unit("horse")])
     head = DeViSEHead(in_dim=4, hidden_dim=4, out_dim=len(AXES))
-    head.set_serving(0.0, 0.0, None, unseen_mix=1.0, seen_words=["horse"])
+    head.set_serving(unseen_conse_mix=1.0, seen_words=["horse"])
     r = rankers(conse, head_emb, head, words=wv)
     q = wv.unit("horse")
     np.testing.assert_allclose(r["conse"](q, [Term(1.0, "horse")]), [1.0, 0.0], atol=1e-6)

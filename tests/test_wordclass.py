@@ -145,7 +145,8 @@ def test_a_head_saves_and_loads_its_word_classifier_and_shares(tmp_path):
     torch.manual_seed(0)
     head = DeViSEHead(in_dim=16, hidden_dim=8, out_dim=4)
     head.set_word_classifier(fit_word_classifier(feats, sets, np.arange(36)))
-    head.set_serving(0.1, 0.2, None, 0.9, ["bird"], word_mix=0.6, class_mix=0.8, unseen_class_mix=0.4)
+    head.set_serving(conse_mix=0.1, tag_conse_mix=0.2, unseen_conse_mix=0.9, seen_words=["bird"], word_mix=0.6,
+                     class_mix=0.8, unseen_class_mix=0.4)
     head.save_pretrained(tmp_path / "head")
     loaded = load_head(tmp_path / "head")
     assert loaded.word_vocab == ["apple", "bird", "horse", "red"]
@@ -155,7 +156,7 @@ def test_a_head_saves_and_loads_its_word_classifier_and_shares(tmp_path):
                                probabilities(head.word_classifier, feats, [1]))
     # a head saved before word classifiers existed loads without one, and gives it no weight
     plain = DeViSEHead(in_dim=16, hidden_dim=8, out_dim=4)
-    plain.set_serving(0.1, 0.2, None, word_mix=0.6)
+    plain.set_serving(conse_mix=0.1, tag_conse_mix=0.2, word_mix=0.6)
     plain.save_pretrained(tmp_path / "plain")
     old = load_head(tmp_path / "plain")
     assert old.word_classifier is None and old.word_mix == 0.0
