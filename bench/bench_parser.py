@@ -22,6 +22,7 @@ from . import common
 # the parser's term pattern before issue 20: `\d*\.?\d+` then `.+` backtrack quadratically over a run of digits
 _OLD_TERM = re.compile(r"^(?:(?P<weight>[-+]?\d*\.?\d+)\s*:)?(?P<word>.+)$")
 _TOKENS = re.compile(r"\+|-(?=\s|$)|[^\s,+]+")
+NOT_RUN = "not run (quadratic: about 10× its 32k time)"
 OLD_MAX_CHARS = 32_000  # the old parser takes ~11 s at 32k digits; 100k would take ~100 s per round
 
 
@@ -78,7 +79,7 @@ def render(result: dict[str, Any], sizes: list[int], info: dict[str, Any]) -> st
             old = row.get("old")
             rows.append([kind, f"{n:,}", f"{common.fmt(row['ours'] * 1e3)} ms",
                          f"{common.fmt(row['ours'] / base / (n / sizes[0]), 2)}",
-                         f"{common.fmt(old * 1e3)} ms" if old is not None else "not run (quadratic: about 10× its 32k time)",
+                         f"{common.fmt(old * 1e3)} ms" if old is not None else NOT_RUN,
                          f"{common.fmt(old / row['ours'])}×" if old is not None else "—"])
     return (f"Command: `{common.command('bench.bench_parser', ['--write'])}`. {common.machine_line(info)}\n\n"
             "`parse_query(text, limit=None)` (the app refuses anything over 300 characters before parsing; this is "
