@@ -552,10 +552,7 @@ def measure(sizes: list[int], roots: dict[int, Path], real: Path, reps: int, rec
 
     from searchcore import bundle as B
     from searchcore import load_engine
-    try:  # where load_backbone lives moved between versions of searchcore
-        from searchcore.backbones import load_backbone
-    except ImportError:
-        from searchcore.backbones import load_backbone
+    from searchcore.backbones import load_backbone
     from searchcore.words import load_word_vectors
 
     torch.set_num_threads(1)  # as the app serves (SEARCH_TORCH_THREADS=1)
