@@ -260,8 +260,13 @@ class ConSE:
         broader = imagenet_broader(class_names) if disambiguate else None
         return cls(*class_word_matrix(class_names, words, broader), top_t=top_t)
 
-    def embed(self, logits: np.ndarray) -> np.ndarray:
-        logits = np.atleast_2d(np.asarray(logits, dtype=np.float64))
+    def embed(self, logits: np.ndarray, block: int = 16_384) -> np.ndarray:
+        """Each row of ``logits`` in word space, ``block`` rows at a time: the float64 work holds about 31 KB per
+        row, so a collection of any size costs a bounded amount of memory (the same embedding either way)."""
+        logits = np.atleast_2d(logits)
+        if len(logits) > block:
+            return np.concatenate([self.embed(logits[i : i + block], block) for i in range(0, len(logits), block)])
+        logits = np.asarray(logits, dtype=np.float64)
         logits = np.where(self.known[None, :], logits, -np.inf)  # classes without a word vector cannot vote
         probs = np.exp(logits - logits.max(1, keepdims=True))
         probs /= probs.sum(1, keepdims=True)

@@ -185,3 +185,10 @@ def test_class_phrases(description, expected):
 def test_unit_rows_handles_zero_rows():
     out = unit_rows(np.array([[3.0, 4.0], [0.0, 0.0]]))
     np.testing.assert_allclose(out, [[0.6, 0.8], [0.0, 0.0]])
+
+
+def test_conse_embeds_in_blocks_exactly_as_at_once() -> None:
+    rng = np.random.default_rng(0)
+    conse = ConSE(rng.normal(size=(1000, 8)).astype(np.float32), np.ones(1000, bool), top_t=10)
+    logits = rng.normal(size=(300, 1000)).astype(np.float32)
+    np.testing.assert_array_equal(conse.embed(logits, block=64), conse.embed(logits))
