@@ -98,7 +98,7 @@ class EngineInfo:
     backbone: str
     words: str
     word_dim: int
-    semantic: str  # "conse", "head" or "head+conse(mix=…)"
+    semantic: str  # what Text → Image searches: "head+conse per query", "conse" (no head) or "clip"
     metrics: dict[str, Any]
     root: Path
     space: str = "devise"  # "clip": a CLIP bundle (searchcore.clip), where text and photos meet in CLIP's space
