@@ -207,7 +207,7 @@ def _served(engine: SearchEngine, why: str, name: str) -> Served:
 def _photos_folder() -> Path:
     """Where the visitors' photos are kept: inside Gradio's upload folder, so that a gallery serves them from there
     instead of copying them into its cache. Their files are then the only copies, and a cleared or expired photo's
-    URL answers 404 (the folder's name is random, and so is each collection's inside it)."""
+    URL no longer serves it (the folder's name is random, and so is each collection's inside it)."""
     import secrets
 
     from gradio.utils import get_upload_folder
@@ -242,9 +242,10 @@ def _bound_gradio_files(stop: threading.Event, every: float = 300.0) -> None:
 
 def _delete_gradio_files() -> None:
     """At shutdown: every upload and copy Gradio made for this app goes (the examples, cached at start, stay)."""
-    from searchcore.tempfiles import CacheLimits, bound_files
+    from searchcore.tempfiles import delete_file
 
-    bound_files(_gradio_files(), CacheLimits(max_age_seconds=-1.0, max_bytes=0))
+    for path in _gradio_files():
+        delete_file(path)
 
 
 def get_engine(progress: gr.Progress | None = None) -> SearchEngine:
@@ -562,7 +563,7 @@ def add_photos(files: list[Any] | None, request: gr.Request,
     Returns:
         a summary: added (how many), skipped (file and why), photos, labels (photos per label), limits, head (figures).
     """
-    from searchcore.personal import delete_file
+    from searchcore.tempfiles import delete_file
     from searchcore.uploads import read_uploads, skipped_summary
 
     key = _visitor(request)  # first: a call that cannot have a collection is refused whatever it sent
@@ -580,7 +581,7 @@ def add_photos(files: list[Any] | None, request: gr.Request,
             added = engine.add_images(mine, reading.candidates, progress=report if n else None)
     finally:  # the collection keeps its own copies: Gradio's copy of the upload goes now
         for path, _ in paths:
-            delete_file(Path(path))
+            delete_file(path)
     return {"added": added.added, "skipped": skipped_summary([*reading.skipped, *added.skipped]), **added.summary}
 
 

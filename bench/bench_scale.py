@@ -430,22 +430,17 @@ def recall_text(engine: Any, queries: tuple[str, ...], r: int) -> dict[str, Any]
     floor); how many photos tie at the exemplar part's best score (a photo known by the word is its own nearest
     exemplar).
     """
-    from searchcore.exemplars import EXEMPLARS, Exemplars
+    from searchcore.exemplars import served_exemplars
     from searchcore.hierarchy import log_normaliser
     from searchcore.postings import LIMIT, query_rows
     from searchcore.scoring import query_parts, text_scores
-    from searchcore.wordclass import item_word_sets
     from searchcore.words import parse_query
 
     bundle, words, head = engine.bundle, engine.words, engine.head
     n = len(bundle.items)
     t0 = time.perf_counter()
     features = np.ascontiguousarray(bundle.features)
-    found = bundle.indexes["images"].query(features, EXEMPLARS)
-    exemplars = Exemplars(found.ids.astype(np.int64), 1.0 - found.distances,
-                          item_word_sets([it.label for it in bundle.items],
-                                         [it.captions or (it.caption,) for it in bundle.items], words))
-    del found
+    exemplars = served_exemplars(bundle.indexes["images"], features, bundle.items, words)
     everyone = np.arange(n)
     semantic, conse = bundle.indexes["semantic"].get(everyone), bundle.indexes["conse"].get(everyone)
     log_norm = log_normaliser(bundle.logits)

@@ -205,19 +205,16 @@ def write_postings(root: Path, features: np.ndarray, logits: np.ndarray, words: 
     """The word signals' tables (:mod:`searchcore.postings`), for a bundle whose Text → Image has a head to mix them
     with: the class hierarchy's, the exemplars' (every photo's nearest photos by the image index, itself included:
     served, its own words count) and the word classifier's. None, and no file, for a bundle without a head."""
-    from .exemplars import EXEMPLARS, Exemplars
+    from .exemplars import served_exemplars
     from .postings import FILE, PartTables, classifier_table, exemplar_table, hierarchy_table
-    from .wordclass import item_word_sets
 
     path = root / FILE
     if head is None:
         path.unlink(missing_ok=True)
         return None
     t0 = time.perf_counter()
-    items = B.read_items(root / B.ITEMS)
-    found = load_index(root / B.INDEXES / "images").query(features, min(EXEMPLARS, len(items)))
-    word_sets = item_word_sets([it.label for it in items], [it.captions or (it.caption,) for it in items], words)
-    exemplars = Exemplars(found.ids.astype(np.int64), 1.0 - found.distances, word_sets)
+    exemplars = served_exemplars(load_index(root / B.INDEXES / "images"), features, B.read_items(root / B.ITEMS),
+                                 words)
     classifier = head.word_classifier
     tables = PartTables(hierarchy_table(logits), exemplar_table(exemplars),
                         classifier_table(classifier, features) if classifier is not None else None)

@@ -32,7 +32,7 @@ from .images import ImageInput
 from .index import Neighbours, exact_search
 from .inputs import check_class_text
 from .postings import list_sources, part_weights, query_rows, table_parts
-from .scoring import query_mix, query_parts, text_scores
+from .scoring import Shares, combine, query_mix, query_parts, text_scores
 from .tagging import ItemTags, TagRule, classifier_tags, neighbour_tags, rank_tags
 from .topk import Source, top_k
 from .words import Term, WordVectors, load_word_vectors, parse_query
@@ -302,9 +302,10 @@ class SearchEngine:
             found = semantic.query(vector, k)
             return self._hits(found.ids[0], found.distances[0])
         head, tables = self.head, self.bundle.tables
-        head_vector = head.head_query([(t.weight, t.word) for t in terms], self.words)
-        mix = query_mix([(t.weight, t.word) for t in terms], head, self.words)
+        pairs = [(t.weight, t.word) for t in terms]
+        head_vector, mix = head.head_query(pairs, self.words), query_mix(pairs, head, self.words)
         rows = query_rows(tables, head, terms)
+        shares = Shares.of(head)
         weights = part_weights(table_parts(tables, head, terms, np.zeros(0, np.int64), rows), head)
 
         def nearest(index: Any, query: np.ndarray, weight: float) -> Source:
@@ -314,9 +315,10 @@ class SearchEngine:
 
             return Source(weight, fetch)
 
-        def score(ids: np.ndarray) -> np.ndarray:  # the served score, exactly, of these photos only
-            return text_scores(vector, terms, head, self.words, self.bundle.vectors("semantic", ids),
-                               self.bundle.vectors("conse", ids), table_parts(tables, head, terms, ids, rows))
+        def score(ids: np.ndarray) -> np.ndarray:  # the served score (scoring.text_scores), of these photos only
+            bundle = self.bundle
+            return combine(bundle.vectors("semantic", ids) @ head_vector, bundle.vectors("conse", ids) @ vector, mix,
+                           table_parts(tables, head, terms, ids, rows), shares)
 
         # the indexes and the words' lists, read best first only as deep as the k-th best score needs
         sources = [nearest(semantic, head_vector, weights["cosine"] * (1.0 - mix)),

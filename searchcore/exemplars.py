@@ -22,12 +22,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .index import exact_search
 from .text import singular
-from .words import Term
+from .words import Term, WordVectors
+
+if TYPE_CHECKING:
+    from .collection import Item
 
 EXEMPLARS = 10  # a photo's nearest collection photos searched for an exemplar of the query's word
 BLOCK = 2048  # photos searched at once when the neighbour lists are computed exactly
@@ -85,6 +89,17 @@ def nearest_photos(features: np.ndarray, items: np.ndarray, reference: np.ndarra
         ids[start : start + len(block)] = reference[found.ids]
         sims[start : start + len(block)] = 1.0 - found.distances
     return Exemplars(ids, sims, word_sets)
+
+
+def served_exemplars(images: Any, features: np.ndarray, items: Sequence[Item], words: WordVectors,
+                     k: int = EXEMPLARS) -> Exemplars:
+    """Every collection photo's nearest collection photos by the bundle's image index (``images``), itself
+    included, and the words each is known by: the exemplars as served (a photo's own words count)."""
+    from .wordclass import item_word_sets
+
+    found = images.query(features, min(k, len(items)))
+    word_sets = item_word_sets([it.label for it in items], [it.captions or (it.caption,) for it in items], words)
+    return Exemplars(found.ids.astype(np.int64), 1.0 - found.distances, word_sets)
 
 
 def exemplar_part(exemplars: Exemplars | None, terms: Sequence[Term]) -> tuple[np.ndarray | None, float]:

@@ -20,7 +20,6 @@ Limits come from arguments or the environment (``SEARCH_MY_MAX_PHOTOS``, ``SEARC
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import re
@@ -39,6 +38,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from .errors import NO_PHOTOS_YET, EmptyCollectionError, LimitError
+from .tempfiles import delete_file
 
 if TYPE_CHECKING:
     from .exemplars import Exemplars
@@ -153,7 +153,7 @@ class PersonalCollection:
             self.clear()
             shutil.rmtree(self.folder, ignore_errors=True)
             for path in self.query_files:
-                delete_file(path)
+                delete_file(path)  # the query photo's upload folder goes with it
             self.query_files.clear()
 
     def summary(self) -> dict[str, Any]:
@@ -163,13 +163,6 @@ class PersonalCollection:
                 "limits": {"photos": self.max_photos, "megabytes": round(self.max_bytes / 1e6, 2)},
                 "head": dict(self.own.figures) if self.own is not None else {"trained": False,
                                                                             "why": _why_no_head(counts)}}
-
-
-def delete_file(path: Path) -> None:
-    """Delete ``path`` and, when that leaves it empty, its folder (an upload's own folder); missing is fine."""
-    path.unlink(missing_ok=True)
-    with contextlib.suppress(OSError):  # not empty (another file), or already gone
-        path.parent.rmdir()
 
 
 def _why_no_head(counts: Counter) -> str:

@@ -46,18 +46,13 @@ class Postings:
     offsets: np.ndarray  # (len(words) + 1,) int64
     ids: np.ndarray  # int64
     scores: np.ndarray  # float32
-    floors: np.ndarray | None = None  # per word, the best score left off its list (0 when the list is complete)
-    by_id: np.ndarray | None = None  # per list, the order of its entries by photo id (positions within the list)
+    floors: np.ndarray  # per word, the best score left off its list (0 when the list is complete)
+    by_id: np.ndarray  # per list, the order of its entries by photo id (positions within the list)
     singular_first: bool = False  # how a query word finds its list: "dogs" → "dog" first, or the word as typed first
     _rows: dict[str, int] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self._rows = {w: i for i, w in enumerate(self.words)}
-        if self.floors is None:
-            self.floors = np.zeros(len(self.words), np.float32)
-        if self.by_id is None:  # tables written before it was stored: sorted once here
-            self.by_id = np.concatenate([np.argsort(self.ids[self._slice(r)], kind="stable")
-                                         for r in range(len(self.words))]) if len(self.words) else np.zeros(0, np.int64)
 
     def row(self, word: str) -> int | None:
         """The list of ``word`` (or of its singular, in the order the signal reads words); None for none."""
@@ -124,7 +119,7 @@ def _column_tops(blocks: Iterator[tuple[np.ndarray, np.ndarray]], n_words: int, 
 
 
 def _table(words: Sequence[str], ids: list[np.ndarray], scores: list[np.ndarray], singular_first: bool,
-           floors: np.ndarray | None = None) -> Postings:
+           floors: np.ndarray) -> Postings:
     """Lists sorted best first (ties: the lower photo id first, as a stable ranking of every photo would)."""
     kept = [w for w in range(len(words)) if len(ids[w])]
     out_ids, out_scores, offsets = [], [], [0]
@@ -133,11 +128,12 @@ def _table(words: Sequence[str], ids: list[np.ndarray], scores: list[np.ndarray]
         out_ids.append(ids[w][order])
         out_scores.append(scores[w][order])
         offsets.append(offsets[-1] + len(order))
+    empty = np.zeros(0, np.int64)
     return Postings([words[w] for w in kept], np.asarray(offsets, np.int64),
-                    np.concatenate(out_ids) if out_ids else np.zeros(0, np.int64),
+                    np.concatenate(out_ids) if out_ids else empty,
                     np.concatenate(out_scores) if out_scores else np.zeros(0, np.float32),
-                    np.asarray([0.0 if floors is None else floors[w] for w in kept], np.float32),
-                    np.concatenate([np.argsort(i, kind="stable") for i in out_ids]) if out_ids else None,
+                    np.asarray([floors[w] for w in kept], np.float32),
+                    np.concatenate([np.argsort(i, kind="stable") for i in out_ids]) if out_ids else empty,
                     singular_first)
 
 
@@ -239,10 +235,9 @@ class PartTables(NamedTuple):
                 if f"{name}.words" not in data:
                     tables.append(None)
                     continue
-                floors = data.get(f"{name}.floors")
                 tables.append(Postings([str(w) for w in data[f"{name}.words"]], data[f"{name}.offsets"],
-                                       data[f"{name}.ids"], data[f"{name}.scores"], floors,
-                                       data.get(f"{name}.by_id"), singular_first=name == "exemplars"))
+                                       data[f"{name}.ids"], data[f"{name}.scores"], data[f"{name}.floors"],
+                                       data[f"{name}.by_id"], singular_first=name == "exemplars"))
         return cls(*tables)
 
 

@@ -89,8 +89,9 @@ def split_parts(classifier: WordClassifier | None, features: np.ndarray, logits:
                 log_norm: np.ndarray | None = None, exemplars: Exemplars | None = None) -> QueryParts:
     """Every part of a query for rows of ``features``/``logits``, whatever weights they will get.
 
-    ``log_norm``: :func:`searchcore.hierarchy.log_normaliser` of ``logits`` when the caller keeps it (the engine
-    does for its bundle); else it is computed here, once for both hierarchy parts. ``exemplars``: the same rows'
+    ``log_norm``: :func:`searchcore.hierarchy.log_normaliser` of ``logits`` when the caller keeps it (one that
+    scores many queries over the same photos, as bench/bench_scale.py does); else it is computed here, once for
+    both hierarchy parts. ``exemplars``: the same rows'
     nearest collection photos (:mod:`searchcore.exemplars`), or None for no exemplar part.
     """
     from .hierarchy import hierarchy_part, log_normaliser
@@ -125,8 +126,6 @@ def served_scores(cosine: np.ndarray, parts: QueryParts, head: DeViSEHead | None
     if head is None:
         return cosine
     return mixed_scores(cosine, parts, *Shares.of(head))
-
-
 
 
 class Shares(NamedTuple):

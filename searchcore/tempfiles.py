@@ -31,12 +31,15 @@ class CacheLimits:
         return cls(max(60.0, 60.0 * minutes), max(1_000_000, int(megabytes * 1e6)))
 
 
-def _remove(path: Path) -> bool:
+def delete_file(path: str | os.PathLike) -> bool:
+    """Delete ``path`` and, when that leaves it empty, its folder (Gradio gives each file a folder of its own);
+    False when it was already gone."""
+    path = Path(path)
     try:
         path.unlink()
     except FileNotFoundError:
         return False
-    with contextlib.suppress(OSError):  # its folder too, once empty (Gradio gives each file a folder of its own)
+    with contextlib.suppress(OSError):  # not empty (another file), or already gone
         path.parent.rmdir()
     return True
 
@@ -55,14 +58,14 @@ def bound_files(files: Iterable[str | os.PathLike], limits: CacheLimits, now: fl
             continue
         alive.append((stat.st_ctime, stat.st_size, path))
     alive.sort(key=lambda row: row[0])  # oldest first
-    deleted = [path for made, _, path in alive if now - made > limits.max_age_seconds and _remove(path)]
+    deleted = [path for made, _, path in alive if now - made > limits.max_age_seconds and delete_file(path)]
     gone = set(deleted)
     rest = [(size, path) for _, size, path in alive if path not in gone]
     total = sum(size for size, _ in rest)
     for size, path in rest:
         if total <= limits.max_bytes:
             break
-        if _remove(path):
+        if delete_file(path):
             deleted.append(path)
         total -= size
     return deleted

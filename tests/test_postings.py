@@ -9,11 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from searchcore.exemplars import EXEMPLARS, Exemplars
+from searchcore.exemplars import Exemplars, served_exemplars
 from searchcore.index import exact_search, unit_rows
 from searchcore.postings import PartTables, dense_table, exemplar_table, table_parts
 from searchcore.scoring import query_parts
-from searchcore.wordclass import item_word_sets
 from searchcore.words import parse_query
 
 QUERIES = ["bird", "fruit + red", "christmas tree", "guitar", "tool", "hat", "2:bird + penguin", "horse", "dog",
@@ -62,10 +61,7 @@ def _exact(engine, query: str) -> np.ndarray:
 
     bundle, words, head = engine.bundle, engine.words, engine.head
     everyone = np.arange(len(bundle.items))
-    found = bundle.indexes["images"].query(bundle.features, EXEMPLARS)
-    exemplars = Exemplars(found.ids.astype(np.int64), 1.0 - found.distances,
-                          item_word_sets([it.label for it in bundle.items],
-                                         [it.captions or (it.caption,) for it in bundle.items], words))
+    exemplars = served_exemplars(bundle.indexes["images"], bundle.features, bundle.items, words)
     semantic, conse = bundle.indexes["semantic"].get(everyone), bundle.indexes["conse"].get(everyone)
     measured = rankers(conse, semantic, head, words=words, features=bundle.features, logits=bundle.logits,
                        exemplars=exemplars)["served"]
@@ -86,10 +82,7 @@ def test_the_served_ranking_is_the_measured_ranking_on_the_real_bundle(offline_e
 
 def test_table_parts_equal_the_computed_parts_for_every_photo(offline_engine) -> None:
     engine, bundle = offline_engine, offline_engine.bundle
-    found = bundle.indexes["images"].query(bundle.features, EXEMPLARS)
-    exemplars = Exemplars(found.ids.astype(np.int64), 1.0 - found.distances,
-                          item_word_sets([it.label for it in bundle.items],
-                                         [it.captions or (it.caption,) for it in bundle.items], engine.words))
+    exemplars = served_exemplars(bundle.indexes["images"], bundle.features, bundle.items, engine.words)
     everyone = np.arange(len(bundle.items))
     for query in ["bird", "christmas tree", "cat - dog", "2:fruit + red"]:
         terms = parse_query(query)
