@@ -39,6 +39,34 @@ _SETTING_NAMES = {
 }
 _COLUMN_NAMES = {"conse": "ConSE", "head": "trained head", "served": "served"}
 
+# ---- the page's fixed text ------------------------------------------------------------------------------------------
+INTRO = ("# Semantic search: photos and words by meaning\n"
+         "A CNN turns photos into feature vectors, GloVe turns words into vectors, and a small DeViSE head maps photos "
+         "into the word space so that words can find photos and photos can be described in words. Pick a search "
+         "below; every one is also an API endpoint (“Use via API” at the bottom of the page).")
+
+#: The banner until the engine is ready. The first build's time is bench_e2e's cold start (docs/benchmarks.md, 5).
+STARTING = ("**Preparing the search engine…** On the very first start the app builds its offline demo bundle "
+            "(features of every photo, indexes and, given enough photos per label, a small trained head): about "
+            "75 seconds on two cores. Later starts take seconds. "
+            "You can already type a search; it runs as soon as the engine is ready.")
+
+#: Each search tab's opening line, by the tab's id (its API name).
+TAB_INTROS = {
+    "similar_images": "Find the photos of the collection that **look like** yours: nearest neighbours of the CNN's "
+                      "penultimate features. Try a photo from the collection: its own label comes first.",
+    "similar_images_by_class": "The same search, **biased toward one ImageNet class**: the features are re-weighted "
+                               "by that class's row of the CNN's classifier, so what the class relies on counts most. "
+                               "Type to filter the 1000 classes, or enter an index (284) or a name (Siamese cat).",
+    "similar_words": "Words **nearest in meaning** to yours in GloVe's word space. Combine words with `+` and `-` "
+                     "(`king - man + woman`) or weigh them (`2:cat dog`).",
+    "tag_image": "**Describe a photo in words**: things you can see, from what the CNN recognises, from the captions "
+                 "of similar collection photos and from the photo's place in word space. Any photo works, not only "
+                 "the collection's: try the cat.",
+    "search_images": "**Find photos with words**, even words no photo is captioned with. Several words are averaged "
+                     "(`christmas tree`); `+`, `-` and weights work too (`fruit + red`, `2:bird + penguin`).",
+}
+
 
 def _semantic_text(semantic: str) -> str:
     if semantic.startswith("head"):
