@@ -271,8 +271,9 @@ def test_search_images_returns_hits(engine):
     assert len(engine.search_images("cat", k=100)) == 9
 
 
-def test_search_images_finds_an_image_from_its_own_embedding(engine):
-    # the semantic index holds the images' ConSE embeddings: an item's embedding is nearest to itself
+def test_the_semantic_index_holds_each_photos_own_embedding(engine):
+    # what Text → Image reads: the semantic index holds the photos' word-space embeddings, the ones embed_image gives
+    # for a collection photo, so a photo's own embedding finds that photo first
     emb, _ = engine.embed_image(5)
     found = engine.bundle.indexes["semantic"].query(emb, 1)
     assert found.ids[0, 0] == 5

@@ -258,7 +258,6 @@ def test_query_mix_and_the_combined_score():
     q = np.array([1.0, 0, 0])
     h, c = np.array([[1.0, 0, 0], [0, 1.0, 0]]), np.array([[0, 1.0, 0], [1.0, 0, 0]])
     np.testing.assert_allclose(combine(h @ q, c @ q, 0.25, NO_PARTS, Shares()), [0.75, 0.25])
-    assert [t.word for t in [Term(1.0, "a")]] == ["a"]
 
 
 def test_rankers_mean_and_finite():

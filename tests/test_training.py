@@ -417,38 +417,42 @@ def test_train_bundle_records_training_and_metrics_in_the_manifest(trained):
                     "zero_shot_tag_hit5", "real_photo_tag_hit5"):
             assert 0.0 <= metrics[method][key] <= 1.0, (method, key)
     assert same(metrics, trained["metrics"])
-    # the look-alikes' share was chosen on validation among NEIGHBOUR_MIXES, and the served head carries it
-    from searchcore.evaluation import NEIGHBOUR_MIXES
-
-    chosen = training["conse_mix"]["neighbour_mix"]
-    assert chosen in NEIGHBOUR_MIXES and metrics["served"]["neighbour_mix"] == chosen
-    assert {row["neighbour_mix"] for row in training["mix_scores"]["search"].values()} == set(NEIGHBOUR_MIXES)
-    assert json.loads((root / "head" / "config.json").read_text())["neighbour_mix"] == chosen
-    # so were the word classifier's and the class hierarchy's shares, over the grid, and the head carries them
-    from searchcore.evaluation import SHARES
-
-    config = json.loads((root / "head" / "config.json").read_text())
-    for key in ("word_mix", "class_mix", "unseen_class_mix", "exemplar_mix"):
-        assert training["conse_mix"][key] in SHARES
-        assert metrics["served"][key] == config[key] == training["conse_mix"][key]
-    assert {(row["word_mix"], row["class_mix"], row["unseen_class_mix"], row["exemplar_mix"])
-            for row in training["mix_scores"]["mixes"].values()} == {(w, c, u, e) for w in SHARES for c in SHARES
-                                                                    for u in SHARES for e in SHARES}
-    assert {"bottle", "cat", "road", "sign"} <= set(config["word_vocab"])  # the targets' words, singular
-
-    # the unseen-photo class floor was chosen on validation among UNSEEN_CLASS_PROBS; the engine serves it
-    from searchcore.evaluation import UNSEEN_CLASS_PROBS
+    # each setting is the best of its grid on its own objective (validation precision@10 for the search, tag hits
+    # for the unseen-photo floor), as recorded beside it; and the served head and engine carry what was chosen
+    from searchcore.evaluation import NEIGHBOUR_MIXES, SHARES, UNSEEN_CLASS_PROBS
     from searchcore.tagging import TagRule
 
+    scores = training["mix_scores"]
+    chosen = training["conse_mix"]
+    config = json.loads((root / "head" / "config.json").read_text())
+    assert {row["neighbour_mix"] for row in scores["search"].values()} == set(NEIGHBOUR_MIXES)
+    assert is_best(scores["search"], f"{chosen['neighbour_mix']}/{chosen['seen_similarity']}")
+    assert metrics["served"]["neighbour_mix"] == config["neighbour_mix"] == chosen["neighbour_mix"]
+    assert {(row["word_mix"], row["class_mix"], row["unseen_class_mix"], row["exemplar_mix"])
+            for row in scores["mixes"].values()} == {(w, c, u, e) for w in SHARES for c in SHARES
+                                                     for u in SHARES for e in SHARES}
+    shares = [chosen[key] for key in ("word_mix", "class_mix", "unseen_class_mix", "exemplar_mix")]
+    assert is_best(scores["mixes"], "/".join(map(str, shares)))
+    for key in ("word_mix", "class_mix", "unseen_class_mix", "exemplar_mix"):
+        assert metrics["served"][key] == config[key] == chosen[key]
+    assert {"bottle", "cat", "road", "sign"} <= set(config["word_vocab"])  # the targets' words, singular
     floor = manifest["serving"]["unseen_class_min_prob"]
-    assert floor in UNSEEN_CLASS_PROBS and metrics["served"]["unseen_class_min_prob"] == floor
-    assert set(training["mix_scores"]["unseen_class_min_prob"]) == {str(p) for p in UNSEEN_CLASS_PROBS}
+    assert set(scores["unseen_class_min_prob"]) == {str(p) for p in UNSEEN_CLASS_PROBS}
+    assert is_best(scores["unseen_class_min_prob"], str(floor))
+    assert metrics["served"]["unseen_class_min_prob"] == floor
     assert TagRule.from_manifest(manifest).unseen_class_min_prob == floor
     # the tag rules were chosen with the public validation photos too, never the evaluation ones
     from searchcore.validation_photos import VALIDATION_PHOTOS
 
     real = training["mix_scores"]["real_photos"]
     assert real["count"] == len(VALIDATION_PHOTOS) and 0 <= real["unseen"] <= real["count"]
+
+
+def is_best(table: dict, key: str) -> bool:
+    """Whether ``key``'s recorded score is the highest of ``table``'s (rows ``{"score": …}`` or bare scores)."""
+    scores = {k: (v["score"] if isinstance(v, dict) else v) for k, v in table.items()}
+    assert key in scores, f"{key} is not among {sorted(scores)}"
+    return scores[key] is not None and scores[key] == max(v for v in scores.values() if v is not None)
 
 
 def same(a, b) -> bool:
