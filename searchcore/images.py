@@ -66,7 +66,7 @@ def _open(source: ImageInput) -> Image.Image:
     except ImageError:
         raise
     except Image.DecompressionBombError as exc:  # above twice PIL's limit, which _allow_pil keeps at or above ours
-        raise ImageError(f"The image has more pixels than this server's limit of {MAX_PIXELS / 1e6:.3g} MP. Resize "
+        raise ImageError(f"The image has more pixels than this server's limit of {megapixels(MAX_PIXELS)}. Resize "
                          "it and try again.") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ImageError(
@@ -126,12 +126,19 @@ def _to_uint8(arr: np.ndarray) -> np.ndarray:
     return (np.clip(scaled, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
+def megapixels(pixels: int) -> str:
+    """``pixels`` as a message shows them: three significant figures (0.16 MP, 89.5 MP), whole above 100 (120 MP,
+    10,000 MP), so a small image or limit never reads as 0 MP."""
+    mp = pixels / 1e6
+    return f"{mp:,.0f} MP" if mp >= 100 else f"{mp:.3g} MP"
+
+
 def _check_size(size: tuple[int, int]) -> None:
     width, height = size
     if width * height > MAX_PIXELS:
         raise ImageError(
-            f"The image is {width}×{height} pixels ({width * height / 1e6:.0f} MP), above "
-            f"this server's limit of {MAX_PIXELS / 1e6:.3g} MP. Resize it and try again."
+            f"The image is {width}×{height} pixels ({megapixels(width * height)}), above "
+            f"this server's limit of {megapixels(MAX_PIXELS)}. Resize it and try again."
         )
     if min(width, height) < MIN_SIDE:
         raise ImageError(f"The image is {width}×{height} pixels; it needs at least {MIN_SIDE} pixels on each side.")

@@ -393,6 +393,13 @@ def test_image_above_a_raised_max_pixels_is_refused_with_the_limit(monkeypatch, 
     assert str(err.value) == "The image has more pixels than this server's limit of 100 MP. Resize it and try again."
 
 
+def test_megapixels_never_round_a_small_image_to_nothing() -> None:
+    from searchcore.images import megapixels
+
+    assert [megapixels(n) for n in (400 * 400, 1_000_000, 89_478_485, 120_000_000, 10_000_000_000)] == [
+        "0.16 MP", "1 MP", "89.5 MP", "120 MP", "10,000 MP"]
+
+
 def test_max_pixels_below_pils_limit_leaves_pils_limit_alone(pil_limit: int):
     assert pil_limit > images.MAX_PIXELS
     load_image(png_bytes(Image.new("RGB", (20, 20))))

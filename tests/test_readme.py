@@ -3,7 +3,8 @@
 The example names its two inputs in the first lines, ``APP`` (the app's URL) and ``PHOTO`` (a URL or a local path):
 the test swaps exactly those two values, for the test app's URL and scikit-image's cat photo (the Hub and Wikimedia
 are out of reach here), and executes everything else verbatim. What the README says the endpoints return is then
-checked on the objects the example made.
+checked on the objects the example made, and so are its comments' figures (the first photo for "bird", the first words
+for "king - man + woman"): a README that no longer tells what the app answers fails here.
 """
 
 from __future__ import annotations
@@ -51,6 +52,12 @@ def example_code(app_url: str, photo: str) -> str:
     return code
 
 
+def comment_after(code: str, statement: str) -> str:
+    """The comment on the README example's line that begins with ``statement``."""
+    line = next(line for line in code.splitlines() if line.strip().startswith(statement))
+    return line.split("#", 1)[1].strip()
+
+
 def table_rows(result: Any) -> list[list[Any]]:
     """A word table as the README describes it: {headers: ["word", "distance"], data: [[word, distance], ...]}."""
     assert isinstance(result, dict) and result["headers"] == ["word", "distance"], result
@@ -80,9 +87,15 @@ def test_the_python_example_runs_as_written(app_server: AppServer, capsys: pytes
         assert Path(photo["image"]).is_file()  # a local copy of the photo
         assert line == f"{photo['caption']} {photo['image']}"
 
+    code = example_code(app_server.url, chelsea())
+    said = re.match(r'"([^"]+)"', comment_after(code, 'print(photo["caption"]'))
+    assert said and photos[0]["caption"] == said[1], f"the README says {said}; the app answers {photos[0]['caption']!r}"
+
     # /similar_words and /tag_image both return a word table; the example printed their rows
     words, tags = table_rows(namespace["words"]), table_rows(namespace["tags"])
-    assert len(words) == 5 and words[0][0] == "queen"  # as the README's comment shows
+    said_rows = [[w, float(d)] for w, d in re.findall(r'\["([^"]+)", ([0-9.]+)\]', comment_after(code, "print(words"))]
+    assert len(said_rows) >= 2 and len(words) == 5
+    assert words[:len(said_rows)] == said_rows, f"the README says {said_rows}; the app answers {words}"
     assert len(tags) == 10
     assert printed[len(photos):len(photos) + 2] == [str(words), str(tags)]
 
