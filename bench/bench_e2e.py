@@ -4,6 +4,7 @@
     python -m bench.bench_e2e --no-cold  # skip the cold start (it builds the offline bundle: minutes)
     python -m bench.bench_e2e --quick    # no cold start, 1 warm start, 5 requests per client
     python -m bench.bench_e2e --write    # also update section 5 of docs/benchmarks.md
+    python -m bench.bench_e2e --baseline 9263e1f   # warm starts side by side with app.py as it was at a commit
 
 The app runs in a subprocess on 127.0.0.1 at a free port (``GRADIO_SERVER_NAME`` / ``GRADIO_SERVER_PORT``), with
 ``SEARCH_CACHE_DIR`` pointing at the benchmarks' own folder (``<cache>/e2e``), ``HF_HUB_OFFLINE=1`` and no
@@ -16,6 +17,11 @@ The app runs in a subprocess on 127.0.0.1 at a free port (``GRADIO_SERVER_NAME``
 
 Each start is timed from ``Popen`` to (a) the page answering (``GET /config`` returns 200) and (b) the first
 search answered through ``gradio_client`` (``/search_images`` "bird"), which waits for the search engine.
+
+``--baseline REV`` times the app as it was at commit ``REV`` beside today's: ``git archive REV`` unpacked into a
+temporary folder (its own app.py and searchcore), with its own ``SEARCH_CACHE_DIR`` (``<cache>/e2e-baseline``,
+its offline bundle built there first, by its own code), warm starts interleaved with today's so both meet the same
+machine.
 
 Latency is measured on one more start of the app, through :data:`LAUNCHER`: app.py run as ``python app.py`` runs
 it, with a do-nothing twin of every search endpoint added to its Blocks just before its own ``launch()`` (same
@@ -131,8 +137,9 @@ def free_port() -> int:
 class App:
     """``python app.py`` in its own process group, with its log in a file."""
 
-    def __init__(self, cache: Path, log_path: Path, floors: bool = False) -> None:
-        """``floors``: start it through :data:`LAUNCHER`, which adds the do-nothing twins of the searches."""
+    def __init__(self, cache: Path, log_path: Path, floors: bool = False, root: Path = common.ROOT) -> None:
+        """``floors``: start it through :data:`LAUNCHER`, which adds the do-nothing twins of the searches; ``root``:
+        the checkout whose app.py runs (a baseline's unpacked tree)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.log_path = log_path
@@ -143,11 +150,12 @@ class App:
                    HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1",
                    BENCH_E2E_SERVING=str(self.serving_path))
         names = ",".join(e.lstrip("/") for e in ENDPOINTS)
-        command = ([sys.executable, "-c", LAUNCHER, str(APP), FLOOR_PREFIX, names] if floors
-                   else [sys.executable, str(APP)])
+        app = root / APP.name
+        command = ([sys.executable, "-c", LAUNCHER, str(app), FLOOR_PREFIX, names] if floors
+                   else [sys.executable, str(app)])
         with open(log_path, "wb") as log:
             self.started = time.perf_counter()
-            self.process = subprocess.Popen(command, cwd=common.ROOT, env=env, stdout=log,
+            self.process = subprocess.Popen(command, cwd=root, env=env, stdout=log,
                                             stderr=subprocess.STDOUT, start_new_session=True)
 
     def serving(self) -> dict[str, Any]:
@@ -348,9 +356,26 @@ def summarise(times: list[float], failures: int) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------- the run
 
 
-def start_and_time(cache: Path, log_path: Path, timeout: float, keep: bool = False, floors: bool = False
-                   ) -> tuple[dict[str, Any], App | None, MemorySampler | None]:
-    app = App(cache, log_path, floors=floors)
+def unpack_baseline(rev: str, folder: Path, cache: Path) -> tuple[Path, str]:
+    """The tree of commit ``rev`` unpacked into ``folder``, with its offline bundle built in ``cache`` by its own
+    code; and the commit's short id."""
+    short = subprocess.run(["git", "rev-parse", "--short", rev], cwd=common.ROOT, capture_output=True, text=True,
+                           check=True).stdout.strip()
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    archive = subprocess.run(["git", "archive", rev], cwd=common.ROOT, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    env = {**os.environ, "SEARCH_CACHE_DIR": str(cache), "HF_HUB_OFFLINE": "1"}
+    env.pop("SEARCH_BUNDLE", None)
+    subprocess.run([sys.executable, "-c", "from searchcore.offline import ensure_offline_bundle as e; e()"],
+                   cwd=folder, env=env, check=True)
+    return folder, short
+
+
+
+def start_and_time(cache: Path, log_path: Path, timeout: float, keep: bool = False, floors: bool = False,
+                   root: Path = common.ROOT) -> tuple[dict[str, Any], App | None, MemorySampler | None]:
+    app = App(cache, log_path, floors=floors, root=root)
     sampler = MemorySampler(app.process.pid)
     try:
         with sampler.during("start"):
@@ -378,6 +403,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--warm-starts", type=int, default=None, help="warm starts timed (default 3, --quick 1)")
     parser.add_argument("--requests", type=int, default=None, help="requests per client per endpoint (default 20)")
     parser.add_argument("--clients", type=int, default=10, help="concurrent clients")
+    parser.add_argument("--baseline", default=None, metavar="REV",
+                        help="also time warm starts of app.py as it was at this commit, interleaved with today's")
+    parser.add_argument("--starts-only", action="store_true", help="time the starts only (no latency runs)")
     args = parser.parse_args(argv)
     if not APP.is_file():
         raise SystemExit(f"{APP} does not exist yet: nothing to benchmark.")
@@ -418,6 +446,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     result["bundle"] = str(root)
     common.log(f"offline bundle ready at {root} ({result['ensure_seconds']:.1f} s)")
 
+    baseline_root = None
+    if args.baseline:
+        common.log(f"baseline {args.baseline}: unpacking it and building its offline bundle (its own code, its cache)")
+        baseline_root, result["baseline"] = unpack_baseline(args.baseline, bench_cache / "e2e-baseline-tree",
+                                                            bench_cache / "e2e-baseline")
+        result["baseline_warm"] = []
     warm, app, sampler = [], None, None
     # the endpoints in the order they are timed: each search next to its do-nothing twin, so both see the same load
     endpoints = tuple(e for search in ENDPOINTS for e in (search, floor(search)))
@@ -427,6 +461,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             warm.append(out)
             common.log(f"warm start {i + 1}/{warm_starts}: page {out['page_s']:.1f} s, first answer "
                        f"{out['first_answer_s']:.1f} s")
+            if baseline_root is not None:
+                out, _, _ = start_and_time(bench_cache / "e2e-baseline", logs / f"baseline{i}.log", 600.0,
+                                           root=baseline_root)
+                result["baseline_warm"].append(out)
+                common.log(f"baseline {result['baseline']} warm start {i + 1}/{warm_starts}: page "
+                           f"{out['page_s']:.1f} s, first answer {out['first_answer_s']:.1f} s")
+        if args.starts_only:
+            result["warm"] = warm
+            info["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
+            result["machine"] = info
+            print(render_starts(result))
+            common.emit_json("bench_e2e", {k: v for k, v in result.items() if k != "machine"})
+            return result
         # the latencies: app.py again, started through LAUNCHER, which adds the searches' do-nothing twins
         result["serving_start"], app, sampler = start_and_time(cache, logs / "serving.log", 600.0, keep=True,
                                                                floors=True)
@@ -490,9 +537,8 @@ def _queue_note(serving: dict[str, Any]) -> str:
             f"(`max_size`); Gradio's thread limit for handlers (`max_threads`) is {serving.get('max_threads')}.")
 
 
-def render(res: dict[str, Any]) -> str:
-    warm = res["warm"]
-    peaks = res.get("peaks", {})
+def _start_rows(res: dict[str, Any]) -> list[list[str]]:
+    """The start-up table's rows: the cold start, today's warm starts, and a baseline's beside them."""
     start_rows = []
     cold = res.get("cold")
     if cold and "timeout_s" in cold:
@@ -501,13 +547,35 @@ def render(res: dict[str, Any]) -> str:
         start_rows.append(["cold (no cached bundle: the app builds it)", f"{common.fmt(cold['page_s'])} s",
                            f"{common.fmt(cold['first_answer_s'])} s ({cold['first_answer_s'] / 60:.1f} min)",
                            common.fmt_bytes(cold["start_peak_rss"])])
-    page = [w["page_s"] for w in warm]
-    answer = [w["first_answer_s"] for w in warm]
-    rng = (lambda v: f" ({common.fmt(min(v))}–{common.fmt(max(v))})") if len(warm) > 1 else (lambda v: "")
-    start_rows.append([f"warm (cached bundle), median of {len(warm)}",
-                       f"{common.fmt(common.median(page))} s{rng(page)}",
-                       f"{common.fmt(common.median(answer))} s{rng(answer)}",
-                       common.fmt_bytes(max(w["start_peak_rss"] for w in warm))])
+    runs = [(f"warm (cached bundle), `{str(res.get('code', '?')).split()[0].strip('`')}`", res["warm"])]
+    if res.get("baseline_warm"):
+        runs.append((f"warm, as at `{res['baseline']}` (interleaved with the row above)", res["baseline_warm"]))
+    for name, warm in runs:
+        page = [w["page_s"] for w in warm]
+        answer = [w["first_answer_s"] for w in warm]
+        rng = (lambda v: f" ({common.fmt(min(v))}–{common.fmt(max(v))})") if len(warm) > 1 else (lambda v: "")
+        start_rows.append([f"{name}, median of {len(warm)}",
+                           f"{common.fmt(common.median(page))} s{rng(page)}",
+                           f"{common.fmt(common.median(answer))} s{rng(answer)}",
+                           common.fmt_bytes(max(w["start_peak_rss"] for w in warm))])
+    return start_rows
+
+
+START_HEADERS = ["start", "page answering", "first search answered", "peak RSS during start"]
+START_NOTE = ("**Start-up**, from `Popen` to the page answering (`GET /config` 200) and to the first search answered "
+              "(`/search_images` \"bird\" through `gradio_client`, which waits for the search engine):")
+
+
+def render_starts(res: dict[str, Any]) -> str:
+    """The start-up table alone (``--starts-only``)."""
+    return "\n".join([f"Command: `{res['command']}`", "", f"Machine: {common.machine_line(res['machine'])}", "",
+                      START_NOTE, "", common.table(START_HEADERS, _start_rows(res))])
+
+
+def render(res: dict[str, Any]) -> str:
+    warm = res["warm"]
+    peaks = res.get("peaks", {})
+    start_rows = _start_rows(res)
     clients = res["clients"]
     one_rows, many_rows = [], []
     for e in ENDPOINTS:
@@ -533,10 +601,9 @@ def render(res: dict[str, Any]) -> str:
         "`SEARCH_BUNDLE`: it serves the offline Tux Paint bundle. Clients are `gradio_client` in the benchmark's "
         f"process, on the same {cores} cores as the app, so under load the clients' own work is in the figures too.",
         "",
-        "**Start-up**, from `Popen` to the page answering (`GET /config` 200) and to the first search answered "
-        "(`/search_images` \"bird\" through `gradio_client`, which waits for the search engine):",
+        START_NOTE,
         "",
-        common.table(["start", "page answering", "first search answered", "peak RSS during start"], start_rows),
+        common.table(START_HEADERS, start_rows),
         "",
         "**Latency** per request, client side, on one more start of the same app in which every search endpoint "
         "has a **floor**: a do-nothing twin on the same Gradio queue in the same process (`bench/bench_e2e.py`'s "
