@@ -124,6 +124,34 @@ def _timings(manifest: dict[str, Any]) -> str:
     return ("Build times on the machine that built the bundle: " + "; ".join(facts) + ".") if facts else ""
 
 
+def _share(value: float, what: str) -> str:
+    """One Text → Image mechanism as this bundle serves it: its share, or that its calibration turned it off."""
+    return f"{what} (share {value:g})" if value > 0 else f"{what}: off in this bundle (its calibration chose 0)"
+
+
+def _text_image_text(engine: SearchEngine) -> str:
+    """How Text → Image ranks, mechanism by mechanism, with the shares this bundle's head serves (each may be 0)."""
+    head = engine.head
+    if head is None:
+        return ("your words against every photo mapped into word space by ConSE (the average of the GloVe vectors of "
+                "the photo's top ImageNet classes).")
+    return " ".join([
+        "your words against every photo mapped into word space, by the trained head and by ConSE, mixed per query:",
+        f"ConSE weighs {head.conse_mix:g} for words the head was trained on and {head.unseen_conse_mix:g} for words "
+        "it never saw.",
+        ("Each photo's head embedding also leans on the labels and captions of its 5 nearest collection photos "
+         f"({head.neighbour_mix:g} of it)." if head.neighbour_mix > 0
+         else "The look-alikes' words are off in this bundle (its calibration chose 0)."),
+        "Then, for a word the head was trained on, "
+        + _share(head.word_mix, "its word classifier, how likely this photo is to be called so") + ";",
+        "for a word WordNet places above ImageNet classes, the CNN's probability on the classes below it (`dogs`: the "
+        "118 breeds; `fish`: goldfish, tench, sharks …): "
+        + _share(head.class_mix, "a trained word's") + ", " + _share(head.unseen_class_mix, "any other word's") + ";",
+        "and for a word some collection photo is labelled or captioned with, "
+        + _share(head.exemplar_mix, "how close each photo is to the nearest such photo") + ".",
+    ])
+
+
 def describe(engine: SearchEngine, name: str) -> str:
     """The "How it works" panel for the served bundle (``name``: its Hub id or folder name, never the server's
     path): collection, models, measured figures."""
@@ -146,13 +174,7 @@ def describe(engine: SearchEngine, name: str) -> str:
         "- **Image → Tags:** what the CNN's ImageNet classifier is sure of (its class names and a broader word), "
         "the captions of collection photos very like yours, then the visual words (ImageNet classes, WordNet nouns "
         "for things you can see, the collection's labels and captions) nearest your photo in word space.",
-        "- **Text → Image:** your words against every photo mapped into word space, by the trained head and by "
-        "ConSE, mixed per query: the head leads for words it was trained on, ConSE for words it never saw. Each "
-        "photo's head embedding also leans on the labels and captions of its 5 nearest collection photos. A word "
-        "the head was trained on is also scored by its word classifier (how likely this photo is to be called "
-        "so), and a word WordNet places above ImageNet classes by the CNN's probability on the classes below it "
-        "(`dogs`: the 118 breeds; `fish`: goldfish, tench, sharks …). A word some collection photo is known by "
-        "also counts how close each photo is to the nearest such photo.",
+        "- **Text → Image:** " + _text_image_text(engine),
     ]
     if info.space == "clip":  # one model embeds photos and words: no word-space mapping, no head
         parts = _clip_description(engine, name, labels)
