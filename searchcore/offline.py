@@ -63,7 +63,7 @@ def ensure_offline_bundle(report: Report = _quiet, collection: str | None = None
             build_bundle(collection, root, OFFLINE_BACKBONE, OFFLINE_WORDS,
                          report=lambda f, m: report(0.7 * f, m), command=f"ensure_offline_bundle({collection!r})")
             if collection != "samples":
-                # the samples are one photo per label: nothing to train on, so that bundle serves ConSE
+                # the samples are 10 photos in 9 labels: nothing to train on, so that bundle serves ConSE
                 train_bundle(root, TrainConfig(), report=lambda f, m: report(0.7 + 0.3 * f, m),
                              command=f"ensure_offline_bundle({collection!r})")
             mark_current(root)
