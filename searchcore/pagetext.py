@@ -45,10 +45,10 @@ INTRO = ("# Semantic search: photos and words by meaning\n"
          "into the word space so that words can find photos and photos can be described in words. Pick a search "
          "below; every one is also an API endpoint (“Use via API” at the bottom of the page).")
 
-#: The banner until the engine is ready. The first build's time is bench_e2e's cold start (docs/benchmarks.md, 5).
+#: The banner until the engine is ready. The first build's time: bench_e2e's cold start (docs/benchmarks.md, 5).
 STARTING = ("**Preparing the search engine…** On the very first start the app builds its offline demo bundle "
-            "(features of every photo, indexes and, given enough photos per label, a small trained head): about "
-            "75 seconds on two cores. Later starts take seconds. "
+            "(features of every photo, indexes and, given enough photos per label, a small trained head): a minute "
+            "or two on two cores. Later starts take seconds. "
             "You can already type a search; it runs as soon as the engine is ready.")
 
 #: Each search tab's opening line, by the tab's id (its API name).
