@@ -494,8 +494,9 @@ def main() -> None:
     _loader.start()  # (begun already when run as a script) the page shows the build's progress
     demo = globals()["demo"] = build_demo()
     # a stop (SIGTERM: a Space restarting, a supervisor) closes the server as Ctrl-C does; then Gradio's copies and
-    # (atexit) the visitors' photos are deleted
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # (atexit) the visitors' photos are deleted. (`gradio app.py` re-runs this file on a thread, where it cannot.)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
     stopping = threading.Event()
     threading.Thread(target=page.bound_gradio_files, args=(functools.partial(_gradio_files, demo), stopping),
                      name="gradio-files", daemon=True).start()
