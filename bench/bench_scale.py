@@ -90,6 +90,9 @@ RECALL_QUERIES = ("bird", "fruit + red", "christmas tree", "guitar", "tool", "ha
                   "0.5:boat + water")
 RECALL_PHOTOS = 12  # query photos (real rows 0, 37, 74, …) for by class and Image → Image
 TIE_EPS = 1e-5
+#: the threshold algorithm's caps compared (searchcore.topk.CAP among them), TRADEOFF_REPS calls of each query each
+CAP_TRADEOFF = (256, 512, 1024, 2048, 4096)
+TRADEOFF_REPS = 3
 TARGET_RATIO, TARGET_FIRST_S, TARGET_RECALL = 5.0, 1.0, 0.95
 #: issue 21, measured at bc6440b (before index-first): p50 in ms per size; first Text → Image query in seconds
 BEFORE_REV = "bc6440b"
@@ -425,14 +428,15 @@ def recall_text(engine: Any, queries: tuple[str, ...], r: int) -> dict[str, Any]
     """Served Text → Image top 10 against the served score computed exactly over every photo (test_postings' way).
 
     Beside the recall of ids: *same photo*, the share of served photos that are copies (id mod ``r``) of a real
-    photo whose copies make the exact top 10; the exact score the served top 10 lose (mean over the 10); how many
-    of the posting lists the query reads are full (:data:`searchcore.postings.LIMIT` photos: the rest read its
-    floor); how many photos tie at the exemplar part's best score (a photo known by the word is its own nearest
-    exemplar).
+    photo whose copies make the exact top 10; the exact score the served top 10 lose (mean over the 10); the longest
+    posting list a query reads; how many photos tie at the exemplar part's best score (a photo known by the word is
+    its own nearest exemplar). Then the same queries with the threshold algorithm's cap lowered
+    (:data:`CAP_TRADEOFF`): recall and time per cap, the trade-off :data:`searchcore.topk.CAP` is chosen on.
     """
+    from searchcore import topk
     from searchcore.exemplars import served_exemplars
     from searchcore.hierarchy import log_normaliser
-    from searchcore.postings import LIMIT, query_rows
+    from searchcore.postings import query_rows
     from searchcore.scoring import query_parts, text_scores
     from searchcore.words import parse_query
 
@@ -446,17 +450,18 @@ def recall_text(engine: Any, queries: tuple[str, ...], r: int) -> dict[str, Any]
     log_norm = log_normaliser(bundle.logits)
     setup_s = time.perf_counter() - t0
     per_query: dict[str, dict[str, Any]] = {}
+    tops: dict[str, np.ndarray] = {}
     for query in queries:
         terms = parse_query(query)
         # searchcore.metrics.rankers(...)["served"], as tests/test_postings.py's _exact: every photo, every part
         parts = query_parts(head, features, bundle.logits, terms, log_norm, exemplars)
         exact = text_scores(words.combine(terms), terms, head, words, semantic, conse, parts)
-        top = np.argsort(-exact, kind="stable")[:K]
+        top = tops[query] = np.argsort(-exact, kind="stable")[:K]
         with captured("searchcore.engine", "top_k") as reads:
             served = engine.search_images(query, K)
         got = np.asarray([h.id for h in served], np.int64)
-        lists = [(name, getattr(bundle.tables, name), row) for name, rows in query_rows(bundle.tables, head, terms)
-                 .items() for row in rows if row is not None]
+        lists = [(getattr(bundle.tables, name), row) for name, rows in query_rows(bundle.tables, head, terms).items()
+                 for row in rows if row is not None]
         ex_part = parts.exemplars[0]
         per_query[query] = {
             "recall": len(set(got.tolist()) & set(top.tolist())) / K,
@@ -465,21 +470,37 @@ def recall_text(engine: Any, queries: tuple[str, ...], r: int) -> dict[str, Any]
             "score_lost": float(exact[top].mean() - exact[got].mean()),
             "score_diff": float(np.max(np.abs(np.asarray([1 - h.distance for h in served]) - exact[got]))),
             "lists": len(lists),
-            "full_lists": sum(int(t.offsets[row + 1] - t.offsets[row]) >= LIMIT for _, t, row in lists),
+            "longest_list": max((t.size(row) for t, row in lists), default=0),
             "exemplar_ties": int((ex_part >= ex_part.max() - 1e-6).sum()) if ex_part is not None else 0,
             # how deep the engine read its lists (searchcore.topk), and whether its cap stopped it before the bound
             "depth": int(reads[-1].depth) if reads and hasattr(reads[-1], "depth") else None,
             "capped": bool(reads and hasattr(reads[-1], "exact") and not reads[-1].exact),
         }
     del features
+    tradeoff = {}
+    defaults = topk.top_k.__defaults__
+    try:
+        for cap in CAP_TRADEOFF:
+            topk.top_k.__defaults__ = (defaults[0], cap)
+            recalls, times = [], []
+            for query in queries:
+                for _ in range(TRADEOFF_REPS):
+                    t = time.perf_counter()
+                    served = engine.search_images(query, K)
+                    times.append(time.perf_counter() - t)
+                recalls.append(len({h.id for h in served} & set(tops[query].tolist())) / K)
+            tradeoff[cap] = {"recall": float(np.mean(recalls)), "p50_ms": 1000 * percentile(times, 50),
+                             "p95_ms": 1000 * percentile(times, 95)}
+    finally:
+        topk.top_k.__defaults__ = defaults
     qs = per_query.values()
-    return {"setup_s": setup_s, "queries": per_query,
+    return {"setup_s": setup_s, "queries": per_query, "tradeoff": tradeoff,
             "recall": float(np.mean([q["recall"] for q in qs])),
             "tie_recall": float(np.mean([q["tie_recall"] for q in qs])),
             "same_photo": float(np.mean([q["same_photo"] for q in qs])),
             "score_lost": float(np.mean([q["score_lost"] for q in qs])),
             "max_score_diff": max(q["score_diff"] for q in qs),
-            "lists": sum(q["lists"] for q in qs), "full_lists": sum(q["full_lists"] for q in qs),
+            "lists": sum(q["lists"] for q in qs), "longest_list": max(q["longest_list"] for q in qs),
             "max_exemplar_ties": max(q["exemplar_ties"] for q in qs),
             "max_depth": max((q["depth"] for q in qs if q["depth"] is not None), default=None),
             "capped": sum(q["capped"] for q in qs)}
@@ -663,7 +684,8 @@ def ms(value: float | None) -> str:
 
 
 def render(res: dict[str, Any]) -> str:
-    from searchcore.postings import LIMIT
+    from searchcore.engine import INDEX_DEPTH
+    from searchcore.topk import CAP
 
     sizes, t, v = res["sizes"], res["timings"], res["verdict"]
     full = 400_000 in sizes
@@ -745,7 +767,7 @@ def render(res: dict[str, Any]) -> str:
             x = rec[s]["text_image"]
             text_rows.append([f"{s:,}", f"{x['recall']:.3f}", f"{x['tie_recall']:.3f}", f"{x['same_photo']:.3f}",
                               f"{x['score_lost']:.4f}", f"{x['max_score_diff']:.1e}",
-                              f"{x['full_lists']} of {x['lists']}", f"{x['max_exemplar_ties']:,}",
+                              f"{x['longest_list']:,}", f"{x['max_exemplar_ties']:,}",
                               "—" if x.get("max_depth") is None else f"{x['max_depth']:,}",
                               str(x.get("capped", "—"))])
         lines += [
@@ -758,13 +780,13 @@ def render(res: dict[str, Any]) -> str:
             f"the exact top {K} (each real photo has about N/{res['r']} noisy copies, whose scores differ by the noise "
             f"alone); *score lost*: the exact top {K}'s mean exact score minus the served photos' (mean over queries); "
             "*served score error*: largest difference between a served score and the exact score of the same photo; "
-            f"*full lists*: posting lists read by the queries that hold `searchcore.postings.LIMIT` ({LIMIT:,}) "
-            "photos (a photo left off reads the list's floor, the best score left off it); *exemplar ties*: the "
-            "most photos sharing a query's best exemplar score; *deepest read*: the deepest any query read its lists "
+            "*longest list*: the most photos on a posting list the queries read (every photo with a score for the "
+            "word: the tables are complete); *exemplar ties*: the most photos sharing a query's best exemplar score; "
+            "*deepest read*: the deepest any query read its lists "
             "(`searchcore.topk.top_k`); *queries capped*: queries whose reading stopped at `searchcore.topk.CAP` "
             f"before its bound said the top {K} was final.",
             "",
-            common.table(["photos", "ids", "ties", "same photo", "score lost", "served score error", "full lists",
+            common.table(["photos", "ids", "ties", "same photo", "score lost", "served score error", "longest list",
                           "exemplar ties", "deepest read", "queries capped"], text_rows),
             "",
         ]
@@ -774,19 +796,18 @@ def render(res: dict[str, Any]) -> str:
                   if worst_queries[s]]
         if misses:
             lines += ["Text → Image queries below recall 1 (ids): " + "; ".join(misses) + ".", ""]
-        big = max(sizes)
-        x = rec[big]["text_image"]
-        if x["recall"] < TARGET_RECALL:
+        caps = sorted(rec[sizes[0]]["text_image"].get("tradeoff", {}))
+        if caps:
             lines += [
-                f"Reading the misses at {big:,} photos: {x['full_lists']} of the {x['lists']} posting lists the "
-                f"queries read are full ({LIMIT:,} photos), and up to {x['max_exemplar_ties']:,} photos tie at a "
-                "query's best exemplar score (every photo known by the word is its own nearest exemplar); a photo "
-                "left off a list reads the list's floor (the best score left off) instead of its own, hence the "
-                f"served score error. The served photos are copies of the exact top {K}'s real photos in "
-                f"{x['same_photo']:.0%} of places and lose {x['score_lost']:.4f} of exact score on average. The tiling "
-                f"makes this extreme (each real photo has about {big // res['r']:,} near-identical copies, so a word's "
-                f"list fills with ties), but a real collection meets the same once more than {LIMIT:,} photos share "
-                "a word.",
+                f"How deep to read: the same {len(RECALL_QUERIES)} queries with `searchcore.topk.top_k`'s cap "
+                f"lowered (the served cap is {CAP:,}; an hnswlib index is read at most {INDEX_DEPTH:,} deep, "
+                f"`searchcore.engine.INDEX_DEPTH`), {TRADEOFF_REPS} calls each after the rounds above: "
+                f"recall@{K} (ids) and p50 per cap.",
+                "",
+                common.table(["photos", *(f"cap {c:,}" for c in caps)],
+                             [[f"{s:,}", *(f"{rec[s]['text_image']['tradeoff'][c]['recall']:.3f} · "
+                                           f"{ms(rec[s]['text_image']['tradeoff'][c]['p50_ms'])}" for c in caps)]
+                              for s in sizes]),
                 "",
             ]
         lines += [

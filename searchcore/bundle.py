@@ -12,9 +12,10 @@ Layout (``BUNDLE_FORMAT`` 2)::
                              with ``shard_size`` in the manifest the three photo indexes are sharded instead:
                              NAME.json + NAME-00000.hnsw|json, … (see searchcore.shards)
     tags.json                the tag vocabulary: phrases in index order, each ImageNet class's own and broader tag
-    semantic.npy, conse.npy  the semantic and conse indexes' rows, memory-mapped for re-ranking
-    postings.npz             with a head: per word, the photos the word signals (class hierarchy, exemplars, word
-                             classifier) score highest, best first (searchcore.postings); Text → Image reads them
+    semantic.npy, conse.npy  the semantic and conse indexes' rows, for re-ranking
+    postings.npz             with a head: per word, every photo the word signals (class hierarchy, exemplars, word
+                             classifier) give a score, with its best-first order (searchcore.postings); Text → Image
+                             reads them, memory-mapped
     head/                    optional trained DeViSE head (never in a CLIP bundle): config.json, model.safetensors,
                              README.md; with
                              measured/, the head the figures were measured with when the served one saw every photo
@@ -157,7 +158,7 @@ class Bundle:
     indexes: dict[str, VectorIndex | ShardedIndex]
     tags: TagVocabulary
     tables: PartTables = field(default_factory=PartTables)  # the word signals' tables; empty when it has none
-    rows: dict[str, np.ndarray] = field(default_factory=dict)  # "semantic", "conse": the indexes' rows, memory-mapped
+    rows: dict[str, np.ndarray] = field(default_factory=dict)  # "semantic", "conse": the indexes' rows
 
     def vectors(self, name: str, ids: np.ndarray) -> np.ndarray:
         """Rows ``ids`` of the ``name`` index ("semantic" or "conse"), from the bundle's arrays where it has them."""
@@ -257,8 +258,9 @@ def open_bundle(source: str | Path, check_sums: bool = True) -> Bundle:
         indexes[name] = index
     tags = _load_tags(root / TAGS, root, len(indexes["tags"]))
     listed = manifest.get("files", {})  # only files the manifest vouches for (and verify checked) are read
-    rows = {name: np.load(root / file, mmap_mode="r") for name, file in (("semantic", SEMANTIC), ("conse", CONSE))
-            if file in listed}
+    # in memory (a 50-d row per photo): Text → Image reads thousands of scattered rows per query, which a memory
+    # map serves several times slower
+    rows = {name: np.load(root / file) for name, file in (("semantic", SEMANTIC), ("conse", CONSE)) if file in listed}
     for name, array in rows.items():
         if array.shape != (count, indexes[name].dim):
             raise BundleError(f"has shape {array.shape} but the {name} index holds {count} × {indexes[name].dim}.",
@@ -268,12 +270,20 @@ def open_bundle(source: str | Path, check_sums: bool = True) -> Bundle:
 
 
 def _load_tables(path: Path, root: Path, count: int) -> PartTables:
+    import zipfile
+
     try:
         tables = PartTables.load(path)
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
         raise BundleError(f"cannot be read as the word signals' tables ({exc}).", path, rebuild_hint(root)) from exc
-    if any(t is not None and len(t.ids) and (t.ids.min() < 0 or t.ids.max() >= count) for t in tables):
-        raise BundleError(f"names photos outside the bundle's {count}.", path, rebuild_hint(root))
+    for table in tables:
+        if table is None or not table.entries:
+            continue
+        # each list is in photo-id order: its first and last entries bound it (no pass over every entry at load)
+        starts, ends = table.offsets[:-1], table.offsets[1:]
+        nonempty = ends > starts
+        if table.ids[starts[nonempty]].min() < 0 or table.ids[ends[nonempty] - 1].max() >= count:
+            raise BundleError(f"names photos outside the bundle's {count}.", path, rebuild_hint(root))
     return tables
 
 

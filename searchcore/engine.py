@@ -47,6 +47,9 @@ MAX_K = 1000
 #: Image → Image by class: the candidates taken from the image index (and re-ranked exactly); a bundle with no more
 #: photos than this is scored whole
 BY_CLASS_POOL = 1024
+#: Text → Image: the deepest an hnswlib index is read for candidates. Past it the index's last cosine still bounds
+#: every photo it did not give, and the word lists, cheap to read, go on alone.
+INDEX_DEPTH = 1024
 NEIGHBOURS = 5  # collection photos whose captions may vote for an image's tags
 EngineImage = ImageInput | int
 
@@ -309,11 +312,16 @@ class SearchEngine:
         weights = part_weights(table_parts(tables, head, terms, np.zeros(0, np.int64), rows), head)
 
         def nearest(index: Any, query: np.ndarray, weight: float) -> Source:
-            def fetch(depth: int) -> tuple[np.ndarray, np.ndarray]:
-                found = index.query(query, depth)
-                return found.ids[0], 1.0 - found.distances[0]  # unit rows and queries: the cosine
+            read: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
-            return Source(weight, fetch)
+            def fetch(depth: int) -> tuple[np.ndarray, np.ndarray]:
+                depth = min(depth, INDEX_DEPTH)
+                if depth not in read:
+                    found = index.query(query, depth)
+                    read[depth] = found.ids[0], 1.0 - found.distances[0]  # unit rows and queries: the cosine
+                return read[depth]
+
+            return Source(weight, fetch, ends=False)
 
         def score(ids: np.ndarray) -> np.ndarray:  # the served score (scoring.text_scores), of these photos only
             bundle = self.bundle

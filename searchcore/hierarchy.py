@@ -25,6 +25,17 @@ from .text import singular
 from .words import Term
 
 IMAGENET_CLASSES = 1000  # the packaged vocabulary's classes, in timm's order
+#: A word signal's probability below this says nothing about a photo and counts as 0 (here and in the head's word
+#: classifier): a photo then has a score for the few words it may be called by, so a word's photos fit one stored
+#: list (:mod:`searchcore.postings`) instead of every photo scoring every word. The most it takes from a score is
+#: this times the signal's share, and it takes it only from photos that hardly match the word.
+MIN_PROBABILITY = 0.01
+
+
+def sparse(probabilities: np.ndarray) -> np.ndarray:
+    """``probabilities`` with every value below :data:`MIN_PROBABILITY` set to 0."""
+    p = np.asarray(probabilities, np.float32)
+    return np.where(p >= MIN_PROBABILITY, p, np.float32(0.0))
 
 
 @cache
@@ -69,7 +80,8 @@ def log_normaliser(logits: np.ndarray) -> np.ndarray:
 
 def hierarchy_part(logits: np.ndarray, terms: Sequence[Term], total: float | None = None,
                    log_norm: np.ndarray | None = None) -> tuple[np.ndarray | None, float]:
-    """Per photo, ``Σ w·P(word | photo) / total`` over the words of ``terms`` WordNet places; and their share of
+    """Per photo, ``Σ w·P(word | photo) / total`` over the words of ``terms`` WordNet places (each probability
+    :func:`sparse`); and their share of
     ``total`` (the query's whole weight; default ``Σ|w|`` of ``terms``).
 
     ``logits``: (n photos, 1000) ImageNet logits in timm's order, as bundles store them. Other class counts get
@@ -85,5 +97,5 @@ def hierarchy_part(logits: np.ndarray, terms: Sequence[Term], total: float | Non
         return None, 0.0
     z = np.asarray(logits, np.float32)
     norm = (log_normaliser(z) if log_norm is None else np.asarray(log_norm, np.float32))[:, None]
-    part = sum(w * np.exp(z[:, list(ids)] - norm).sum(axis=1) for w, ids in known) / total
+    part = sum(w * sparse(np.exp(z[:, list(ids)] - norm).sum(axis=1)) for w, ids in known) / total
     return np.asarray(part, np.float32), float(sum(abs(w) for w, _ in known) / total)

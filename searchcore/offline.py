@@ -21,7 +21,7 @@ from .storage import cache_dir
 from .words import OFFLINE_WORDS
 
 #: Bumped whenever the way the offline bundle is built or trained changes, so caches made by older code are rebuilt.
-RECIPE = "18"  # 18: postings.npz (the word signals by word) and semantic.npy, conse.npy (re-ranking rows)
+RECIPE = "19"  # 19: postings.npz lists every photo a word signal scores (the signals made sparse)
 
 
 def offline_collection() -> str:

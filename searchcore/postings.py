@@ -1,14 +1,14 @@
-"""Per word, the photos a signal scores highest: sparse photo × word tables that a query reads by its words.
+"""Per word, every photo a word signal speaks for: sparse photo × word tables that a query reads by its words.
 
-Text → Image's signals that speak for single words are per (photo, word) scores that depend on nothing but the
-photo and the word: the classifier's mass below a word in WordNet (:mod:`searchcore.hierarchy`), a word's exemplars
-(:mod:`searchcore.exemplars`) and the head's word classifier (:mod:`searchcore.wordclass`). So they are computed
-once, when the bundle's word-space indexes are built (:func:`searchcore.build.rebuild_semantic`), and stored as
-posting lists in ``postings.npz``: per word, the photos that have a score, best first, at most :data:`LIMIT` of
-them. A query takes candidates from its words' lists and reads the scores of its candidates there
-(:func:`table_parts`), so its cost does not grow with the collection; a photo not on a list scores the list's floor
-for that word: 0 when the list is complete, else the best score left off it. Up to :data:`LIMIT` photos, every
-score is kept: the tables give exactly what scoring every photo would.
+Text → Image's word signals are per (photo, word) scores that depend on nothing but the photo and the word: the
+classifier's mass below a word in WordNet (:mod:`searchcore.hierarchy`), a word's exemplars
+(:mod:`searchcore.exemplars`) and the head's word classifier (:mod:`searchcore.wordclass`). Each is sparse by
+definition: a probability below :data:`searchcore.hierarchy.MIN_PROBABILITY` counts as 0, and a photo has an
+exemplar score only for the words of its nearest photos. So they are computed once, when the bundle's word-space
+indexes are built (:func:`searchcore.build.rebuild_semantic`), and stored in ``postings.npz``: per word, *every*
+photo with a score. A query reads its words' lists best first for candidates (:func:`list_sources`) and looks up
+its candidates' scores by photo id (:func:`table_parts`): exactly what scoring every photo gives, at a cost that
+does not grow with the collection. The file is memory-mapped, so loading reads none of it.
 """
 
 from __future__ import annotations
@@ -30,24 +30,25 @@ if TYPE_CHECKING:
     from .wordclass import WordClassifier
     from .words import Term
 
-#: The most photos a word's list keeps: far more than a query's candidates, few enough that a list is read at once.
-LIMIT = 2048
 #: Photos scored at once while a table is built (bounded memory for a large collection).
 BLOCK = 4096
 FILE = "postings.npz"
 TABLES = ("hierarchy", "exemplars", "words")
+#: The tables' layout: 2 = complete lists in photo-id order with a best-first order beside (1 kept only each word's
+#: 2,048 best photos, which a query could not score exactly).
+VERSION = 2
 
 
 @dataclass
 class Postings:
-    """Per word (``words``), its photos ``ids[offsets[w]:offsets[w+1]]`` with their ``scores``, best first."""
+    """Per word (``words``), its photos ``ids[offsets[w]:offsets[w+1]]`` in id order with their ``scores``, and
+    ``best``: the positions within the list from the highest score down (ties: the lower photo id first)."""
 
     words: list[str]
     offsets: np.ndarray  # (len(words) + 1,) int64
-    ids: np.ndarray  # int64
+    ids: np.ndarray  # int32, ascending within each list
     scores: np.ndarray  # float32
-    floors: np.ndarray  # per word, the best score left off its list (0 when the list is complete)
-    by_id: np.ndarray  # per list, the order of its entries by photo id (positions within the list)
+    best: np.ndarray  # int32 positions within each list, best first
     singular_first: bool = False  # how a query word finds its list: "dogs" → "dog" first, or the word as typed first
     _rows: dict[str, int] = field(default_factory=dict, repr=False)
 
@@ -62,97 +63,72 @@ class Postings:
     def _slice(self, row: int) -> slice:
         return slice(int(self.offsets[row]), int(self.offsets[row + 1]))
 
+    def __len__(self) -> int:
+        return len(self.words)
+
+    def size(self, row: int) -> int:
+        """How many photos the word of ``row`` has a score for."""
+        return int(self.offsets[row + 1] - self.offsets[row])
+
     def top(self, row: int, n: int) -> tuple[np.ndarray, np.ndarray]:
         """The ``n`` photos with the highest scores for the word of ``row``, and their scores, best first."""
         part = self._slice(row)
-        return self.ids[part][:n], self.scores[part][:n]
-
-    def floor(self, row: int) -> float:
-        """What a photo not on the list of ``row`` scores: 0 when the list holds every photo with a score, else
-        the best score left off it (so a photo just past a long list's end is not taken for one with nothing)."""
-        return float(self.floors[row])
+        at = self.best[part][:n]
+        return self.ids[part][at].astype(np.int64), self.scores[part][at]
 
     def scores_of(self, row: int, ids: np.ndarray) -> np.ndarray:
-        """The scores of photos ``ids`` for the word of ``row``; :meth:`floor` for a photo not on its list."""
+        """The scores of photos ``ids`` for the word of ``row``: 0 for a photo not on its list (it has none)."""
         part = self._slice(row)
-        listed, scores = self.ids[part], self.scores[part]
-        floor = self.floor(row)
+        listed = self.ids[part]
         if not len(listed):
-            return np.full(len(ids), floor, np.float32)
-        order = self.by_id[part]  # sorted when the table was built: a look-up is one binary search per photo
-        by_id = listed[order]
-        at = np.minimum(np.searchsorted(by_id, ids), len(by_id) - 1)
-        return np.where(by_id[at] == ids, scores[order][at], floor).astype(np.float32)
+            return np.zeros(len(ids), np.float32)
+        at = np.minimum(np.searchsorted(listed, ids), len(listed) - 1)  # the list is in id order: one search each
+        return np.where(listed[at] == ids, self.scores[part][at], 0.0).astype(np.float32)
 
     @property
     def entries(self) -> int:
         return len(self.ids)
 
 
-def _keep_best(ids: np.ndarray, scores: np.ndarray, limit: int, floor: float
-               ) -> tuple[np.ndarray, np.ndarray, float]:
-    """The ``limit`` best of ``ids``/``scores``, and the floor raised to the best score left off."""
-    if len(scores) <= limit:
-        return ids, scores, floor
-    order = np.argpartition(-scores, limit - 1)
-    top, rest = order[:limit], order[limit:]
-    return ids[top], scores[top], max(floor, float(scores[rest].max()))
-
-
-def _column_tops(blocks: Iterator[tuple[np.ndarray, np.ndarray]], n_words: int, limit: int
-                 ) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
-    """Per column, the ``limit`` highest positive scores over blocks of rows ``(row ids, scores (rows × words))``,
-    and the best score each column left off."""
-    best_ids: list[np.ndarray] = [np.zeros(0, np.int64)] * n_words
-    best: list[np.ndarray] = [np.zeros(0, np.float32)] * n_words
-    floors = np.zeros(n_words, np.float32)
-    for rows, block in blocks:
-        for w in range(n_words):
-            column = block[:, w]
-            keep = column > 0
-            if not keep.any():
-                continue
-            ids = np.concatenate([best_ids[w], rows[keep]])
-            scores = np.concatenate([best[w], column[keep].astype(np.float32)])
-            best_ids[w], best[w], floors[w] = _keep_best(ids, scores, limit, floors[w])
-    return best_ids, best, floors
-
-
-def _table(words: Sequence[str], ids: list[np.ndarray], scores: list[np.ndarray], singular_first: bool,
-           floors: np.ndarray) -> Postings:
-    """Lists sorted best first (ties: the lower photo id first, as a stable ranking of every photo would)."""
-    kept = [w for w in range(len(words)) if len(ids[w])]
-    out_ids, out_scores, offsets = [], [], [0]
-    for w in kept:
-        order = np.lexsort((ids[w], -scores[w]))
-        out_ids.append(ids[w][order])
-        out_scores.append(scores[w][order])
-        offsets.append(offsets[-1] + len(order))
-    empty = np.zeros(0, np.int64)
-    return Postings([words[w] for w in kept], np.asarray(offsets, np.int64),
-                    np.concatenate(out_ids) if out_ids else empty,
-                    np.concatenate(out_scores) if out_scores else np.zeros(0, np.float32),
-                    np.asarray([floors[w] for w in kept], np.float32),
-                    np.concatenate([np.argsort(i, kind="stable") for i in out_ids]) if out_ids else empty,
-                    singular_first)
+def from_triples(words: Sequence[str], word: np.ndarray, photo: np.ndarray, score: np.ndarray,
+                 singular_first: bool = False) -> Postings:
+    """A table from (word index, photo id, score) triples, at most one per (word, photo)."""
+    word, photo = np.asarray(word, np.int64), np.asarray(photo, np.int64)
+    score = np.asarray(score, np.float32)
+    by_id = np.lexsort((photo, word))  # each list in photo-id order
+    word, photo, score = word[by_id], photo[by_id], score[by_id]
+    counts = np.bincount(word, minlength=len(words))
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    # best first within each list, ties by the lower id (as a stable ranking of every photo would), as positions
+    best_first = np.lexsort((photo, -score, word))
+    best = (best_first - starts[word[best_first]]).astype(np.int32)
+    # a word with no photo keeps its (empty) list: the signal knows the word and says no photo is it, as scoring
+    # every photo would (a word with no list has no share in the score at all)
+    return Postings(list(words), starts.astype(np.int64), photo.astype(np.int32), score, best, singular_first)
 
 
 def dense_table(words: Sequence[str], score_block: Callable[[slice], np.ndarray], n_photos: int,
-                limit: int = LIMIT, singular_first: bool = False) -> Postings:
-    """A table from a function that scores a block of photos (rows) for every word (columns)."""
-    def blocks() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+                singular_first: bool = False) -> Postings:
+    """A table from a function that scores a block of photos (rows) for every word (columns); zeros are left out
+    (a signal makes its own scores sparse: :func:`searchcore.hierarchy.sparse`)."""
+    def blocks() -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         for start in range(0, n_photos, BLOCK):
-            part = slice(start, min(start + BLOCK, n_photos))
-            yield np.arange(part.start, part.stop, dtype=np.int64), score_block(part)
+            block = np.asarray(score_block(slice(start, min(start + BLOCK, n_photos))), np.float32)
+            rows, cols = np.nonzero(block > 0)
+            yield cols, rows + start, block[rows, cols]
 
-    ids, scores, floors = _column_tops(blocks(), len(words), limit)
-    return _table(words, ids, scores, singular_first, floors)
+    parts = list(blocks())
+    if not parts:
+        return from_triples(words, np.zeros(0), np.zeros(0), np.zeros(0), singular_first)
+    cols, photos, scores = (np.concatenate(x) for x in zip(*parts))
+    return from_triples(words, cols, photos, scores, singular_first)
 
 
-def hierarchy_table(logits: np.ndarray, limit: int = LIMIT) -> Postings | None:
+def hierarchy_table(logits: np.ndarray) -> Postings | None:
     """P(word | photo) = the CNN's probability mass on the ImageNet classes below the word, for every word WordNet
-    places (:func:`searchcore.hierarchy.classes_below`); None for logits that are not ImageNet's 1000 classes."""
-    from .hierarchy import IMAGENET_CLASSES, classes_below, log_normaliser
+    places (:func:`searchcore.hierarchy.classes_below`), made sparse as the served score reads it; None for logits
+    that are not ImageNet's 1000 classes."""
+    from .hierarchy import IMAGENET_CLASSES, classes_below, log_normaliser, sparse
 
     below = classes_below()
     if np.ndim(logits) != 2 or np.shape(logits)[1] != IMAGENET_CLASSES or not below:
@@ -164,40 +140,45 @@ def hierarchy_table(logits: np.ndarray, limit: int = LIMIT) -> Postings | None:
 
     def score(part: slice) -> np.ndarray:
         z = np.asarray(logits[part], np.float32)
-        return np.exp(z - log_normaliser(z)[:, None]) @ membership
+        return sparse(np.exp(z - log_normaliser(z)[:, None]) @ membership)
 
-    return dense_table(words, score, len(logits), limit)
+    return dense_table(words, score, len(logits))
 
 
-def exemplar_table(exemplars: Exemplars, limit: int = LIMIT) -> Postings:
+def exemplar_table(exemplars: Exemplars) -> Postings:
     """Per word, each photo's cosine to its nearest photo known by the word among its nearest photos (only > 0)."""
-    best: dict[str, dict[int, float]] = {}
-    for photo, (near, sims) in enumerate(zip(exemplars.ids, exemplars.sims)):
-        for j, sim in zip(near, sims):
-            if j < 0 or sim <= 0:
-                continue
-            for word in exemplars.words[j]:
-                row = best.setdefault(word, {})
-                if sim > row.get(photo, 0.0):
-                    row[photo] = float(sim)
-    words = sorted(best)
-    ids, scores, floors = [], [], np.zeros(len(words), np.float32)
-    for w, word in enumerate(words):
-        photos = np.fromiter(best[word], np.int64, len(best[word]))
-        values = np.fromiter(best[word].values(), np.float32, len(best[word]))
-        photos, values, floors[w] = _keep_best(photos, values, limit, 0.0)
-        ids.append(photos)
-        scores.append(values)
-    return _table(words, ids, scores, True, floors)
+    ids = np.asarray(exemplars.ids, np.int64)
+    sims = np.asarray(exemplars.sims, np.float32)
+    vocab = sorted({w for known in exemplars.words for w in known})
+    column = {w: i for i, w in enumerate(vocab)}
+    # each collection photo's words as one flat array (CSR), so a neighbour's words are read without a loop
+    lengths = np.fromiter((len(k) for k in exemplars.words), np.int64, len(exemplars.words))
+    flat = np.fromiter((column[w] for known in exemplars.words for w in sorted(known)), np.int64, int(lengths.sum()))
+    starts = np.concatenate([[0], np.cumsum(lengths)])
+    photo = np.repeat(np.arange(len(ids)), ids.shape[1]).reshape(ids.shape)
+    keep = (ids >= 0) & (sims > 0)
+    near, photo, sim = ids[keep], photo[keep], sims[keep]
+    count = lengths[near]  # one (word, photo, cosine) per word of each neighbour
+    firsts = np.cumsum(count) - count  # where each pair's words start in the expanded arrays
+    word = flat[np.repeat(starts[near] - firsts, count) + np.arange(int(count.sum()))]
+    photo, sim = np.repeat(photo, count), np.repeat(sim, count)
+    # the nearest exemplar per (word, photo): the highest cosine of each pair
+    order = np.lexsort((-sim, photo, word))
+    word, photo, sim = word[order], photo[order], sim[order]
+    first = np.ones(len(word), bool)
+    first[1:] = (word[1:] != word[:-1]) | (photo[1:] != photo[:-1])
+    return from_triples(vocab, word[first], photo[first], sim[first], singular_first=True)
 
 
-def classifier_table(classifier: WordClassifier, features: np.ndarray, limit: int = LIMIT) -> Postings:
-    """P(word | photo) by the head's word classifier, for each of its words."""
+def classifier_table(classifier: WordClassifier, features: np.ndarray) -> Postings:
+    """P(word | photo) by the head's word classifier, for each of its words, made sparse as the served score reads
+    it."""
+    from .hierarchy import sparse
     from .wordclass import probabilities
 
     columns = list(range(len(classifier.vocab)))
-    return dense_table(classifier.vocab, lambda part: probabilities(classifier, features[part], columns),
-                       len(features), limit)
+    return dense_table(classifier.vocab, lambda part: sparse(probabilities(classifier, features[part], columns)),
+                       len(features))
 
 
 class PartTables(NamedTuple):
@@ -208,20 +189,20 @@ class PartTables(NamedTuple):
     words: Postings | None = None
 
     def save(self, path: Path) -> dict[str, dict[str, int]]:
-        """Write every table to one ``.npz`` (atomically); returns what the manifest records of them."""
+        """Write every table to one uncompressed ``.npz`` (atomically), which :meth:`load` memory-maps; returns what
+        the manifest records of them."""
         from .storage import atomic_path
 
-        arrays: dict[str, np.ndarray] = {}
+        arrays: dict[str, np.ndarray] = {"version": np.asarray(VERSION, np.int64)}
         facts: dict[str, dict[str, int]] = {}
         for name, table in zip(TABLES, self):
             if table is None:
                 continue
             arrays[f"{name}.words"] = np.asarray(table.words, dtype=str)
-            arrays[f"{name}.offsets"] = table.offsets
-            arrays[f"{name}.ids"] = table.ids.astype(np.int64)
-            arrays[f"{name}.scores"] = table.scores.astype(np.float32)
-            arrays[f"{name}.floors"] = np.asarray(table.floors, np.float32)
-            arrays[f"{name}.by_id"] = np.asarray(table.by_id, np.int32)
+            arrays[f"{name}.offsets"] = np.asarray(table.offsets, np.int64)
+            arrays[f"{name}.ids"] = np.asarray(table.ids, np.int32)
+            arrays[f"{name}.scores"] = np.asarray(table.scores, np.float32)
+            arrays[f"{name}.best"] = np.asarray(table.best, np.int32)
             facts[name] = {"words": len(table.words), "entries": table.entries}
         with atomic_path(path) as tmp, open(tmp, "wb") as handle:
             np.savez(handle, **arrays)
@@ -229,15 +210,22 @@ class PartTables(NamedTuple):
 
     @classmethod
     def load(cls, path: Path) -> PartTables:
-        with np.load(path, allow_pickle=False) as data:
-            tables = []
-            for name in TABLES:
-                if f"{name}.words" not in data:
-                    tables.append(None)
-                    continue
-                tables.append(Postings([str(w) for w in data[f"{name}.words"]], data[f"{name}.offsets"],
-                                       data[f"{name}.ids"], data[f"{name}.scores"], data[f"{name}.floors"],
-                                       data[f"{name}.by_id"], singular_first=name == "exemplars"))
+        """The tables of ``path``, their long arrays memory-mapped (a large bundle's lists are read as queries
+        touch them). Raises ValueError for tables of another layout."""
+        from .storage import load_npz
+
+        data = load_npz(path)
+        version = int(data["version"]) if "version" in data else 1
+        if version != VERSION:
+            raise ValueError(f"layout {version}; this version reads layout {VERSION}")
+        tables = []
+        for name in TABLES:
+            if f"{name}.words" not in data:
+                tables.append(None)
+                continue
+            tables.append(Postings([str(w) for w in data[f"{name}.words"]], np.asarray(data[f"{name}.offsets"]),
+                                   data[f"{name}.ids"], data[f"{name}.scores"], data[f"{name}.best"],
+                                   singular_first=name == "exemplars"))
         return cls(*tables)
 
 
@@ -304,7 +292,7 @@ def list_sources(tables: PartTables, head: DeViSEHead, terms: Sequence[Term], ro
         for term, row in zip(terms, per_term):
             if row is not None and term.weight > 0:
                 out.append(Source(weights[name] * term.weight / total,
-                                  lambda depth, table=table, row=row: table.top(row, depth), table.floor(row)))
+                                  lambda depth, table=table, row=row: table.top(row, depth)))
     return out
 
 

@@ -86,3 +86,35 @@ def sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         while block := handle.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """The arrays of an ``.npz`` that :func:`numpy.savez` wrote (uncompressed), memory-mapped where they are stored
+    plainly: ``numpy.load`` reads every member of an archive whole, which for a large bundle's tables is seconds
+    of reading at every start for lists that a query touches a few of."""
+    import zipfile
+
+    out: dict[str, np.ndarray] = {}
+    with zipfile.ZipFile(path) as archive, open(path, "rb") as handle:
+        for info in archive.infolist():
+            name = info.filename.removesuffix(".npy")
+            if info.compress_type != zipfile.ZIP_STORED:
+                with archive.open(info) as member:
+                    out[name] = np.lib.format.read_array(member, allow_pickle=False)
+                continue
+            # the member's data follows its local header (30 bytes, then its name and extra field)
+            handle.seek(info.header_offset + 26)
+            name_len, extra_len = np.frombuffer(handle.read(4), "<u2")
+            handle.seek(info.header_offset + 30 + int(name_len) + int(extra_len))
+            version = np.lib.format.read_magic(handle)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, fortran, dtype = read_header(handle)
+            if dtype.hasobject:
+                raise ValueError(f"{name} holds Python objects, which a bundle never stores")
+            if not shape or 0 in shape:  # a scalar or an empty array: nothing worth mapping
+                out[name] = np.frombuffer(handle.read(dtype.itemsize * int(np.prod(shape))), dtype).reshape(shape)
+                continue
+            out[name] = np.memmap(path, dtype, "r", offset=handle.tell(), shape=shape,
+                                  order="F" if fortran else "C")
+    return out

@@ -20,12 +20,14 @@ CAP = 4096  # the deepest any list is read: the bound on one query's candidates 
 
 
 class Source(NamedTuple):
-    """A list best first: ``fetch(depth)`` gives its first ``depth`` items and their values, descending; ``weight``
-    is its share of the score (≥ 0); ``floor`` is the value of an item the list does not hold."""
+    """A list best first: ``fetch(depth)`` gives its first ``depth`` items and their values, descending (fewer
+    where the list ends: an item it does not hold has the value 0 there); ``weight`` is its share of the score.
+    ``ends``: False for a list whose reading is cut short on purpose (fewer items than asked do not mean the end:
+    its last value still bounds every item it did not give)."""
 
     weight: float
     fetch: Callable[[int], tuple[np.ndarray, np.ndarray]]
-    floor: float = 0.0
+    ends: bool = True
 
 
 class TopK(NamedTuple):
@@ -40,30 +42,35 @@ def top_k(sources: Sequence[Source], score: Callable[[np.ndarray], np.ndarray], 
     """The ``k`` best of ``size`` items by ``score`` (exact, for any ids), reading ``sources`` only as deep as needed.
 
     ``score`` must equal Σ weight·value over the sources for every item (an item missing from a list has a value
-    there no higher than the list's last one), which is what makes the bound sound.
+    there no higher than the list's last one, or 0 past a list's end), which is what makes the bound sound.
     """
-    seen = np.zeros(0, np.int64)
-    scores = np.zeros(0, np.float32)
+    seen = np.zeros(size, bool)  # one flag per item: what is scored already is not scored again
+    ids, scores = np.zeros(0, np.int64), np.zeros(0, np.float32)
     depth = min(start, size)
     while True:
-        found, bound = [], 0.0
+        read, bound = [], 0.0
         for source in sources:
-            ids, values = source.fetch(depth)
-            found.append(np.asarray(ids, np.int64))
-            # past the end of a list (shorter than the depth) an item's value there is the list's floor
-            bound += source.weight * (float(values[-1]) if len(values) >= depth else source.floor)
-        new = np.setdiff1d(np.concatenate(found) if found else seen, seen)
+            listed, values = source.fetch(depth)
+            read.append(np.asarray(listed, np.int64))
+            at_end = source.ends and len(values) < depth
+            bound += source.weight * (0.0 if at_end or not len(values) else float(values[-1]))
+        new = np.concatenate(read) if read else np.zeros(0, np.int64)
+        new = np.unique(new[~seen[new]])  # each round re-reads the lists' heads: drop what was seen, then dedupe
         if len(new):
-            seen = np.concatenate([seen, new])
+            seen[new] = True
+            ids = np.concatenate([ids, new])
             scores = np.concatenate([scores, np.asarray(score(new), np.float32)])
-        done = len(seen) >= size or depth >= size
+        done = len(ids) >= size or depth >= size
         if done or (len(scores) >= k and np.partition(-scores, k - 1)[k - 1] <= -bound):
-            return _best(seen, scores, k, depth, True)
+            return _best(ids, scores, k, depth, True)
         if depth >= cap:
-            return _best(seen, scores, k, depth, False)
+            return _best(ids, scores, k, depth, False)
         depth = min(2 * depth, cap, size)
 
 
 def _best(ids: np.ndarray, scores: np.ndarray, k: int, depth: int, exact: bool) -> TopK:
+    if len(scores) > k:  # the k best (and every item tied with the k-th), then their order
+        keep = scores >= -np.partition(-scores, k - 1)[k - 1]
+        ids, scores = ids[keep], scores[keep]
     order = np.lexsort((ids, -scores))[:k]  # ties: the lower id first, as a stable sort of every item would
     return TopK(ids[order], scores[order], depth, exact)

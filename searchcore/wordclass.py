@@ -105,7 +105,8 @@ def probabilities(classifier: WordClassifier, features: np.ndarray, columns: Seq
 
 def classifier_part(classifier: WordClassifier | None, features: np.ndarray, terms: Sequence[Term]
                     ) -> tuple[np.ndarray | None, float]:
-    """Per photo, ``Σ w·P(word | photo) / Σ|w|`` over the query's words the classifier knows; and their share.
+    """Per photo, ``Σ w·P(word | photo) / Σ|w|`` over the query's words the classifier knows (each probability
+    :func:`searchcore.hierarchy.sparse`); and their share.
 
     The share (the known words' part of the query's total weight) tells how far the classifier may speak for the
     query: 1 for ``bird``, 0.5 for ``bird + ocean`` when only ``bird`` was trained, 0 (and None) for ``ocean``.
@@ -118,7 +119,9 @@ def classifier_part(classifier: WordClassifier | None, features: np.ndarray, ter
     known = [(t.weight, c) for t, c in zip(terms, cols) if c is not None]
     if not known or total <= 0:
         return None, 0.0
-    probs = probabilities(classifier, features, [c for _, c in known])
+    from .hierarchy import sparse
+
+    probs = sparse(probabilities(classifier, features, [c for _, c in known]))
     weights = np.array([w for w, _ in known], np.float32)
     return probs @ weights / total, float(sum(abs(w) for w, _ in known) / total)
 

@@ -19,17 +19,38 @@ QUERIES = ["bird", "fruit + red", "christmas tree", "guitar", "tool", "hat", "2:
            "ocean", "cat - dog", "red", "flower", "car", "fish", "vegetable", "tree", "music", "0.5:boat + water"]
 
 
-def test_a_dense_table_keeps_each_words_best_photos_best_first() -> None:
+def test_a_dense_table_lists_every_photo_with_a_score_best_first() -> None:
     scores = np.array([[0.2, 0.0], [0.9, 0.5], [0.2, 0.1], [0.7, 0.0]], np.float32)
-    table = dense_table(["cat", "dog"], lambda part: scores[part], len(scores), limit=3)
+    table = dense_table(["cat", "dog"], lambda part: scores[part], len(scores))
     cat, dog = table.row("cat"), table.row("dog")
-    assert table.top(cat, 10)[0].tolist() == [1, 3, 0]  # the third 0.2 (photo 2) is past the limit; ties: lower id
+    assert table.top(cat, 10)[0].tolist() == [1, 3, 0, 2]  # ties: the lower id first
+    assert table.top(cat, 2)[1].tolist() == pytest.approx([0.9, 0.7])
     assert table.top(dog, 10)[0].tolist() == [1, 2]  # zeros are not listed
-    # a photo left off a full list scores its floor, the best score left off; off a complete list, 0
-    assert table.floor(cat) == pytest.approx(0.2) and table.floor(dog) == 0.0
+    assert table.size(cat) == 4 and table.size(dog) == 2
     assert table.scores_of(cat, np.array([3, 2, 1])).tolist() == pytest.approx([0.7, 0.2, 0.9])
-    assert table.scores_of(dog, np.array([0, 3])).tolist() == [0.0, 0.0]
+    assert table.scores_of(dog, np.array([0, 3, 2])).tolist() == pytest.approx([0.0, 0.0, 0.1])  # unlisted: 0
     assert table.row("cats") == cat and table.row("bird") is None  # a plural finds its singular's list
+
+
+def test_the_hierarchy_table_is_the_sparse_hierarchy_part_of_every_photo() -> None:
+    from searchcore.hierarchy import MIN_PROBABILITY, hierarchy_part
+    from searchcore.postings import hierarchy_table
+
+    logits = np.random.default_rng(1).normal(0, 3, (300, 1000)).astype(np.float32)
+    table = hierarchy_table(logits)
+    assert table is not None
+    for word in ["dog", "bird", "fruit", "animal"]:
+        row = table.row(word)
+        computed, _ = hierarchy_part(logits, parse_query(word))
+        np.testing.assert_allclose(table.scores_of(row, np.arange(300)), computed, atol=1e-6)
+        listed = table.top(row, 10_000)[0]
+        # every photo with a probability of at least MIN_PROBABILITY is listed, and no other
+        assert sorted(listed.tolist()) == np.flatnonzero(computed >= MIN_PROBABILITY).tolist()
+    # a word the hierarchy places but no photo reaches keeps an empty list: it has its share, and every photo 0
+    quiet = [w for w in table.words if table.size(table.row(w)) == 0]
+    assert quiet, "some of WordNet's words get no photo of these 300"
+    part, share = hierarchy_part(logits, parse_query(quiet[0]))
+    assert share == 1.0 and not part.any()
 
 
 def test_the_exemplar_table_keeps_the_nearest_known_photo_per_word() -> None:
@@ -37,21 +58,30 @@ def test_the_exemplar_table_keeps_the_nearest_known_photo_per_word() -> None:
     ids = np.array([[0, 2, 1], [1, 0, 2], [2, 0, -1]])
     sims = np.array([[1.0, 0.8, 0.3], [1.0, 0.4, -0.2], [1.0, 0.8, 0.0]], np.float32)
     table = exemplar_table(Exemplars(ids, sims, words))
-    cat, pet = table.row("cats"), table.row("pet")
+    cat, pet, dog = table.row("cats"), table.row("pet"), table.row("dog")
     assert table.scores_of(cat, np.arange(3)).tolist() == pytest.approx([1.0, 0.4, 1.0])
     assert table.scores_of(pet, np.arange(3)).tolist() == pytest.approx([0.8, 0.0, 1.0])  # -0.2 counts as nothing
+    assert table.scores_of(dog, np.arange(3)).tolist() == pytest.approx([0.3, 1.0, 0.0])
+    assert table.top(cat, 10)[0].tolist() == [0, 2, 1]
 
 
-def test_tables_survive_a_save_and_load(tmp_path: Path) -> None:
+def test_tables_survive_a_save_and_load_memory_mapped(tmp_path: Path) -> None:
     scores = np.random.default_rng(0).random((50, 3)).astype(np.float32)
-    tables = PartTables(hierarchy=dense_table(["a", "b", "c"], lambda part: scores[part], 50, limit=10))
+    tables = PartTables(hierarchy=dense_table(["a", "b", "c"], lambda part: scores[part], 50))
     facts = tables.save(tmp_path / "p.npz")
     back = PartTables.load(tmp_path / "p.npz")
-    assert facts == {"hierarchy": {"words": 3, "entries": 30}} and back.exemplars is None
-    np.testing.assert_array_equal(back.hierarchy.ids, tables.hierarchy.ids)
-    np.testing.assert_array_equal(back.hierarchy.floors, tables.hierarchy.floors)
-    assert (back.hierarchy.floors > 0).all()  # 50 photos, lists of 10: each list left some off
+    assert facts == {"hierarchy": {"words": 3, "entries": 150}} and back.exemplars is None
+    assert isinstance(back.hierarchy.ids, np.memmap)  # read as queries touch it, not at load
+    for name in ("ids", "scores", "best", "offsets"):
+        np.testing.assert_array_equal(getattr(back.hierarchy, name), getattr(tables.hierarchy, name))
     assert back.hierarchy.row("b") == 1
+    assert back.hierarchy.top(1, 3)[0].tolist() == np.argsort(-scores[:, 1], kind="stable")[:3].tolist()
+
+
+def test_tables_of_an_older_layout_are_refused(tmp_path: Path) -> None:
+    np.savez(tmp_path / "old.npz", **{"hierarchy.words": np.asarray(["a"]), "hierarchy.offsets": np.array([0, 1])})
+    with pytest.raises(ValueError, match="layout 1"):
+        PartTables.load(tmp_path / "old.npz")
 
 
 def _exact(engine, query: str) -> np.ndarray:
