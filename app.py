@@ -120,16 +120,23 @@ def _gradio_files(demo: gr.Blocks) -> list[str]:
 # ---- the searches (API endpoints and MCP tools; parameter names are the API's) --------------------------------------
 # Gradio builds each MCP tool's description from its handler's docstring: the text before "Args:", then one line per
 # argument (a line of its own: Gradio reads no continuation lines) and the "Returns:" lines. Written for an assistant
-# that has never seen the page; "{MAX_K}" is replaced by this server's limit.
+# that has never seen the page. What several of them say is written once, in TOOL_TEXT.
 ImagePayload = dict[str, Any] | str | None  # Gradio's file description ({"path": ..., "url": ..., "meta": ...})
 Count = int | float | str  # as sent: a slider gives a float, a hand-written API call may send a string
 
 
+TOOL_TEXT = {
+    "AN_IMAGE": "a public http(s) URL or a data:image/png;base64,... URL (JPEG, PNG, WebP).",
+    "K": f"a whole number from 1 to {MAX_K}.",
+    "CAPTIONED": "each an image URL with the caption 'label · caption · distance 0.123'",
+}
+
+
 def endpoint(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """A handler as Gradio serves it: its docstring states :data:`MAX_K`, searchcore's errors reach the caller as
-    Gradio's (:func:`searchcore.serve.page.user_errors`), and once it has answered, the image searches' network is
-    built in the background if it is not yet (a warm start answers its first search without it)."""
-    fn.__doc__ = (fn.__doc__ or "").replace("{MAX_K}", str(MAX_K))
+    """A handler as Gradio serves it: its docstring's ``{NAME}``s filled from :data:`TOOL_TEXT`, searchcore's errors
+    turned into Gradio's (:func:`searchcore.serve.page.user_errors`), and once it has answered, the image searches'
+    network built in the background if it is not yet (a warm start answers its first search without it)."""
+    fn.__doc__ = (fn.__doc__ or "").format_map(TOOL_TEXT)
     answer = page.user_errors(fn)
 
     @functools.wraps(answer)
@@ -160,11 +167,11 @@ def similar_images(image: ImagePayload, k: Count,
     Any photo works, not only the collection's; a photo of the collection finds itself first (distance 0).
 
     Args:
-        image: the photo to search with: a public http(s) URL or a data:image/png;base64,... URL (JPEG, PNG, WebP).
-        k: how many photos to return, a whole number from 1 to {MAX_K}.
+        image: the photo to search with: {AN_IMAGE}
+        k: how many photos to return, {K}
 
     Returns:
-        the photos, best first, each an image URL with the caption 'label · caption · distance 0.123'.
+        the photos, best first, {CAPTIONED}.
     """
     image, k = page.image(image), _k(k)
     return page.gallery(get_engine(progress).similar_images(image, k))
@@ -179,12 +186,12 @@ def similar_images_by_class(image: ImagePayload, imagenet_class: int | str | Non
     so what the class relies on counts most (a cat photo with class 'Siamese cat' ranks cats by cat features).
 
     Args:
-        image: the photo to search with: a public http(s) URL or a data:image/png;base64,... URL (JPEG, PNG, WebP).
+        image: the photo to search with: {AN_IMAGE}
         imagenet_class: one of the 1000 ImageNet classes: an index 0-999 (284), a name ('Siamese cat') or both.
-        k: how many photos to return, a whole number from 1 to {MAX_K}.
+        k: how many photos to return, {K}
 
     Returns:
-        the photos, best first, each an image URL with the caption 'label · caption · distance 0.123'.
+        the photos, best first, {CAPTIONED}.
     """
     image, k = page.image(image), _k(k)
     imagenet_class = "" if imagenet_class is None else imagenet_class  # searchcore then explains how to pick one
@@ -199,7 +206,7 @@ def similar_words(query: str, k: Count, progress: gr.Progress = gr.Progress()) -
 
     Args:
         query: one or more English words, e.g. 'said', 'ocean', 'cat sofa', 'king - man + woman'.
-        k: how many words to return, a whole number from 1 to {MAX_K}.
+        k: how many words to return, {K}
 
     Returns:
         a table with the columns word and distance, nearest first (cosine distance: 0 is the same meaning).
@@ -216,8 +223,8 @@ def tag_image(image: ImagePayload, k: Count, progress: gr.Progress = gr.Progress
     photos, and the visual words nearest the photo in word space (a trained DeViSE head, or ConSE). Any photo works.
 
     Args:
-        image: the photo to describe: a public http(s) URL or a data:image/png;base64,... URL (JPEG, PNG, WebP).
-        k: how many words to return, a whole number from 1 to {MAX_K}.
+        image: the photo to describe: {AN_IMAGE}
+        k: how many words to return, {K}
 
     Returns:
         a table with the columns word and distance, best first (cosine distance between the word and the photo).
@@ -234,10 +241,10 @@ def search_images(query: str, k: Count, progress: gr.Progress = gr.Progress()) -
 
     Args:
         query: one or more English words, e.g. 'bird', 'christmas tree', 'fruit + red', '2:bird + penguin'.
-        k: how many photos to return, a whole number from 1 to {MAX_K}.
+        k: how many photos to return, {K}
 
     Returns:
-        the photos, best first, each an image URL with the caption 'label · caption · distance 0.123'.
+        the photos, best first, {CAPTIONED}.
     """
     query, k = _text(query), _k(k)
     return page.gallery(get_engine(progress).search_images(query, k))
@@ -287,10 +294,10 @@ def search_my_photos(query: str, k: Count, request: gr.Request,
 
     Args:
         query: one or more English words, e.g. 'bird', 'red flower', 'dog - cat'.
-        k: how many photos to return, a whole number from 1 to {MAX_K}.
+        k: how many photos to return, {K}
 
     Returns:
-        your photos, best first, each an image URL captioned 'label · caption · distance 0.123' (no label: file name).
+        your photos, best first, {CAPTIONED} (no label: file name).
     """
     key, query, k = page.visitor(request), _text(query), _k(k)
     with _my_photos(key, progress) as (engine, mine):
@@ -303,11 +310,11 @@ def similar_my_photos(image: ImagePayload, k: Count, request: gr.Request,
     """Find the photos of your own private collection (added with add_photos) that look most like a given image.
 
     Args:
-        image: the photo to search with: a public http(s) URL or a data:image/png;base64,... URL (JPEG, PNG, WebP).
-        k: how many photos to return, a whole number from 1 to {MAX_K}.
+        image: the photo to search with: {AN_IMAGE}
+        k: how many photos to return, {K}
 
     Returns:
-        your photos, best first, each an image URL captioned 'label · caption · distance 0.123' (no label: file name).
+        your photos, best first, {CAPTIONED} (no label: file name).
     """
     key, image, k = page.visitor(request), page.image(image), _k(k)
     with _my_photos(key, progress) as (engine, mine):
