@@ -81,7 +81,7 @@ ARMS: dict[str, tuple[str, dict[str, Any] | None, tuple[str, ...]]] = {
     "exemplars": ("`exemplars=False`", {"exemplars": False}, ("label_p10", "caption_p5")),
     "ConSE (Text→Image)": ("both ConSE weights fixed at 0", None, ("label_p10", "caption_p5", "zero_shot_p10")),
 }
-MIXES = (("search_seen", "ConSE seen"), ("search_unseen", "ConSE unseen"), ("neighbour_mix", "look-alikes"),
+MIXES = (("conse_mix", "ConSE seen"), ("unseen_conse_mix", "ConSE unseen"), ("neighbour_mix", "look-alikes"),
          ("word_mix", "word classifier"), ("class_mix", "hierarchy (trained)"),
          ("unseen_class_mix", "hierarchy (other)"), ("exemplar_mix", "exemplars"))
 
@@ -183,7 +183,7 @@ def watch_choice() -> Iterator[None]:
         a = got.arguments
         result = choose_serving(*args, **kwargs)
         figures = validation_figures(a["space"], a["pool"], a["seen_labels"], a["unseen_labels"], a["reference"],
-                                     result)
+                                     result.settings)
         _SEEN.append({**figures, "chosen": chosen[-1] if chosen else None})
         return result
 

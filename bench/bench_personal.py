@@ -2,7 +2,7 @@
 
     python -m bench.bench_personal            # 50 and 200 photos, 6 rounds each; 32 collections; update (~8 min)
     python -m bench.bench_personal --quick    # 20 and 50 photos, 2 rounds, 4 collections, no update
-    python -m bench.bench_personal --write    # also write section 8 of docs/benchmarks.md
+    python -m bench.bench_personal --write    # also write section 9 of docs/benchmarks.md
 
 Photos: Tux Paint's real-photo stamps (the offline demo's collection). Served as the app serves: the offline
 bundle's engine, one torch thread (``SEARCH_TORCH_THREADS``' default).

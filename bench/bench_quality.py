@@ -31,7 +31,6 @@ seeds shows how much of a difference is the split's luck.
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import shutil
@@ -54,12 +53,10 @@ METHODS = ("conse", "head", "served")
 
 
 def page_examples() -> list[str]:
-    """app.py's TEXT_EXAMPLES, read without importing the app (gradio)."""
-    tree = ast.parse((common.ROOT / "app.py").read_text(encoding="utf-8"))
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "TEXT_EXAMPLES" for t in node.targets):
-            return list(ast.literal_eval(node.value))
-    raise RuntimeError("app.py has no TEXT_EXAMPLES")
+    """app.py's TEXT_EXAMPLES (importing the app builds no page and loads no engine)."""
+    import app
+
+    return list(app.TEXT_EXAMPLES)
 
 
 def train_copy(base: Path, work: Path, name: str, config: Any, keep: bool = False, clip: Path | None = None
@@ -84,7 +81,7 @@ def train_copy(base: Path, work: Path, name: str, config: Any, keep: bool = Fals
     if not keep:
         shutil.rmtree(root, ignore_errors=True)
     common.log(f"  {name}: served {_brief(metrics['served'])}, {time.perf_counter() - started:.0f} s")
-    return {"name": name, "config": config.to_dict(), "metrics": metrics, "serving": training["conse_mix"],
+    return {"name": name, "config": config.to_dict(), "metrics": metrics, "serving": training["settings"],
             "targets": {k: v for k, v in training.get("targets", {}).items() if k != "examples"},
             "epochs_run": len(result.history), "best_epoch": result.best_epoch,
             "seconds": time.perf_counter() - started, "root": str(root) if keep else None,
@@ -334,7 +331,7 @@ def render(res: dict[str, Any]) -> str:
         common.table(["figure", *methods], _figure_rows(runs, methods)),
         "",
         "Served settings chosen on validation photos, per seed: " + "; ".join(
-            f"seed {s}: ConSE weight {v['search_seen']:g} for seen words, {v['search_unseen']:g} for unseen ones "
+            f"seed {s}: ConSE weight {v['conse_mix']:g} for seen words, {v['unseen_conse_mix']:g} for unseen ones "
             f"(seen-word similarity {v['seen_similarity']}), look-alikes' words {v.get('neighbour_mix', 0):g}, "
             f"word classifier {v.get('word_mix', 0):g}, class hierarchy {v.get('class_mix', 0):g} for trained "
             f"words and {v.get('unseen_class_mix', 0):g} for others, exemplars {v.get('exemplar_mix', 0):g}, "

@@ -187,7 +187,7 @@ def time_training(root: Path, config: Any = None) -> dict[str, Any]:
             phases[name] = t1 - t0
     # the refits after early stopping: the measured head (training + validation items) and the served head (every
     # item), each as long as the best epoch
-    refits = int(bool(result.refit)) + int(result.served is not None and result.served is not result.head)
+    refits = int(bool(result.refit)) + int(result.final is not None and result.final is not result.measured)
     refit_epochs = result.best_epoch * refits
     return {"head_seconds": result.seconds, "call_seconds": total, "phases": phases,
             "epochs_run": len(result.history), "best_epoch": result.best_epoch, "refit_epochs": refit_epochs,

@@ -19,6 +19,23 @@ same searches in CLIP's space.
 
 Importing this package is cheap: torch, timm, transformers and hnswlib are imported only when a name
 that needs them is used.
+
+Words the code uses in its own sense:
+
+* **bundle**: one collection made searchable, a folder or Hub dataset repo with ``manifest.json``, the photos'
+  rows, the indexes, the posting tables and, once trained, ``head/`` (:mod:`searchcore.bundle`).
+* **head**: the small DeViSE network that maps a photo's CNN features into the word space (:mod:`searchcore.head`).
+  The *measured* head (trained without the test photos) gave the recorded figures; the *final* head (the same
+  recipe on every photo) is the one a bundle serves.
+* **ConSE**: a photo in word space with no training, its top ImageNet classes' word vectors weighted by their
+  probabilities (Norouzi et al. 2014; :class:`searchcore.head.ConSE`).
+* **served**: as the running engine answers. The *served settings* (:class:`searchcore.settings.ServedSettings`)
+  are chosen on validation photos; the *served* column of the figures ranks as the engine ranks, every signal
+  mixed (:mod:`searchcore.scoring`).
+* **word signals**: per (photo, word) scores beside the cosines: the class hierarchy, the exemplars and the word
+  classifier, stored per word as posting lists (:mod:`searchcore.postings`).
+* **the seed**: the notebook this project grew from (VGG16 features, GloVe 300-d vectors, Pascal Sentences, a
+  DeViSE head trained with a cosine loss); the design follows its idea of one vector per photo and per word.
 """
 
 from __future__ import annotations

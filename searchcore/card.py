@@ -75,7 +75,7 @@ def write_card(folder: Path, card: dict[str, Any]) -> None:
     config = training["config"]
     plot_history(training["history"], folder / "training.png")
     split = training["split"]
-    mix = training["conse_mix"]
+    mix = training["settings"]
     targets = "\n".join(f"- {line}" for line in _target_lines(training.get("targets", {})))
     real_photos = metrics.get("real_photos", {})
     real = f"{real_photos.get('count', 0)} public real photos (searchcore/realphotos.py)"
@@ -101,8 +101,8 @@ images get tags. Loss: **{config['loss']}**; best epoch {training['best_epoch']}
 
 Served with ConSE, every setting chosen on the **validation** split (with
 {len(training.get('calibration_classes', []))} classes held out of a calibration head to play unseen ones):
-Text→Image mixes the head's and ConSE's rankings with ConSE weight {mix['search_seen']:g} for words the head was
-trained on{similar} and {mix['search_unseen']:g} for words it never saw; each photo's head embedding is blended
+Text→Image mixes the head's and ConSE's rankings with ConSE weight {mix['conse_mix']:g} for words the head was
+trained on{similar} and {mix['unseen_conse_mix']:g} for words it never saw; each photo's head embedding is blended
 with the words of its {NEIGHBOURS} nearest other photos by weight {mix.get('neighbour_mix', 0):g}. A word of the
 training targets is {mix.get('word_mix', 0):g} the head's word classifier's (a logistic regression per word on the
 raw features); a word WordNet places above ImageNet classes is the CNN's probability on the classes below it (`dog`:
@@ -110,7 +110,7 @@ the 118 breeds) by {mix.get('class_mix', 0):g} of what the classifier left for a
 {mix.get('unseen_class_mix', 0):g} for any other word. A word some collection photo is known by then gives
 {mix.get('exemplar_mix', 0):g} of the score to each photo's cosine to its nearest such photo (among its
 {EXEMPLARS} nearest). Image→Tags blends
-the two embeddings with ConSE weight {mix['tags']:g}; the classifier names a photo from probability
+the two embeddings with ConSE weight {mix['tag_conse_mix']:g}; the classifier names a photo from probability
 {mix.get('class_min_prob')}, collection photos nearer than cosine distance {mix.get('neighbour_distance')} lend
 their caption words, and photos farther than {training.get('ood_distance')} from every collection photo get
 ConSE's embedding and are named by the classifier from probability

@@ -42,6 +42,7 @@ from .metrics import (
 )
 from .propagation import collection_targets, exact_neighbours, neighbour_embedding, served_embedding
 from .scoring import QueryParts, Shares, combine, split_parts
+from .settings import ServedSettings
 from .tagging import TagRule, TagVocabulary, classifier_tags, item_tags, neighbour_tags
 from .text import singular
 from .wordclass import item_word_sets
@@ -228,27 +229,15 @@ class RealTagPhotos:
 
 @dataclass
 class Serving:
-    """The served settings and the validation scores they were chosen on."""
+    """The served settings (Text → Image's and Image → Tags'), the tag rule, and the validation scores they were
+    chosen on."""
 
-    conse_mix: float
-    unseen_conse_mix: float
-    seen_similarity: float | None
-    neighbour_mix: float
-    tag_conse_mix: float
+    settings: ServedSettings
     tag_rule: TagRule
     scores: dict[str, dict[str, Any]]
-    word_mix: float = 0.0
-    class_mix: float = 0.0
-    unseen_class_mix: float = 0.0
-    exemplar_mix: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"search_seen": self.conse_mix, "search_unseen": self.unseen_conse_mix,
-                "seen_similarity": self.seen_similarity, "neighbour_mix": self.neighbour_mix,
-                "word_mix": self.word_mix, "class_mix": self.class_mix, "unseen_class_mix": self.unseen_class_mix,
-                "exemplar_mix": self.exemplar_mix,
-                "tags": self.tag_conse_mix,
-                **self.tag_rule.to_dict()}
+        return {**self.settings.to_dict(), **self.tag_rule.to_dict()}
 
 
 def _best(table: dict[str, Any]) -> str:
@@ -303,7 +292,7 @@ def choose_search(space: Space, pool: np.ndarray, queries: list[tuple[list[Term]
             score, m_seen, m_unseen = _best_conse(head_scores, conse_scores, seen_share, queries, parts,
                                                   (0.0, 0.0, 0.0, 0.0), ranked)
             table[key] = {"score": finite(score), "neighbour_mix": n_mix, "seen_similarity": similarity,
-                          "search_seen": m_seen, "search_unseen": m_unseen, "word_mix": 0.0, "class_mix": 0.0,
+                          "conse_mix": m_seen, "unseen_conse_mix": m_unseen, "word_mix": 0.0, "class_mix": 0.0,
                           "unseen_class_mix": 0.0, "exemplar_mix": 0.0,
                           "seen_queries": int(sum(share == 1.0 for share in seen_share))}
     row = dict(table[_best(table)])
@@ -317,8 +306,8 @@ def choose_search(space: Space, pool: np.ndarray, queries: list[tuple[list[Term]
         for c_mix in class_mixes if trained else (0.0,):
             for u_mix in class_mixes:
                 for e_mix in exemplar_mixes:
-                    values = _precisions(head_scores, conse_scores, seen_share, queries, parts, row["search_seen"],
-                                         row["search_unseen"], (w_mix, c_mix, u_mix, e_mix), ranked)
+                    values = _precisions(head_scores, conse_scores, seen_share, queries, parts, row["conse_mix"],
+                                         row["unseen_conse_mix"], (w_mix, c_mix, u_mix, e_mix), ranked)
                     mixes_table[f"{w_mix}/{c_mix}/{u_mix}/{e_mix}"] = {
                         "score": finite(mean(values)), "word_mix": w_mix, "class_mix": c_mix,
                         "unseen_class_mix": u_mix, "exemplar_mix": e_mix}
@@ -326,9 +315,8 @@ def choose_search(space: Space, pool: np.ndarray, queries: list[tuple[list[Term]
     shares = (chosen["word_mix"], chosen["class_mix"], chosen["unseen_class_mix"], chosen["exemplar_mix"])
     score, m_seen, m_unseen = _best_conse(head_scores, conse_scores, seen_share, queries, parts, shares, ranked)
     row.update(word_mix=shares[0], class_mix=shares[1], unseen_class_mix=shares[2], exemplar_mix=shares[3],
-               search_seen=m_seen, search_unseen=m_unseen, score=finite(score))
-    return SearchChoice(row["search_seen"], row["search_unseen"], row["seen_similarity"], row["neighbour_mix"],
-                        *shares, {"embedding": table, "mixes": mixes_table, "chosen": row})
+               conse_mix=m_seen, unseen_conse_mix=m_unseen, score=finite(score))
+    return SearchChoice(ServedSettings.from_dict(row), {"embedding": table, "mixes": mixes_table, "chosen": row})
 
 
 def _precisions(head_scores: list[np.ndarray], conse_scores: list[np.ndarray], seen_share: list[float],
@@ -373,14 +361,7 @@ def _trained_words(head: DeViSEHead, terms: list[Term]) -> bool:
 class SearchChoice:
     """Text→Image's served settings (:func:`choose_search`) and the validation scores they were chosen on."""
 
-    conse_mix: float
-    unseen_conse_mix: float
-    seen_similarity: float | None
-    neighbour_mix: float
-    word_mix: float
-    class_mix: float
-    unseen_class_mix: float
-    exemplar_mix: float
+    settings: ServedSettings
     table: dict[str, Any]
 
 
@@ -449,9 +430,7 @@ def choose_serving(space: Space, pool: np.ndarray, seen_labels: set[str], unseen
         scores["unseen_class_min_prob"][str(p)] = finite(mean(groups))
     chosen = _best(scores["unseen_class_min_prob"])
     rule = TagRule(min_prob, distance, None if chosen == "None" else float(chosen))
-    return Serving(search.conse_mix, search.unseen_conse_mix, search.seen_similarity, search.neighbour_mix,
-                   tag_mix, rule, scores, search.word_mix, search.class_mix, search.unseen_class_mix,
-                   search.exemplar_mix)
+    return Serving(search.settings.replace(tag_conse_mix=tag_mix), rule, scores)
 
 
 def real_photo_figures(bundle: B.Bundle, space: Space, conse: ConSE, rule: TagRule,

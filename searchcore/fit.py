@@ -83,7 +83,7 @@ class Split:
 
 @dataclass
 class TrainResult:
-    head: DeViSEHead
+    measured: DeViSEHead  # trained on the training items only: the head every recorded figure describes
     split: Split
     history: list[dict] = field(default_factory=list)  # one row per epoch: train_loss, val_loss
     best_epoch: int = 0
@@ -92,8 +92,8 @@ class TrainResult:
     targets: TargetReport | None = None
     seen_words: list[str] = field(default_factory=list)  # every word in the training items' targets
     refit: bool = False  # the returned head was trained again on training + validation items for best_epoch epochs
-    served: DeViSEHead | None = None  # with refit: the same recipe on every item, test items too (what is served)
-    served_seen_words: list[str] = field(default_factory=list)
+    final: DeViSEHead | None = None  # with refit: the same recipe on every item, test items too (what the engine loads)
+    final_seen_words: list[str] = field(default_factory=list)
 
 
 def stratified_split(labels: Sequence[str], val_fraction: float = 0.2, seed: int = 0,
@@ -330,32 +330,33 @@ def _train_head(
     head = fresh()
     history, best_epoch = _fit(head, loss_of, train_ids, val_ids if len(val_ids) else train_ids, config,
                                config.epochs, config.patience, progress)
-    trained_ids, served, served_ids = train_ids, head, train_ids
+    trained_ids, final, final_ids = train_ids, head, train_ids
     if config.refit and best_epoch > 0:
         # The epoch count is settled. The measured head is trained again, as long, on training and validation
-        # items (the test items stay unseen); the served head on every item with a target, test items included.
+        # items (the test items stay unseen); the final head, the one the engine loads, on every item with a target,
+        # test items included.
         test_ids = np.array([i for i in split.test if has_target[i]], np.int64)
         if len(val_ids):
             trained_ids = np.concatenate([train_ids, val_ids])
             head = fresh()
             _fit(head, loss_of, trained_ids, val_ids, config, best_epoch, best_epoch, None, keep_last=True)
-        served, served_ids = head, trained_ids
+        final, final_ids = head, trained_ids
         if len(test_ids):
-            served_ids = np.concatenate([trained_ids, test_ids])
-            served = fresh()
-            _fit(served, loss_of, served_ids, test_ids, config, best_epoch, best_epoch, None, keep_last=True)
+            final_ids = np.concatenate([trained_ids, test_ids])
+            final = fresh()
+            _fit(final, loss_of, final_ids, test_ids, config, best_epoch, best_epoch, None, keep_last=True)
     if config.word_classifier:
         # the same items as each head: the measured head's never include a test item
         from .wordclass import fit_word_classifier, item_word_sets
 
         word_sets = item_word_sets(labels, captions, words)
         head.set_word_classifier(fit_word_classifier(features, word_sets, trained_ids))
-        if served is not head:
-            served.set_word_classifier(fit_word_classifier(features, word_sets, served_ids))
+        if final is not head:
+            final.set_word_classifier(fit_word_classifier(features, word_sets, final_ids))
     seen = target_words(labels, captions, trained_ids, words, config.caption_weight, keep)
-    served_seen = target_words(labels, captions, served_ids, words, config.caption_weight, keep)
+    final_seen = target_words(labels, captions, final_ids, words, config.caption_weight, keep)
     return TrainResult(head, split, history, best_epoch, time.perf_counter() - start, trained_labels, report, seen,
-                       refit=bool(config.refit and best_epoch > 0), served=served, served_seen_words=served_seen)
+                       refit=bool(config.refit and best_epoch > 0), final=final, final_seen_words=final_seen)
 
 
 def _fit(head: DeViSEHead, loss_of: Callable, train_ids: np.ndarray, monitor_ids: np.ndarray, config: TrainConfig,

@@ -26,6 +26,7 @@ from torch import nn
 
 from .classnames import EVERYDAY, broader_word, class_phrases, imagenet_broader  # noqa: F401 (re-exported)
 from .index import unit_rows
+from .settings import ServedSettings
 from .wordclass import WordClassifier
 from .words import Term, WordVectors
 
@@ -101,32 +102,28 @@ class DeViSEHead(
         self.exemplar_mix = float(exemplar_mix)
         self.word_layer = nn.Linear(in_dim, len(self.word_vocab)) if self.word_vocab else None
 
-    def set_serving(self, *, conse_mix: float = 0.0, tag_conse_mix: float = 0.0, ood_distance: float | None = None,
-                    unseen_conse_mix: float | None = None, seen_words: Sequence[str] | None = None,
-                    seen_similarity: float | None = None, neighbour_mix: float = 0.0, word_mix: float = 0.0,
-                    class_mix: float = 0.0, unseen_class_mix: float = 0.0, exemplar_mix: float = 0.0) -> None:
-        """Set the served settings, each by the name config.json records it under (and written there too): ConSE's
-        share in Text → Image for words the head was trained on (``conse_mix``) and for others
-        (``unseen_conse_mix``, default ``conse_mix``), its share in Image → Tags (``tag_conse_mix``), the
-        unseen-photo distance, the seen words, the look-alikes' share (:mod:`searchcore.propagation`), the word
-        classifier's (:mod:`searchcore.wordclass`), the class hierarchy's (:mod:`searchcore.hierarchy`) and the
-        exemplars' (:mod:`searchcore.exemplars`)."""
-        self.conse_mix, self.tag_conse_mix = float(conse_mix), float(tag_conse_mix)
-        self.unseen_conse_mix = float(conse_mix if unseen_conse_mix is None else unseen_conse_mix)
-        self.ood_distance = None if ood_distance is None else float(ood_distance)
-        self.seen_similarity = None if seen_similarity is None else float(seen_similarity)
+    def set_serving(self, settings: ServedSettings, *, seen_words: Sequence[str] | None = None) -> None:
+        """Serve with ``settings`` (and, when given, count ``seen_words`` as the words the head was trained on);
+        config.json records them under the same names. A head without a word classifier serves no word_mix."""
+        if self.word_layer is None:
+            settings = settings.replace(word_mix=0.0)
+        self.conse_mix, self.unseen_conse_mix = float(settings.conse_mix), float(settings.unseen_conse_mix)
+        self.tag_conse_mix = float(settings.tag_conse_mix)
+        self.ood_distance = None if settings.ood_distance is None else float(settings.ood_distance)
+        self.seen_similarity = None if settings.seen_similarity is None else float(settings.seen_similarity)
         if seen_words is not None:
             self.seen_words = frozenset(seen_words)
-        self.neighbour_mix = float(neighbour_mix)
-        self.word_mix = float(word_mix) if self.word_layer is not None else 0.0
-        self.class_mix = float(class_mix)
-        self.unseen_class_mix = float(unseen_class_mix)
-        self.exemplar_mix = float(exemplar_mix)
-        self._save_config(conse_mix=self.conse_mix, tag_conse_mix=self.tag_conse_mix, ood_distance=self.ood_distance,
-                          unseen_conse_mix=self.unseen_conse_mix, seen_words=sorted(self.seen_words),
-                          seen_similarity=self.seen_similarity, neighbour_mix=self.neighbour_mix,
-                          word_mix=self.word_mix, class_mix=self.class_mix,
-                          unseen_class_mix=self.unseen_class_mix, exemplar_mix=self.exemplar_mix)
+        self.neighbour_mix, self.word_mix = float(settings.neighbour_mix), float(settings.word_mix)
+        self.class_mix, self.unseen_class_mix = float(settings.class_mix), float(settings.unseen_class_mix)
+        self.exemplar_mix = float(settings.exemplar_mix)
+        self._save_config(seen_words=sorted(self.seen_words), **self.settings.to_dict())
+
+    @property
+    def settings(self) -> ServedSettings:
+        """The settings this head serves with."""
+        return ServedSettings(self.conse_mix, self.unseen_conse_mix, self.seen_similarity, self.neighbour_mix,
+                              self.word_mix, self.class_mix, self.unseen_class_mix, self.exemplar_mix,
+                              self.tag_conse_mix, self.ood_distance)
 
     def _save_config(self, **fields: object) -> None:
         if isinstance(getattr(self, "_hub_mixin_config", None), dict):

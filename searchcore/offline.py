@@ -21,7 +21,7 @@ from .storage import cache_dir
 from .words import OFFLINE_WORDS
 
 #: Bumped whenever the way the offline bundle is built or trained changes, so caches made by older code are rebuilt.
-RECIPE = "19"  # 19: postings.npz lists every photo a word signal scores (the signals made sparse)
+RECIPE = "20"  # 20: training["settings"] (ServedSettings); 19: complete posting lists (sparse signals)
 
 
 def offline_collection() -> str:

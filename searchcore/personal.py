@@ -198,6 +198,7 @@ def train_own_head(collection: PersonalCollection, words: WordVectors, backbone:
     from .exemplars import nearest_photos
     from .fit import TrainConfig, train_head
     from .metrics import finite, label_queries, mean, query_precision, rankers
+    from .settings import ServedSettings
 
     counts = Counter(it.label for it in collection.items if it.label)
     usable = sorted(lab for lab, n in counts.items() if n >= 2)
@@ -212,21 +213,21 @@ def train_own_head(collection: PersonalCollection, words: WordVectors, backbone:
         return OwnHead(None, {"trained": False, "why": f"no head is trained: {exc}"})
     # seen words lean on the head alone, others on ConSE alone, the word classifier and the class hierarchy take
     # half of the words they know: there are too few photos here to choose finer settings on
-    own = {"unseen_conse_mix": 1.0, "word_mix": OWN_WORD_MIX, "class_mix": OWN_CLASS_MIX,
-           "unseen_class_mix": OWN_CLASS_MIX, "exemplar_mix": OWN_EXEMPLAR_MIX}
-    result.head.set_serving(seen_words=result.seen_words, **own)
+    own = ServedSettings(unseen_conse_mix=1.0, word_mix=OWN_WORD_MIX, class_mix=OWN_CLASS_MIX,
+                         unseen_class_mix=OWN_CLASS_MIX, exemplar_mix=OWN_EXEMPLAR_MIX)
+    result.measured.set_serving(own, seen_words=result.seen_words)
     pool = result.split.test if len(result.split.test) else result.split.val
     conse_rows = collection.conse[rows]
     # the measured photos' exemplars are the photos the measured head was trained on, never each other
     known = np.setdiff1d(np.arange(len(rows)), pool)
     exemplars = nearest_photos(collection.features[rows], np.arange(len(rows)), known, label_word_sets(labels, words))
-    ranked = rankers(conse_rows, result.head.embed(collection.features[rows]), result.head, words=words,
+    ranked = rankers(conse_rows, result.measured.embed(collection.features[rows]), result.measured, words=words,
                      features=collection.features[rows], logits=collection.logits[rows], exemplars=exemplars)
     queries = label_queries(labels, pool, result.labels, words)
     p10 = {name: finite(mean(query_precision(rank, pool, queries, words, 10).values()))
            for name, rank in ranked.items()}
-    served = result.served or result.head
-    served.set_serving(seen_words=result.served_seen_words or result.seen_words, **own)
+    served = result.final or result.measured
+    served.set_serving(own, seen_words=result.final_seen_words or result.seen_words)
     return OwnHead(served, {"trained": True, "labels": result.labels, "photos": len(rows),
                             "test_photos": len(pool), "seconds": round(result.seconds, 2),
                             "best_epoch": result.best_epoch, "text_image_p10": p10})

@@ -38,6 +38,7 @@ from .extract import clear, extract_collection
 from .fit import Split, TrainConfig, TrainResult, train_head
 from .head import ConSE, DeViSEHead
 from .propagation import caption_keep
+from .settings import ServedSettings
 from .shards import Map
 from .words import WordVectors, load_word_vectors
 
@@ -205,10 +206,10 @@ def train_bundle(
                        replace(config, holdout_classes=(*config.holdout_classes, *calibration),
                                epochs=max(result.best_epoch, 1), patience=max(result.best_epoch, 1), refit=False),
                        captions=captions, keep=keep, backbone=manifest["backbone"])
-    calib.head.set_serving(seen_words=calib.seen_words)
-    space = Space.of(bundle, words, conse, calib.head)
+    calib.measured.set_serving(ServedSettings(), seen_words=calib.seen_words)
+    space = Space.of(bundle, words, conse, calib.measured)
     net = load_backbone(manifest["backbone"]) if real_photos else None  # one load for both real-photo sets
-    real = real_validation_photos(bundle, net, conse, calib.head, calib.split) if net is not None else None
+    real = real_validation_photos(bundle, net, conse, calib.measured, calib.split) if net is not None else None
     reserved = set(result.split.test.tolist()) | set(result.split.holdout.tolist())  # never seen by a choice
     unseen_items = np.array([i for i in calib.split.holdout if i not in reserved], np.int64)
     pool = np.concatenate([result.split.val, unseen_items]).astype(np.int64)
@@ -218,16 +219,13 @@ def train_bundle(
                              SHARES if config.class_hierarchy else (0.0,), SHARES if config.exemplars else (0.0,),
                              real)
     ood = unseen_distance(bundle.features, result.split)
-    chosen = {"conse_mix": serving.conse_mix, "tag_conse_mix": serving.tag_conse_mix, "ood_distance": ood,
-              "unseen_conse_mix": serving.unseen_conse_mix, "seen_similarity": serving.seen_similarity,
-              "neighbour_mix": serving.neighbour_mix, "word_mix": serving.word_mix, "class_mix": serving.class_mix,
-              "unseen_class_mix": serving.unseen_class_mix, "exemplar_mix": serving.exemplar_mix}
-    result.head.set_serving(seen_words=result.seen_words, **chosen)
+    chosen = serving.settings.replace(ood_distance=ood)
+    result.measured.set_serving(chosen, seen_words=result.seen_words)
     report(0.9, "measuring on the test split")
-    metrics = evaluate_bundle(root, words, result.head, result.split, real_photos=real_photos,
+    metrics = evaluate_bundle(root, words, result.measured, result.split, real_photos=real_photos,
                               tag_rule=serving.tag_rule, backbone=net)
-    served = result.served or result.head  # trained on every photo once the figures are measured
-    served.set_serving(seen_words=result.served_seen_words or result.seen_words, **chosen)
+    final = result.final or result.measured  # trained on every photo once the figures are measured
+    final.set_serving(chosen, seen_words=result.final_seen_words or result.seen_words)
     training = {
         "config": config.to_dict(),
         "split": result.split.to_dict(),
@@ -237,22 +235,22 @@ def train_bundle(
         "targets": result.targets.to_dict() if result.targets else {},
         "best_epoch": result.best_epoch,
         "refit": result.refit,
-        "served_on_every_photo": result.served is not None and result.served is not result.head,
+        "served_on_every_photo": result.final is not None and result.final is not result.measured,
         "epochs_run": len(result.history),
         "train_seconds": round(result.seconds, 3),
         "extract_seconds": manifest.get("build", {}).get("extract_seconds"),
         "history": result.history,
-        "conse_mix": serving.to_dict(),
+        "settings": {**chosen.to_dict(), **serving.tag_rule.to_dict()},
         "ood_distance": ood,
         "mix_scores": serving.scores,
         "calibration_classes": list(calibration),
         "command": command,
     }
-    _save_head(root, served, {"metrics": metrics, "training": training}, write_card or default_card, result.head)
+    _save_head(root, final, {"metrics": metrics, "training": training}, write_card or default_card, result.measured)
     fields = {k: v for k, v in manifest.items() if k not in ("format", "files")}
     fields.update(metrics=metrics, training=training, serving=serving.tag_rule.to_dict())
     report(0.95, "re-embedding the collection with the new head")
-    rebuild_semantic(root, words, imagenet_class_names(), served, fields=fields)
+    rebuild_semantic(root, words, imagenet_class_names(), final, fields=fields)
     report(1.0, "head trained")
     return result, metrics
 

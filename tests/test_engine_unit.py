@@ -27,6 +27,7 @@ from searchcore.head import DeViSEHead, blend, unit_rows
 from searchcore.hierarchy import hierarchy_part
 from searchcore.index import exact_search
 from searchcore.propagation import collection_targets, neighbour_embedding, served_embedding
+from searchcore.settings import ServedSettings
 from searchcore.wordclass import fit_word_classifier, probabilities
 from searchcore.words import Term, WordVectors, load_word_vectors
 
@@ -363,7 +364,7 @@ def test_engine_with_a_head_blends_it_with_conse(built, tmp_path):
 
 
 def served_copy(built, folder: Path, seed: int, tag_mix: float = 0.0, word_sets: list[set[str]] | None = None,
-                **serving) -> SearchEngine:
+                seen_words: list[str] | None = None, **serving) -> SearchEngine:
     """A copy of the built bundle served by a fresh head (torch seed ``seed``) with these serving settings; with
     ``word_sets`` (one per photo), a word classifier fitted on them over every photo."""
     root, _, backbone, words = built
@@ -374,7 +375,7 @@ def served_copy(built, folder: Path, seed: int, tag_mix: float = 0.0, word_sets:
     if word_sets is not None:
         feats = np.asarray(open_bundle(root).features)
         head.set_word_classifier(fit_word_classifier(feats, word_sets, np.arange(len(feats))))
-    head.set_serving(tag_conse_mix=tag_mix, **serving)
+    head.set_serving(ServedSettings(tag_conse_mix=tag_mix, **serving), seen_words=seen_words)
     head.save_pretrained(root / "head")
     rebuild_semantic(root, words, backbone.class_names, head)
     return load_engine(root, backbone=backbone)

@@ -22,6 +22,7 @@ from searchcore.metrics import (
     word_queries,
 )
 from searchcore.scoring import NO_PARTS, Shares, combine, query_mix
+from searchcore.settings import ServedSettings
 from searchcore.tagging import (
     TagRule,
     TagVocabulary,
@@ -249,7 +250,8 @@ def test_rank_tags_puts_the_lead_first_and_keeps_multiword_phrases_out_of_the_ne
 # ---- per-query trust ------------------------------------------------------------------------------------------------
 def test_query_mix_and_the_combined_score():
     head = DeViSEHead(in_dim=4, hidden_dim=4, out_dim=3)
-    head.set_serving(conse_mix=0.2, tag_conse_mix=0.3, unseen_conse_mix=0.9, seen_words=["birds", "horse"])
+    head.set_serving(ServedSettings(conse_mix=0.2, tag_conse_mix=0.3, unseen_conse_mix=0.9),
+                     seen_words=["birds", "horse"])
     assert head.knows("bird") and head.knows("horses") and not head.knows("fish")
     assert query_mix([(1.0, "horse")], head) == pytest.approx(0.2)
     assert query_mix([(1.0, "fish")], head) == pytest.approx(0.9)
@@ -267,7 +269,7 @@ def test_rankers_mean_and_finite():
     conse = np.stack([wv.unit("horse"), wv.unit("fish")])
     head_emb = np.stack([wv.unit("fish"), wv.unit("horse")])
     head = DeViSEHead(in_dim=4, hidden_dim=4, out_dim=len(AXES))
-    head.set_serving(unseen_conse_mix=1.0, seen_words=["horse"])
+    head.set_serving(ServedSettings(unseen_conse_mix=1.0), seen_words=["horse"])
     r = rankers(conse, head_emb, head, words=wv)
     q = wv.unit("horse")
     np.testing.assert_allclose(r["conse"](q, [Term(1.0, "horse")]), [1.0, 0.0], atol=1e-6)

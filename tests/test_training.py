@@ -220,13 +220,13 @@ def test_train_head_learns_to_map_features_to_their_label_vectors(problem, loss)
     result = train_head(features, labels, words, config, backbone="synthetic@random")
     assert result.labels == sorted(HEAD_LABELS)
     assert len(result.split.val) == 12  # round(0.2 * 20) per label
-    emb = result.head.embed(features[result.split.val])
+    emb = result.measured.embed(features[result.split.val])
     assert emb.shape == (12, 8)
     np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
     val_labels = [labels[i] for i in result.split.val]
     assert own_label_accuracy(emb, val_labels, words) >= 0.9
-    assert not result.head.training  # returned ready to serve
-    assert result.head.backbone == "synthetic@random" and result.head.out_dim == 8
+    assert not result.measured.training  # returned ready to serve
+    assert result.measured.backbone == "synthetic@random" and result.measured.out_dim == 8
     assert len(result.history) >= 1 and result.history[-1]["train_loss"] < result.history[0]["train_loss"]
 
 
@@ -249,7 +249,7 @@ def test_train_head_early_stopping_keeps_the_best_epoch():
     val = result.split.val
     targets = torch.from_numpy(np.stack([words.phrase([labels[i]]) for i in val]))
     with torch.inference_mode():
-        reproduced = float(cosine_loss(result.head(torch.from_numpy(features[val])), targets))
+        reproduced = float(cosine_loss(result.measured(torch.from_numpy(features[val])), targets))
     assert reproduced == pytest.approx(best_val, abs=1e-5)
 
 
@@ -423,7 +423,7 @@ def test_train_bundle_records_training_and_metrics_in_the_manifest(trained):
     from searchcore.tagging import TagRule
 
     scores = training["mix_scores"]
-    chosen = training["conse_mix"]
+    chosen = training["settings"]
     config = json.loads((root / "head" / "config.json").read_text())
     assert {row["neighbour_mix"] for row in scores["search"].values()} == set(NEIGHBOUR_MIXES)
     assert is_best(scores["search"], f"{chosen['neighbour_mix']}/{chosen['seen_similarity']}")
@@ -548,7 +548,7 @@ def test_a_fixed_neighbour_mix_is_served_as_given(trained, tmp_path, monkeypatch
     root = Path(shutil.copytree(trained["untrained"], tmp_path / "fixed"))
     pipeline.train_bundle(root, TrainConfig(epochs=2, hidden_dim=16, neighbour_mix=0.0), real_photos=False)
     training = B.verify(root)["training"]
-    assert training["conse_mix"]["neighbour_mix"] == 0.0
+    assert training["settings"]["neighbour_mix"] == 0.0
     assert {row["neighbour_mix"] for row in training["mix_scores"]["search"].values()} == {0.0}
 
 
@@ -562,7 +562,7 @@ def test_the_ablations_switch_off_the_word_classifier_the_class_hierarchy_and_th
                                             exemplars=False), real_photos=False)
     training = B.verify(root)["training"]
     keys = ("word_mix", "class_mix", "unseen_class_mix", "exemplar_mix")
-    assert tuple(training["conse_mix"][k] for k in keys) == (0.0, 0.0, 0.0, 0.0)
+    assert tuple(training["settings"][k] for k in keys) == (0.0, 0.0, 0.0, 0.0)
     assert {tuple(row[k] for k in keys) for row in training["mix_scores"]["mixes"].values()} == {(0.0,) * 4}
     config = json.loads((root / "head" / "config.json").read_text())
     assert not config.get("word_vocab") and tuple(config[k] for k in keys) == (0.0, 0.0, 0.0, 0.0)

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from searchcore.head import DeViSEHead, load_head
-from searchcore.hierarchy import IMAGENET_CLASSES, hierarchy_part, log_normaliser, word_classes
+from searchcore.hierarchy import IMAGENET_CLASSES, MIN_PROBABILITY, hierarchy_part, log_normaliser, word_classes
 from searchcore.scoring import QueryParts, mixed_scores, split_parts
+from searchcore.settings import ServedSettings
 from searchcore.tagging import packaged_visual_vocab
 from searchcore.wordclass import classifier_part, fit_word_classifier, item_word_sets, probabilities
 from searchcore.words import Term, WordVectors
@@ -60,6 +61,8 @@ def test_classifier_part_covers_known_words_by_weight_and_subtracts_minus_terms(
     feats, sets = clustered()
     clf = fit_word_classifier(feats, sets, np.arange(36))
     p = probabilities(clf, feats, range(len(clf.vocab)))
+    assert ((p > 0) & (p < MIN_PROBABILITY)).any()  # some photos are hardly called by some words...
+    p = np.where(p >= MIN_PROBABILITY, p, 0.0)  # ...and those probabilities count as 0 (sparse, as the tables hold)
     col = {w: j for j, w in enumerate(clf.vocab)}
     part, share = classifier_part(clf, feats, [Term(1.0, "birds")])  # the singular form is found
     np.testing.assert_allclose(part, p[:, col["bird"]], atol=1e-6)
@@ -150,8 +153,8 @@ def test_a_head_saves_and_loads_its_word_classifier_and_shares(tmp_path):
     torch.manual_seed(0)
     head = DeViSEHead(in_dim=16, hidden_dim=8, out_dim=4)
     head.set_word_classifier(fit_word_classifier(feats, sets, np.arange(36)))
-    head.set_serving(conse_mix=0.1, tag_conse_mix=0.2, unseen_conse_mix=0.9, seen_words=["bird"], word_mix=0.6,
-                     class_mix=0.8, unseen_class_mix=0.4)
+    head.set_serving(ServedSettings(conse_mix=0.1, tag_conse_mix=0.2, unseen_conse_mix=0.9, word_mix=0.6,
+                                    class_mix=0.8, unseen_class_mix=0.4), seen_words=["bird"])
     head.save_pretrained(tmp_path / "head")
     loaded = load_head(tmp_path / "head")
     assert loaded.word_vocab == ["apple", "bird", "horse", "red"]
@@ -161,7 +164,7 @@ def test_a_head_saves_and_loads_its_word_classifier_and_shares(tmp_path):
                                probabilities(head.word_classifier, feats, [1]))
     # a head saved before word classifiers existed loads without one, and gives it no weight
     plain = DeViSEHead(in_dim=16, hidden_dim=8, out_dim=4)
-    plain.set_serving(conse_mix=0.1, tag_conse_mix=0.2, word_mix=0.6)
+    plain.set_serving(ServedSettings(conse_mix=0.1, tag_conse_mix=0.2, word_mix=0.6))
     plain.save_pretrained(tmp_path / "plain")
     old = load_head(tmp_path / "plain")
     assert old.word_classifier is None and old.word_mix == 0.0
