@@ -110,7 +110,7 @@ def validation_figures(space: Any, pool: np.ndarray, seen_labels: set[str], unse
     pool_labels = {labels[i] for i in pool}
     groups = {"label": label_queries(labels, pool, pool_labels & set(seen_labels), words),
               "zero_shot": label_queries(labels, pool, pool_labels & set(unseen_labels), words),
-              "caption": word_queries(space.known, pool, space.caption_words)}
+              "caption": word_queries(space.relevant_words, pool, space.caption_words)}
     queries = [(kind, terms, relevant) for kind, qs in groups.items() for terms, relevant in qs if relevant.any()]
     known_rows = ~np.isin([labels[i] for i in pool], sorted(unseen_labels))
     # the calibration word classifier's vocabulary: the words of its training photos (searchcore.fit.train_head)
@@ -129,7 +129,7 @@ def validation_figures(space: Any, pool: np.ndarray, seen_labels: set[str], unse
         for kind, terms, relevant in queries:
             pairs = [(t.weight, t.word) for t in terms]
             total = sum(abs(t.weight) for t in terms)
-            share = sum(abs(t.weight) for t in terms if head.knows(t.word, words)) / total
+            share = sum(abs(t.weight) for t in terms if head.trained_on(t.word, words)) / total
             mix = share * serving.conse_mix + (1 - share) * serving.unseen_conse_mix
             cosine = (1 - mix) * (emb @ head.head_query(pairs, words)) + mix * (space.conse_emb[pool]
                                                                                 @ words.combine(terms))

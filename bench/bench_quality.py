@@ -321,7 +321,7 @@ def render(res: dict[str, Any]) -> str:
         "app does (Text→Image mixes head and ConSE per query, the head's embedding blended with the photo's "
         "look-alikes' words, and gives the head's word classifier and the classifier's mass below a word in WordNet "
         "their share of the words they know, and a word's exemplars (the cosine to the nearest collection photo "
-        "known by it) theirs; tags add the classifier's names, near collection photos' caption "
+        "named by it) theirs; tags add the classifier's names, near collection photos' caption "
         "words and the unseen-photo fallback)." + (
             f" clip: `{res['clip']}` zero-shot on the same test photos and queries, from a CLIP bundle of the same "
             "photos (Text→Image by CLIP's prompted text embedding of the query words; tags: the tag phrases nearest "

@@ -429,7 +429,7 @@ def recall_text(engine: Any, queries: tuple[str, ...], r: int) -> dict[str, Any]
 
     Beside the recall of ids: *same photo*, the share of served photos that are copies (id mod ``r``) of a real
     photo whose copies make the exact top 10; the exact score the served top 10 lose (mean over the 10); the longest
-    posting list a query reads; how many photos tie at the exemplar part's best score (a photo known by the word is
+    posting list a query reads; how many photos tie at the exemplar part's best score (a photo named by the word is
     its own nearest exemplar). Then the same queries with the threshold algorithm's cap lowered
     (:data:`CAP_TRADEOFF`): recall and time per cap, the trade-off :data:`searchcore.topk.CAP` is chosen on.
     """

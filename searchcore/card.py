@@ -107,7 +107,7 @@ with the words of its {NEIGHBOURS} nearest other photos by weight {mix.get('neig
 training targets is {mix.get('word_mix', 0):g} the head's word classifier's (a logistic regression per word on the
 raw features); a word WordNet places above ImageNet classes is the CNN's probability on the classes below it (`dog`:
 the 118 breeds) by {mix.get('class_mix', 0):g} of what the classifier left for a trained word and by
-{mix.get('unseen_class_mix', 0):g} for any other word. A word some collection photo is known by then gives
+{mix.get('unseen_class_mix', 0):g} for any other word. A word some collection photo is named by then gives
 {mix.get('exemplar_mix', 0):g} of the score to each photo's cosine to its nearest such photo (among its
 {EXEMPLARS} nearest). Image→Tags blends
 the two embeddings with ConSE weight {mix['tag_conse_mix']:g}; the classifier names a photo from probability

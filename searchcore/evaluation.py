@@ -77,7 +77,7 @@ class Space:
     features: np.ndarray
     head: DeViSEHead | None = None
     head_emb: np.ndarray | None = None
-    known: list[set[str]] = field(default_factory=list)  # per item: the singular words it is known by
+    relevant_words: list[set[str]] = field(default_factory=list)  # per item: the words whose queries it answers
     caption_words: list[str] = field(default_factory=list)  # the caption-word queries
     item_tags: list[list[int]] = field(default_factory=list)  # per item: the tags its label and captions give
     targets: np.ndarray | None = None  # per item: its training target (searchcore.propagation)
@@ -189,12 +189,13 @@ def _queries(space: Space, pool: np.ndarray, seen_labels: set[str], zero_labels:
     pool_labels = {labels[i] for i in pool}
     return (label_queries(labels, pool, pool_labels & seen_labels, words),
             label_queries(labels, pool, pool_labels & zero_labels, words),
-            word_queries(space.known, pool, space.caption_words))
+            word_queries(space.relevant_words, pool, space.caption_words))
 
 
 def _tag_hits(space: Space, emb: np.ndarray, items: np.ndarray, rule: TagRule | None, reference: np.ndarray
               ) -> float:
-    return space.served_tags(emb[items], space.logits[items], space.features[items], [space.known[i] for i in items],
+    return space.served_tags(emb[items], space.logits[items], space.features[items],
+                             [space.relevant_words[i] for i in items],
                              rule, reference)
 
 
@@ -285,7 +286,7 @@ def choose_search(space: Space, pool: np.ndarray, queries: list[tuple[list[Term]
             head_scores = [head_emb @ head.head_query([(t.weight, t.word) for t in terms], words)
                            for terms, _ in queries]
             # each query: the share of its weight on seen words (the mix is linear in the two weights)
-            seen_share = [sum(abs(t.weight) for t in terms if head.knows(t.word, words))
+            seen_share = [sum(abs(t.weight) for t in terms if head.trained_on(t.word, words))
                           / sum(abs(t.weight) for t in terms) for terms, _ in queries]
             key = f"{n_mix}/{similarity}"
             inputs[key] = (head_scores, seen_share)
@@ -385,7 +386,7 @@ def choose_serving(space: Space, pool: np.ndarray, seen_labels: set[str], unseen
     words, labels = space.words, space.labels
     pool_labels = {labels[i] for i in pool}
     queries = label_queries(labels, pool, pool_labels & (seen_labels | unseen_labels), words)
-    queries += word_queries(space.known, pool, space.caption_words)
+    queries += word_queries(space.relevant_words, pool, space.caption_words)
     queries = [q for q in queries if q[1].any()]
     # Served, every photo of the collection is of a label the head knows. So a query whose words the calibration
     # head knows ranks only the pool's photos of the labels it was trained on, as a test photo's query ranks the
@@ -574,7 +575,7 @@ def clip_figures(source: str | Path, bundle: B.Bundle, space: Space, pool: np.nd
 
     for key, items in (("tag_hit5", tag_items), ("zero_shot_tag_hit5", zero_tag_items)):
         if len(items):
-            out[key] = hits(emb[items], logits[items], [space.known[i] for i in items])
+            out[key] = hits(emb[items], logits[items], [space.relevant_words[i] for i in items])
     if real_photos:
         from .realphotos import real_photo_set
 

@@ -1,11 +1,11 @@
-"""A word's exemplars: how close a photo is to the nearest collection photo known by the query's word.
+"""A word's exemplars: how close a photo is to the nearest collection photo named by the query's word.
 
 The collection's photos carry words (labels and captions). A photo new to the collection that looks almost like a
 photo called ``horse`` is very likely a horse, even where the head's embedding and the word classifier hesitate:
 near-duplicate photos (the same thing drawn again, another colour, another pose) are common, and a nearest
 neighbour keeps every one of them apart where a linear classifier averages them. So Text → Image also scores each
 photo by its cosine to its nearest *exemplar* of each query word, among its :data:`EXEMPLARS` nearest collection
-photos, and gives that ``exemplar_mix`` of a query's score for the words some photo is known by
+photos, and gives that ``exemplar_mix`` of a query's score for the words some photo is named by
 (:func:`searchcore.scoring.mixed_scores`), chosen on validation photos (:func:`searchcore.evaluation.choose_search`).
 
 Unlike the look-alikes of :mod:`searchcore.propagation`, which blend the neighbours' word *vectors* into a 50-d
@@ -40,7 +40,7 @@ BLOCK = 2048  # photos searched at once when the neighbour lists are computed ex
 @dataclass
 class Exemplars:
     """Per photo (rows), its nearest collection photos (``ids``, -1 for none) and their cosines (``sims``); per
-    collection photo, the words it is known by (``words``: singular forms, :func:`searchcore.wordclass.item_word_sets`).
+    collection photo, the words it is named by (``words``: singular forms, :func:`searchcore.wordclass.item_word_sets`).
     """
 
     ids: np.ndarray  # (n photos, k) ids into ``words``
@@ -49,15 +49,15 @@ class Exemplars:
 
     @cached_property
     def _postings(self) -> dict[str, np.ndarray]:
-        """Per word, the collection photos known by it: built once, as large as the word sets themselves."""
+        """Per word, the collection photos named by it: built once, as large as the word sets themselves."""
         postings: dict[str, list[int]] = {}
         for i, known in enumerate(self.words):
             for word in known:
                 postings.setdefault(word, []).append(i)
         return {word: np.asarray(ids, np.int64) for word, ids in postings.items()}
 
-    def known(self, word: str) -> np.ndarray | None:
-        """Which collection photos are known by ``word`` (or its singular), as a mask; None when none is."""
+    def named_by(self, word: str) -> np.ndarray | None:
+        """Which collection photos are named by ``word`` (or its singular), as a mask; None when none is."""
         ids = self._postings.get(singular(word), self._postings.get(word))
         if ids is None:
             return None
@@ -71,7 +71,7 @@ def nearest_photos(features: np.ndarray, items: np.ndarray, reference: np.ndarra
     """:class:`Exemplars` of ``items`` among ``reference`` photos (ids into ``features``), exactly, by cosine.
 
     An item that is itself in ``reference`` finds itself first (cosine 1): served, a photo's own words count. Only
-    the ``reference`` photos' words are kept: a word no reference photo is known by has no exemplar (and no share).
+    the ``reference`` photos' words are kept: a word no reference photo is named by has no exemplar (and no share).
     """
     items, reference = np.asarray(items, np.int64), np.asarray(reference, np.int64)
     in_reference = np.zeros(len(word_sets), bool)
@@ -94,7 +94,7 @@ def nearest_photos(features: np.ndarray, items: np.ndarray, reference: np.ndarra
 def served_exemplars(images: Any, features: np.ndarray, items: Sequence[Item], words: WordVectors,
                      k: int = EXEMPLARS) -> Exemplars:
     """Every collection photo's nearest collection photos by the bundle's image index (``images``), itself
-    included, and the words each is known by: the exemplars as served (a photo's own words count)."""
+    included, and the words each is named by: the exemplars as served (a photo's own words count)."""
     from .wordclass import item_word_sets
 
     found = images.query(features, min(k, len(items)))
@@ -104,7 +104,7 @@ def served_exemplars(images: Any, features: np.ndarray, items: Sequence[Item], w
 
 def exemplar_part(exemplars: Exemplars | None, terms: Sequence[Term]) -> tuple[np.ndarray | None, float]:
     """Per photo, ``Σ w·cos(photo, nearest exemplar of the word) / Σ|w|`` over the query's words some collection
-    photo is known by; and their share of the query's weight (as :func:`searchcore.wordclass.classifier_part`).
+    photo is named by; and their share of the query's weight (as :func:`searchcore.wordclass.classifier_part`).
 
     A photo with no exemplar of a word among its nearest photos scores 0 for it; a minus term subtracts.
     """
@@ -117,7 +117,7 @@ def exemplar_part(exemplars: Exemplars | None, terms: Sequence[Term]) -> tuple[n
     covered = 0.0
     valid = exemplars.ids >= 0
     for term in terms:
-        mask = exemplars.known(term.word)
+        mask = exemplars.named_by(term.word)
         if mask is None:
             continue
         hit = valid & mask[np.maximum(exemplars.ids, 0)]

@@ -55,7 +55,7 @@ class TrainConfig:
     word_classifier: bool = True
     # the classifier's probability below a word WordNet places (searchcore.hierarchy) in Text→Image; False: never
     class_hierarchy: bool = True
-    # the cosine to the nearest collection photo known by a query word (searchcore.exemplars); False: never
+    # the cosine to the nearest collection photo named by a query word (searchcore.exemplars); False: never
     exemplars: bool = True
     seed: int = 0
     holdout_classes: tuple[str, ...] = ()

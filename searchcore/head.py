@@ -97,7 +97,7 @@ class DeViSEHead(
         # left of it), unseen_class_mix of any other word's
         self.class_mix = float(class_mix)
         self.unseen_class_mix = float(unseen_class_mix)
-        # the cosine to the nearest collection photo known by a query word (searchcore.exemplars) takes
+        # the cosine to the nearest collection photo named by a query word (searchcore.exemplars) takes
         # exemplar_mix of the score for those words
         self.exemplar_mix = float(exemplar_mix)
         self.word_layer = nn.Linear(in_dim, len(self.word_vocab)) if self.word_vocab else None
@@ -154,7 +154,7 @@ class DeViSEHead(
             self.__dict__["_classifier"] = cached
         return cached
 
-    def knows(self, word: str, words: WordVectors | None = None) -> bool:
+    def trained_on(self, word: str, words: WordVectors | None = None) -> bool:
         """Was ``word`` (or its singular) in the head's training targets, or (with ``words``) near one of them?"""
         from .text import singular
 
@@ -190,7 +190,7 @@ class DeViSEHead(
         total = np.zeros(words.dim, np.float32)
         for weight, word in terms:
             vec = words.unit(word)
-            if len(matrix) and not self.knows(word, words):
+            if len(matrix) and not self.trained_on(word, words):
                 sims = matrix @ vec
                 top = np.argsort(-sims, kind="stable")[:EXPANSION]
                 blend_vec = np.clip(sims[top], 0.0, None) @ matrix[top]

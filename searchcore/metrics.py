@@ -92,7 +92,7 @@ def image_image_precision(features: np.ndarray, labels: Sequence[str]) -> float:
 
 
 def item_words(label: str, captions: Sequence[str], words: WordVectors) -> set[str]:
-    """The singular forms of the words an item is known by: its label's and its captions' content words."""
+    """The singular forms of the words an item is named by: its label's and its captions' content words."""
     found = set(label_words(label, words) or label.lower().split())
     found.update(content_words(captions))
     return {singular(w) for w in found}

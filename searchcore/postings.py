@@ -146,7 +146,7 @@ def hierarchy_table(logits: np.ndarray) -> Postings | None:
 
 
 def exemplar_table(exemplars: Exemplars) -> Postings:
-    """Per word, each photo's cosine to its nearest photo known by the word among its nearest photos (only > 0)."""
+    """Per word, each photo's cosine to its nearest photo named by the word among its nearest photos (only > 0)."""
     ids = np.asarray(exemplars.ids, np.int64)
     sims = np.asarray(exemplars.sims, np.float32)
     vocab = sorted({w for known in exemplars.words for w in known})
@@ -258,7 +258,7 @@ def part_rows(tables: PartTables, head: DeViSEHead, terms: Sequence[Term], rows:
               ) -> dict[str, tuple[Postings | None, list[int | None]]]:
     """Per part of :class:`searchcore.scoring.QueryParts`, the table it reads and each term's list there (None: the
     term has no say in that part): the word classifier speaks for the words it knows, the class hierarchy for those
-    (``seen_classes``) and for the others (``unseen_classes``), the exemplars for the words some photo is known by."""
+    (``seen_classes``) and for the others (``unseen_classes``), the exemplars for the words some photo is named by."""
     none = [None] * len(terms)
     known = rows.get("words", none)
     below = rows.get("hierarchy", none)

@@ -34,7 +34,7 @@ def query_mix(terms: list[tuple[float, str]], head: DeViSEHead | None, words: Wo
     if head is None:
         return 1.0
     weights = [abs(float(w)) for w, _ in terms]
-    mixes = [head.conse_mix if head.knows(word, words) else head.unseen_conse_mix for _, word in terms]
+    mixes = [head.conse_mix if head.trained_on(word, words) else head.unseen_conse_mix for _, word in terms]
     return float(np.dot(weights, mixes) / max(sum(weights), 1e-12))
 
 
@@ -44,7 +44,7 @@ Part = tuple[np.ndarray | None, float]  # per photo a score in [0, 1] (or None),
 class QueryParts(NamedTuple):
     """A query's probabilities beside the cosine: the word classifier's, and the classifier's mass below its words
     in WordNet, split by whether the word classifier knows the word (it speaks first for those); and the cosine to
-    the nearest collection photo known by the word (:mod:`searchcore.exemplars`)."""
+    the nearest collection photo named by the word (:mod:`searchcore.exemplars`)."""
 
     words: Part
     seen_classes: Part
@@ -65,7 +65,7 @@ def mixed_scores(cosine: np.ndarray, parts: QueryParts, word_mix: float, class_m
     one-word query the word classifier takes ``word_mix`` of the score, the hierarchy ``class_mix`` (a trained word)
     or ``unseen_class_mix`` (any other word) of what is left, the cosine the rest; a part's share (the query's
     weight it covers) scales it. ``parts.exemplars`` then takes ``exemplar_mix`` of that whole score, for the words
-    some collection photo is known by.
+    some collection photo is named by.
     """
     (words_score, words_share), (seen_score, seen_share), (unseen_score, unseen_share) = parts[:3]
     word_weight = word_mix * words_share if words_score is not None else 0.0

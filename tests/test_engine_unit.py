@@ -476,6 +476,6 @@ def test_search_images_ranks_by_the_nearest_exemplar_of_the_word_when_the_exempl
     np.testing.assert_allclose([h.distance for h in hits], np.maximum(1 - np.sort(expected)[::-1], 0), atol=1e-5)
     # a photo of the label is its own exemplar: every one of them comes first
     assert {h.id for h in hits[: labels.count(label)]} == {i for i, lab in enumerate(labels) if lab == label}
-    # a word no photo is known by keeps the embedding's rule: ConSE for an unseen word
+    # a word no photo is named by keeps the embedding's rule: ConSE for an unseen word
     conse_emb = engine.conse.embed(engine.bundle.logits)
     assert [h.id for h in engine.search_images("beer", k=n)] == ranking(conse_emb @ words.unit("beer"))

@@ -1,5 +1,5 @@
 """Known-answer tests of the exemplar part of Text → Image (searchcore.exemplars): each photo's cosine to its
-nearest collection photo known by the query's word, and how searchcore.scoring.mixed_scores mixes it in."""
+nearest collection photo named by the query's word, and how searchcore.scoring.mixed_scores mixes it in."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from searchcore.words import Term
 
 @pytest.fixture
 def photos() -> tuple[np.ndarray, list[set[str]]]:
-    """Five photos on a circle (unit 2-d features, 0°, 10°, 60°, 90°, 180°) and the words each is known by."""
+    """Five photos on a circle (unit 2-d features, 0°, 10°, 60°, 90°, 180°) and the words each is named by."""
     angles = np.radians([0, 10, 60, 90, 180])
     feats = np.stack([np.cos(angles), np.sin(angles)], axis=1).astype(np.float32)
     return feats, [{"horse"}, set(), {"horse", "brown"}, {"bird"}, {"bird"}]
@@ -28,9 +28,9 @@ def test_nearest_photos_search_only_the_reference_and_find_a_reference_photo_its
     assert found.ids[1].tolist() == [2, 3]  # photo 2 is in the reference: itself first, at cosine 1
     np.testing.assert_allclose(found.sims[1], [1.0, np.cos(np.radians(30))], atol=1e-6)
     # only the reference's words count: photo 4 (not in the reference) is no exemplar of "bird"
-    assert found.known("bird").tolist() == [False, False, False, True, False]
-    assert found.known("birds").tolist() == found.known("bird").tolist()  # the singular form
-    assert found.known("cat") is None
+    assert found.named_by("bird").tolist() == [False, False, False, True, False]
+    assert found.named_by("birds").tolist() == found.named_by("bird").tolist()  # the singular form
+    assert found.named_by("cat") is None
 
 
 def test_exemplar_part_is_the_cosine_to_the_nearest_exemplar_of_each_word(photos):
@@ -41,7 +41,7 @@ def test_exemplar_part_is_the_cosine_to_the_nearest_exemplar_of_each_word(photos
     # photo 0: itself; photo 1: photo 0 at 10°; photo 2: itself; photo 3: photo 2 at 30°; photo 4: its two nearest
     # reference photos are 3 (90°) and 2 (120°, cosine < 0, so 0)
     np.testing.assert_allclose(score, [1.0, np.cos(np.radians(10)), 1.0, np.cos(np.radians(30)), 0.0], atol=1e-6)
-    # a word no reference photo is known by has no part; in a two-word query it covers half the weight
+    # a word no reference photo is named by has no part; in a two-word query it covers half the weight
     assert exemplar_part(found, [Term(1.0, "cat")]) == (None, 0.0)
     both, share = exemplar_part(found, [Term(1.0, "horse"), Term(1.0, "cat")])
     assert share == 0.5

@@ -252,7 +252,7 @@ def test_query_mix_and_the_combined_score():
     head = DeViSEHead(in_dim=4, hidden_dim=4, out_dim=3)
     head.set_serving(ServedSettings(conse_mix=0.2, tag_conse_mix=0.3, unseen_conse_mix=0.9),
                      seen_words=["birds", "horse"])
-    assert head.knows("bird") and head.knows("horses") and not head.knows("fish")
+    assert head.trained_on("bird") and head.trained_on("horses") and not head.trained_on("fish")
     assert query_mix([(1.0, "horse")], head) == pytest.approx(0.2)
     assert query_mix([(1.0, "fish")], head) == pytest.approx(0.9)
     assert query_mix([(2.0, "horse"), (-1.0, "fish")], head) == pytest.approx((2 * 0.2 + 0.9) / 3)

@@ -253,7 +253,7 @@ def test_a_caption_reaches_the_training_target(offline_engine):
     training = offline_engine.bundle.manifest["training"]
     assert training["targets"]["caption_items"] > 300
     assert "naturalforces" in training["targets"]["segmented"]
-    assert offline_engine.head.knows("horse") and offline_engine.head.knows("penguin")
+    assert offline_engine.head.trained_on("horse") and offline_engine.head.trained_on("penguin")
 
 
 def test_a_caption_noun_whose_senses_have_no_frequency_order_is_a_tag_and_a_target(offline_engine):
@@ -264,7 +264,7 @@ def test_a_caption_noun_whose_senses_have_no_frequency_order_is_a_tag_and_a_targ
     engine = offline_engine
     phrases = engine.bundle.tags.phrases
     assert {"wrench", "donkey", "heron"} <= set(phrases)
-    assert engine.head.knows("wrench") and engine.head.knows("donkey")
+    assert engine.head.trained_on("wrench") and engine.head.trained_on("donkey")
     wrench = next(i for i, it in enumerate(engine.bundle.items) if it.caption == "An adjustable wrench.")
     assert phrases.index("wrench") in engine._item_tags[wrench]
     voted = neighbour_tags([wrench], [0.3], engine._item_tags, 0.5)
@@ -308,7 +308,7 @@ def test_a_caption_word_finds_the_photos_its_captions_name(offline_engine):
     items = offline_engine.bundle.items
     named = {i for i, item in enumerate(items) if "penguin" in item.caption.lower()}
     assert len(named) == 3 and "penguin" not in {item.label for item in items}
-    assert offline_engine.head.knows("penguin")  # trained on the captions' words, not on labels alone
+    assert offline_engine.head.trained_on("penguin")  # trained on the captions' words, not on labels alone
     top = offline_engine.search_images("penguin", 3)
     assert {hit.id for hit in top} == named, [hit.caption for hit in top]
 
