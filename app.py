@@ -2,11 +2,12 @@
 
     pip install -r requirements.txt && python app.py        # then open http://127.0.0.1:7860
 
-The page's wiring: :data:`SEARCH_TABS` lists the five searches (Image → Image, by ImageNet class, Text → Text,
-Image → Tags, Text → Image), each answered by :mod:`searchcore` and each also an API endpoint and an MCP tool of its
-handler's name (the handler's docstring is the tool's description); "Your photos" gives each browser session or API
-client a private collection (:mod:`searchcore.personal`). Which bundle is served and how the engine is loaded:
-:mod:`searchcore.serve.lifecycle`; Gradio's components and request checks: :mod:`searchcore.serve.page`.
+The page's wiring: :data:`SEARCH_TABS` lists the searches (Image → Image, by ImageNet class, Text → Text,
+Image → Tags, Text → Image, and Photo + words: a photo and words in one query), each answered by :mod:`searchcore`
+and each also an API endpoint and an MCP tool of its handler's name (the handler's docstring is the tool's
+description); "Your photos" gives each browser session or API client a private collection
+(:mod:`searchcore.personal`). Which bundle is served and how the engine is loaded: :mod:`searchcore.serve.lifecycle`;
+Gradio's components and request checks: :mod:`searchcore.serve.page`.
 
 Importing this module builds nothing: :func:`build_demo` builds the page (``app.demo`` builds it on first use, for
 ``gradio app.py``), and the settings below can be read without it.
@@ -43,6 +44,11 @@ TEXT_EXAMPLES = ["bird", "fruit + red", "christmas tree", "guitar", "tool", "hat
 WORD_EXAMPLES = ["said", "king - man + woman", "ocean", "cat sofa"]
 # scikit-image ships a few real photos; they are the "any photo you might upload" examples (not in the collection)
 PHOTO_EXAMPLES = ["chelsea.png", "coffee.png", "astronaut.png", "motorcycle_left.png"]
+# Photo + words examples (tried on the offline bundle, tests/test_photo_words.py): collection photos by caption, in
+# the served collection when it has them (a red apple + green: green apples and a green pepper, the red apple falls
+# back; + yellow: a lemon and a pear), then any photo: espresso + red finds red food, the cat alone big cats and a dog
+COLLECTION_PHOTO_WORDS = [("A red apple.", "green"), ("A red apple.", "yellow"), ("A yellow flower.", "red")]
+PHOTO_WORDS_EXAMPLES = [("coffee.png", "red"), ("chelsea.png", "")]
 N_COLLECTION_EXAMPLES = 4
 # uploads read and indexed at once across all visitors (their own queue group; searches keep theirs)
 MY_INDEXING = max(1, int(os.environ.get("SEARCH_MY_INDEXING", "1")))
@@ -250,6 +256,27 @@ def search_images(query: str, k: Count, progress: gr.Progress = gr.Progress()) -
     return page.gallery(get_engine(progress).search_images(query, k))
 
 
+@endpoint
+def search_images_by_photo_and_words(image: ImagePayload, query: str | None, k: Count,
+                                     progress: gr.Progress = gr.Progress()) -> list[tuple[str, str]]:  # noqa: B008
+    """Find the photos of the collection that match a photo and words together: 'this photo, but green'.
+
+    The photo counts as one more word: a photo of a red apple with 'green' finds green apples; '+' and '-' add and
+    subtract ('beach - snow'), '2:green' weighs a word. A photo with no words finds photos of the same kind of thing
+    (for words with no photo, use search_images; gradio_client may also send no image here).
+
+    Args:
+        image: the photo to start from: {AN_IMAGE}
+        query: words to add to the photo, e.g. 'green', '2:yellow', 'beach - snow'; an empty text for the photo alone.
+        k: how many photos to return, {K}
+
+    Returns:
+        the photos, best first, {CAPTIONED}.
+    """
+    image, query, k = page.optional_image(image), _text(query), _k(k)
+    return page.gallery(get_engine(progress).search_images_by_photo_and_words(image, query, k))
+
+
 # ---- your photos: a private collection per browser session or API client (searchcore.personal) ----------------------
 @endpoint
 def add_photos(files: list[Any] | None, request: gr.Request,
@@ -370,6 +397,7 @@ class SearchTab:
     results: Callable[[], Any]
     k: int
     examples: tuple[str, ...] = ()  # words to click; none: the example photos
+    photo_words: bool = False  # its examples are (photo, words) pairs, the collection's joining once it is loaded
 
 
 SEARCH_TABS = (
@@ -384,6 +412,12 @@ SEARCH_TABS = (
               "Tag this photo", lambda: page.words_table("Tags"), WORDS_K),
     SearchTab("search_images", "Text → Image", search_images, lambda: [page.words_input("bird")],
               "Search photos", lambda: page.results_gallery("Matching photos"), GALLERY_K, tuple(TEXT_EXAMPLES)),
+    # a tab of its own rather than an optional photo on Text → Image: its examples are pairs, and an empty photo box
+    # on every word search would read as a required input
+    SearchTab("search_images_by_photo_and_words", "Photo + words", search_images_by_photo_and_words,
+              lambda: [page.image_input("Your photo (optional)"), page.words_input("green")],
+              "Search with the photo and the words", lambda: page.results_gallery("Matching photos"), GALLERY_K,
+              photo_words=True),
 )
 
 
@@ -395,11 +429,13 @@ def _search_tab(tab: SearchTab, photos: list[list[str]]) -> tuple[list[Any], gr.
             with gr.Column(scale=1, min_width=280):
                 inputs = [*tab.inputs(), page.k_slider(tab.k, MAX_K)]
                 go = gr.Button(tab.button, variant="primary")
-                examples = gr.Examples([[w] for w in tab.examples] if tab.examples else photos, inputs=inputs[:1],
+                samples = (page.photo_word_samples(PHOTO_WORDS_EXAMPLES) if tab.photo_words
+                           else [[w] for w in tab.examples] if tab.examples else photos)
+                examples = gr.Examples(samples, inputs=inputs[:2 if tab.photo_words else 1],
                                        label="Examples (click one)", api_visibility="private")
             with gr.Column(scale=2):
                 results = tab.results()
-        typed = [inputs[0].submit] if isinstance(inputs[0], gr.Textbox) else []
+        typed = [box.submit for box in inputs if isinstance(box, gr.Textbox)]
         gr.on([go.click, *typed], tab.search, inputs=inputs, outputs=results, api_name=tab.id, preprocess=False)
         page.run_example_search(examples, tab.search, inputs, results)
     return inputs, examples
@@ -455,7 +491,9 @@ def build_demo() -> gr.Blocks:
             _my_photos_tab()
             with gr.Tab("How it works", id="about"):
                 about = gr.Markdown("The details of the served bundle appear here once the search engine is ready.")
-        photo_examples = [tabs[tab.id][1] for tab in SEARCH_TABS if not tab.examples]
+        photo_examples = [tabs[tab.id][1] for tab in SEARCH_TABS if not tab.examples and not tab.photo_words]
+        pair_examples = [tabs[tab.id][1] for tab in SEARCH_TABS if tab.photo_words]
+        cached_pairs = page.cached_samples(pair_examples[0]) if pair_examples else []
         # the "any photo" examples, as Gradio cached them at start-up; the collection's photos join them once loaded
         cached = page.cached_samples(photo_examples[0]) if photo_examples else []
         class_dropdown = tabs["similar_images_by_class"][0][1]
@@ -468,16 +506,20 @@ def build_demo() -> gr.Blocks:
                 message = str(exc) if isinstance(exc, SearchError) else "see the server log"
                 # (an update, even gr.skip(), rebuilds a Dataset from its arguments: give it samples Gradio may serve)
                 return (f"**The search engine could not start:** {message}", gr.Markdown(visible=False), gr.skip(),
-                        gr.skip(), *(gr.Dataset(samples=cached) for _ in photo_examples))
+                        gr.skip(), *(gr.Dataset(samples=cached) for _ in photo_examples),
+                        *(gr.Dataset(samples=cached_pairs) for _ in pair_examples))
             _loader.prepare_images()  # a visitor with a page may search with a photo next
             engine = served.engine
             classes = [f"{i}: {name}" for i, name in enumerate(engine.class_names)]
             samples = [[p] for p in page.collection_photos(engine, N_COLLECTION_EXAMPLES)] + cached
+            pairs = page.collection_photo_words(engine, COLLECTION_PHOTO_WORDS) + cached_pairs
             return (banner(served), gr.Markdown(visible=False), describe(engine, served.name),
-                    gr.Dropdown(choices=classes), *(gr.Dataset(samples=samples) for _ in photo_examples))
+                    gr.Dropdown(choices=classes), *(gr.Dataset(samples=samples) for _ in photo_examples),
+                    *(gr.Dataset(samples=pairs) for _ in pair_examples))
 
         demo.load(on_page_load, outputs=[status, building, about, class_dropdown,
-                                         *(ex.dataset for ex in photo_examples)],
+                                         *(ex.dataset for ex in photo_examples),
+                                         *(ex.dataset for ex in pair_examples)],
                   show_progress_on=[building], api_visibility="private", concurrency_limit=None,
                   concurrency_id="page_load")
         demo.unload(_forget_my_photos)

@@ -10,6 +10,9 @@ the collection, whose stored features are used (no backbone pass).
 A visitor's own photos (:class:`searchcore.personal.PersonalCollection`) are added with :meth:`SearchEngine.add_images`
 (the shared backbone, in batches), removed with :meth:`SearchEngine.remove_images`, and searched by passing
 ``collection=`` to :meth:`SearchEngine.search_images` and :meth:`SearchEngine.similar_images`: the same scoring code.
+
+A query may also be a photo and words (:meth:`SearchEngine.search_images_by_photo_and_words`, "this photo, but
+red"): the photo is one more term of a Text → Image query, answered by the same code.
 """
 
 from __future__ import annotations
@@ -26,13 +29,13 @@ from .backbones import load_backbone
 from .build import conse_only, tag_embeddings
 from .bundle import Bundle, is_clip, open_bundle, rebuild_hint
 from .clip import ClipBackbone
-from .errors import NO_PHOTOS_YET, BadArgumentError, BundleError, EmptyCollectionError, shorten
+from .errors import NO_PHOTOS_YET, BadArgumentError, BundleError, EmptyCollectionError, QueryError, shorten
 from .head import ConSE, DeViSEHead, class_phrases, load_head, unit_rows
 from .images import ImageInput
 from .index import Neighbours, exact_search
 from .inputs import check_class_text
 from .postings import list_sources, part_weights, query_rows, table_parts
-from .scoring import Shares, combine, query_mix, query_parts, text_scores
+from .scoring import Shares, combine, query_mix, query_parts
 from .tagging import ItemTags, TagRule, classifier_tags, neighbour_tags, rank_tags
 from .topk import Source, top_k
 from .words import Term, WordVectors, load_word_vectors, parse_query
@@ -52,6 +55,12 @@ BY_CLASS_POOL = 1024
 INDEX_DEPTH = 1024
 NEIGHBOURS = 5  # collection photos whose captions may vote for an image's tags
 EngineImage = ImageInput | int
+#: A photo-and-words query's photo counts as one word of weight 1 (the words keep their own weights and signs).
+PHOTO_WEIGHT = 1.0
+#: The photo's place among the query's terms: a "word" no vocabulary or posting table can hold (a query's words
+#: never contain a NUL), so the word signals find no list for it, yet its weight counts in the query's total and
+#: so lowers the words' shares, as one more word of the query would.
+PHOTO_TERM = Term(PHOTO_WEIGHT, "\0photo")
 
 
 class Hit(NamedTuple):
@@ -62,6 +71,31 @@ class Hit(NamedTuple):
     caption: str
     distance: float
     path: Path
+
+
+class QueryPhoto(NamedTuple):
+    """The photo of a photo-and-words query, as Text → Image's spaces place it (:meth:`SearchEngine.query_photo`).
+
+    ``features``/``logits``: the backbone's (a collection item's: stored). ``conse``: its ConSE embedding (CLIP: its
+    image embedding). ``head``: its place among the semantic index's rows: a collection item's stored row, else the
+    head's embedding (None without a head; for a photo unlike the collection its ConSE embedding, the rule of Image
+    → Tags). ``unseen``: unlike every collection photo (:meth:`SearchEngine._unseen`)."""
+
+    features: np.ndarray
+    logits: np.ndarray
+    conse: np.ndarray
+    head: np.ndarray | None
+    unseen: bool
+
+
+class _Query(NamedTuple):
+    """A Text → Image query as the score reads it: the head side's and ConSE's unit vectors, ConSE's share, and the
+    terms the word signals read (a photo among them as :data:`PHOTO_TERM`)."""
+
+    head: np.ndarray | None
+    conse: np.ndarray
+    mix: float
+    terms: list[Term]
 
 
 class WordHit(NamedTuple):
@@ -289,60 +323,139 @@ class SearchEngine:
         photo is scored, with its own trained head if it has one, else the served head (ConSE where it does not fit).
         """
         k = check_k(k)
-        terms = parse_query(query)
+        return self._search(parse_query(query), k, None, collection)
+
+    def search_images_by_photo_and_words(self, image: EngineImage | None, query: str | None = "", k: int = 10,
+                                         collection: PersonalCollection | None = None) -> list[Hit]:
+        """Text → Image with a photo among the words: "this photo, but red" (``query="red"``), "− snow + beach".
+
+        The photo is one more term of the query, of weight 1 (the words keep their own weights and signs), placed in
+        word space by :meth:`query_photo` and combined the way words combine; the query is then answered as
+        :meth:`search_images` answers words, from the same indexes with the same score. A photo with no words is
+        allowed (Image → Image in word space: photos of the same kind of thing rather than of the same look);
+        words with no photo (``image=None``) are plain Text → Image. Neither raises :class:`QueryError`.
+        """
+        k = check_k(k)
+        if query is not None and not isinstance(query, str):
+            raise QueryError(f"The words must be text, e.g. 'green' or 'beach - snow'; got {type(query).__name__}.")
+        words = bool(query and query.strip())
+        if image is None and not words:
+            raise QueryError("Give a photo, some words, or both: e.g. a photo of a red apple and 'green', or a "
+                             "photo and 'beach - snow'.")
+        terms = parse_query(query) if words else []  # (query is a str here) the words first: no backbone pass
+        photo = self.query_photo(image) if image is not None else None
+        return self._search(terms, k, photo, collection)
+
+    def query_photo(self, image: EngineImage) -> QueryPhoto:
+        """A query's photo in Text → Image's spaces: the head's and ConSE's (CLIP's image embedding for both)."""
+        feats = self.features(image)
+        if self.clip is not None:  # a CLIP bundle's semantic rows are the photos' image embeddings
+            return QueryPhoto(feats.features[0], feats.logits[0], feats.features[0], feats.features[0], False)
+        if isinstance(image, (int, np.integer)):  # a collection photo: where the bundle placed it
+            ids = np.asarray([int(image)])
+            return QueryPhoto(feats.features[0], feats.logits[0], self.bundle.vectors("conse", ids)[0],
+                              self.bundle.vectors("semantic", ids)[0] if self.head is not None else None, False)
+        conse = self.conse.embed(feats.logits)[0]
+        unseen = self._unseen(image, self.bundle.indexes["images"].query(feats.features, 1))
+        head = None if self.head is None else conse if unseen else self.head.embed(feats.features)[0]
+        return QueryPhoto(feats.features[0], feats.logits[0], conse, head, unseen)
+
+    def _query(self, terms: list[Term], photo: QueryPhoto | None, head: DeViSEHead | None) -> _Query:
+        """The query's vectors and ConSE's share, as ``head`` (the served one, or a visitor's own) reads them.
+
+        The words alone: the head's reading of them (:meth:`DeViSEHead.head_query`), their mean unit vector
+        (ConSE's side) and :func:`query_mix`. A photo is one more term: its unit vectors join the words' weighted
+        sums on each side, and it votes for ConSE's share as a word does.
+        """
+        pairs = [(t.weight, t.word) for t in terms]
+        if photo is None:
+            return _Query(head.head_query(pairs, self.words) if head is not None else None, self.words.combine(terms),
+                          query_mix(pairs, head, self.words), terms)
+        conse = _unit_sum([t.weight * self.words.unit(t.word) for t in terms] + [PHOTO_WEIGHT * photo.conse])
+        if head is None:
+            return _Query(None, conse, 1.0, [*terms, PHOTO_TERM])
+        # each word as head_query reads it alone: its vector, or an unseen word's nearest seen words
+        said = [t.weight * head.head_query([(1.0, t.word)], self.words) for t in terms]
+        placed = photo.head if head is self.head and photo.head is not None else head.embed(photo.features[None])[0]
+        # ConSE's share: the trained share for a photo like the collection's, the unseen one for a photo unlike all
+        # of them. The head's place for such a photo is guesswork, as it is for a word it never saw: query_mix
+        # leans on ConSE for those words for the same reason (and query_photo already placed the photo by ConSE).
+        photo_mix = head.unseen_conse_mix if photo.unseen else head.conse_mix
+        total = sum(abs(t.weight) for t in terms)
+        mix = (query_mix(pairs, head, self.words) * total + PHOTO_WEIGHT * photo_mix) / (total + PHOTO_WEIGHT)
+        return _Query(_unit_sum([*said, PHOTO_WEIGHT * placed]), conse, float(mix), [*terms, PHOTO_TERM])
+
+    def _search(self, terms: list[Term], k: int, photo: QueryPhoto | None = None,
+                collection: PersonalCollection | None = None) -> list[Hit]:
+        """Text → Image for ``terms`` (and ``photo``): every search of photos by words answers here."""
         if collection is not None:
             with collection.lock:
                 _nonempty(collection)
-                scores = self._own_text_scores(terms, collection)
+                scores = self._own_text_scores(terms, collection, photo)
                 order = np.argsort(-scores, kind="stable")[:k]
                 return _own_hits(collection, order, np.maximum(1.0 - scores[order], 0.0))
-        if self.clip is not None:  # the query's CLIP text embedding against the photos' image embeddings
-            found = self.bundle.indexes["semantic"].query(self.clip.embed_query(terms), k)
-            return self._hits(found.ids[0], found.distances[0])
-        vector = self.words.combine(terms)
         semantic, conse = self.bundle.indexes["semantic"], self.bundle.indexes["conse"]
-        if self.head is None:
-            found = semantic.query(vector, k)
+        if self.clip is not None:  # the query's CLIP text embedding against the photos' image embeddings
+            found = semantic.query(self._clip_query(terms, photo), k)
             return self._hits(found.ids[0], found.distances[0])
-        head, tables = self.head, self.bundle.tables
-        pairs = [(t.weight, t.word) for t in terms]
-        head_vector, mix = head.head_query(pairs, self.words), query_mix(pairs, head, self.words)
+        query = self._query(terms, photo, self.head)
+        if self.head is None:
+            found = semantic.query(query.conse, k)
+            return self._hits(found.ids[0], found.distances[0])
+        head, tables, terms = self.head, self.bundle.tables, query.terms
         rows = query_rows(tables, head, terms)
         shares = Shares.of(head)
         weights = part_weights(table_parts(tables, head, terms, np.zeros(0, np.int64), rows), head)
+        assert query.head is not None  # a head reads every query
 
-        def nearest(index: Any, query: np.ndarray, weight: float) -> Source:
+        def nearest(index: Any, vector: np.ndarray, weight: float) -> Source:
             read: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
             def fetch(depth: int) -> tuple[np.ndarray, np.ndarray]:
                 depth = min(depth, INDEX_DEPTH)
                 if depth not in read:
-                    found = index.query(query, depth)
+                    found = index.query(vector, depth)
                     read[depth] = found.ids[0], 1.0 - found.distances[0]  # unit rows and queries: the cosine
                 return read[depth]
 
             return Source(weight, fetch, ends=False)
 
-        def score(ids: np.ndarray) -> np.ndarray:  # the served score (scoring.text_scores), of these photos only
+        def score(ids: np.ndarray) -> np.ndarray:  # the served score (scoring.combine), of these photos only
             bundle = self.bundle
-            return combine(bundle.vectors("semantic", ids) @ head_vector, bundle.vectors("conse", ids) @ vector, mix,
-                           table_parts(tables, head, terms, ids, rows), shares)
+            return combine(bundle.vectors("semantic", ids) @ query.head, bundle.vectors("conse", ids) @ query.conse,
+                           query.mix, table_parts(tables, head, terms, ids, rows), shares)
 
         # the indexes and the words' lists, read best first only as deep as the k-th best score needs
-        sources = [nearest(semantic, head_vector, weights["cosine"] * (1.0 - mix)),
-                   nearest(conse, vector, weights["cosine"] * mix),
+        sources = [nearest(semantic, query.head, weights["cosine"] * (1.0 - query.mix)),
+                   nearest(conse, query.conse, weights["cosine"] * query.mix),
                    *list_sources(tables, head, terms, rows, weights)]
         found = top_k(sources, score, k, len(semantic))
         return self._hits(found.ids, np.maximum(1.0 - found.scores, 0.0))
 
-    def _own_text_scores(self, terms: list[Term], collection: PersonalCollection) -> np.ndarray:
+    def _clip_query(self, terms: list[Term], photo: QueryPhoto | None) -> np.ndarray:
+        """A CLIP bundle's query: the words' weighted prompted text embeddings, and the photo's image embedding."""
+        assert self.clip is not None
+        if photo is None:
+            return self.clip.embed_query(terms)
+        said = list(np.asarray([t.weight for t in terms], np.float32)[:, None] * self.clip.embed_phrases(
+            [t.word for t in terms])) if terms else []
+        return _unit_sum([*said, PHOTO_WEIGHT * photo.conse])
+
+    def _own_text_scores(self, terms: list[Term], collection: PersonalCollection,
+                         photo: QueryPhoto | None = None) -> np.ndarray:
         """Each of a visitor's photos scored for the query, by the rule the bundle's photos are scored with."""
         if self.clip is not None:  # the photos' semantic rows are their CLIP image embeddings (_embed_collection)
-            return collection.semantic @ self.clip.embed_query(terms)
-        head = collection.own.head if collection.own is not None and collection.own.head else self.head
-        exemplars = collection.exemplars if collection.own is not None and collection.own.head else None
-        return text_scores(self.words.combine(terms), terms, head, self.words, collection.semantic, collection.conse,
-                           query_parts(head, collection.features, collection.logits, terms, exemplars=exemplars))
+            return collection.semantic @ self._clip_query(terms, photo)
+        own = collection.own is not None and collection.own.head is not None
+        head = collection.own.head if own and collection.own is not None else self.head
+        query = self._query(terms, photo, head)
+        if head is None:
+            return collection.conse @ query.conse
+        assert query.head is not None
+        parts = query_parts(head, collection.features, collection.logits, query.terms,
+                            exemplars=collection.exemplars if own else None)
+        return combine(collection.semantic @ query.head, collection.conse @ query.conse, query.mix, parts,
+                       Shares.of(head))
 
     # ---- a visitor's own photos (searchcore.personal) -----------------------------------------------------------
     def collection_store(self, limits: Limits | None = None, root: Path | None = None) -> CollectionStore:
@@ -421,6 +534,15 @@ class SearchEngine:
             collection.semantic = emb
         else:
             collection.semantic = collection.conse
+
+
+def _unit_sum(vectors: list[np.ndarray]) -> np.ndarray:
+    """A query's weighted term vectors summed and made unit, as :meth:`WordVectors.combine` sums words."""
+    total = np.sum(vectors, axis=0, dtype=np.float32)
+    norm = float(np.linalg.norm(total))
+    if norm < 1e-6:
+        raise QueryError("The photo and the words cancel each other out; change the signs or weights.")
+    return (total / norm).astype(np.float32)
 
 
 def _nearest(image: EngineImage, near: Neighbours) -> np.ndarray | None:

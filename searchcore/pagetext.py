@@ -65,6 +65,10 @@ TAB_INTROS = {
                  "the collection's: try the cat.",
     "search_images": "**Find photos with words**, even words no photo is captioned with. Several words are averaged "
                      "(`christmas tree`); `+`, `-` and weights work too (`fruit + red`, `2:bird + penguin`).",
+    "search_images_by_photo_and_words": "**A photo and words in one query**: *this photo, but green*. The photo "
+                                        "counts as one more word, so `+`, `-` and weights work as in Text → Image "
+                                        "(`green`, `red - snow`, `2:yellow`). A photo alone finds photos of the "
+                                        "same kind of thing; words alone search as Text → Image does.",
 }
 
 
@@ -175,6 +179,7 @@ def describe(engine: SearchEngine, name: str) -> str:
         "the captions of collection photos very like yours, then the visual words (ImageNet classes, WordNet nouns "
         "for things you can see, the collection's labels and captions) nearest your photo in word space.",
         "- **Text → Image:** " + _text_image_text(engine),
+        "- **Photo + words:** " + PHOTO_WORDS_TEXT,
     ]
     if info.space == "clip":  # one model embeds photos and words: no word-space mapping, no head
         parts = _clip_description(engine, name, labels)
@@ -186,6 +191,13 @@ def describe(engine: SearchEngine, name: str) -> str:
         parts += ["", timings]
     parts += ["", "Distances are cosine distances (0: same direction, 1: unrelated). Benchmarks: `docs/benchmarks.md`."]
     return "\n".join(parts)
+
+
+#: How Photo + words works, for a DeViSE bundle (the head's, or ConSE's, word space).
+PHOTO_WORDS_TEXT = ("your photo placed in word space (where the head puts it; by ConSE for a photo unlike the "
+                    "collection's) joins your words as one more word of weight 1, on the head's side and ConSE's, and "
+                    "the query is ranked as Text → Image ranks words; the word signals speak only for the words, so "
+                    "the photo's weight lowers their share.")
 
 
 def _clip_description(engine: SearchEngine, name: str, labels: str) -> list[str]:
@@ -210,6 +222,8 @@ def _clip_description(engine: SearchEngine, name: str, labels: str) -> list[str]
         "photo; a class CLIP is sure of, zero-shot, leads.",
         "- **Text → Image:** each of your words as \"a photo of a {word}.\" through CLIP's text tower, combined with "
         "`+`/`-` and weights, against every photo's image embedding.",
+        "- **Photo + words:** your photo's CLIP image embedding added to the words' text embeddings (weight 1, the "
+        "words keep theirs), against every photo's image embedding.",
     ]
 
 

@@ -34,6 +34,7 @@ ENDPOINTS = {
     "/similar_words": ["query", "k"],
     "/tag_image": ["image", "k"],
     "/search_images": ["query", "k"],
+    "/search_images_by_photo_and_words": ["image", "query", "k"],
     # a visitor's own photos (tests/test_my_photos.py)
     "/add_photos": ["files"],
     "/search_my_photos": ["query", "k"],
@@ -122,6 +123,21 @@ def test_similar_images_by_class(client: Client, imagenet_class: int | str) -> N
     assert all(CAPTION.match(c) for c in captions(result))
 
 
+def test_search_images_by_photo_and_words_turns_a_red_apple_green(client: Client, offline_bundle: Path) -> None:
+    items = [json.loads(line) for line in (offline_bundle / "items.jsonl").read_text(encoding="utf-8").splitlines()]
+    apple = next(it for it in items if it["caption"] == "A red apple.")
+    photo = handle_file(str(offline_bundle / "images" / apple["path"]))
+    result = client.predict(photo, "green", 6, api_name="/search_images_by_photo_and_words")
+    assert len(result) == 6 and all(CAPTION.match(c) for c in captions(result))
+    first = CAPTION.match(result[0]["caption"])
+    assert first and first["label"] == "fruit" and "green" in result[0]["caption"].lower(), captions(result)
+    # the photo alone: the red apple itself first; the words alone: the same answer as /search_images
+    alone = client.predict(photo, "", 3, api_name="/search_images_by_photo_and_words")
+    assert alone[0]["caption"].startswith("fruit · A red apple.") and alone[0]["caption"].endswith("distance 0.000")
+    words_only = client.predict(None, "fruit + red", 5, api_name="/search_images_by_photo_and_words")
+    assert captions(words_only) == captions(client.predict("fruit + red", 5, api_name="/search_images"))
+
+
 @pytest.fixture(scope="module")
 def bad_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     folder = tmp_path_factory.mktemp("bad")
@@ -142,6 +158,10 @@ BAD_INPUTS = [
     ("blank-query", "/similar_words", ["   ", 5], ["empty"]),
     ("unknown-word", "/similar_words", ["qwzxv", 5], ["qwzxv", "vocabulary"]),
     ("unknown-word-images", "/search_images", ["cat qwzxv", 5], ["qwzxv", "vocabulary"]),
+    ("no-photo-no-words", "/search_images_by_photo_and_words", [None, "  ", 5], ["give a photo", "words"]),
+    ("unknown-word-photo", "/search_images_by_photo_and_words", ["@chelsea", "red qwzxv", 5], ["qwzxv", "vocabulary"]),
+    ("corrupt-photo", "/search_images_by_photo_and_words", ["@corrupt", "red", 5], ["could not read", "image"]),
+    ("k-zero-photo", "/search_images_by_photo_and_words", ["@chelsea", "red", 0], ["k", "1 to 50", "got 0"]),
     ("k-zero", "/search_images", ["bird", 0], ["k", "1 to 50", "got 0"]),
     ("k-too-big", "/similar_words", ["said", 500], ["k", "1 to 50", "500"]),
     ("k-fraction", "/search_images", ["bird", 2.5], ["k", "whole number"]),

@@ -35,6 +35,7 @@ TOOLS = {
     "similar_words": ["query", "k"],
     "tag_image": ["image", "k"],
     "search_images": ["query", "k"],
+    "search_images_by_photo_and_words": ["image", "query", "k"],
     "add_photos": ["files"],
     "search_my_photos": ["query", "k"],
     "similar_my_photos": ["image", "k"],
@@ -144,6 +145,23 @@ def test_similar_images_by_class_takes_the_image_and_a_class(app_server: AppServ
                                            {"image": chelsea_data_url(), "imagenet_class": 284, "k": 4}))
     gallery = parsed(result)
     assert len(gallery) == 4 and all(CAPTION.match(item["caption"]) for item in gallery)
+
+
+def test_search_images_by_photo_and_words_takes_a_photo_and_words(app_server: AppServer) -> None:
+    # the cat (sent as a data: URL) and "dog": the collection's dog first; the cat alone: a cat or a dog among the
+    # first (photos of the same kind of thing); an unknown word: a tool error that names it
+    _, [both, alone, unknown] = session_run(
+        app_server,
+        ("search_images_by_photo_and_words", {"image": chelsea_data_url(), "query": "dog", "k": 4}),
+        ("search_images_by_photo_and_words", {"image": chelsea_data_url(), "query": "", "k": 4}),
+        ("search_images_by_photo_and_words", {"image": chelsea_data_url(), "query": "qwzxv", "k": 4}),
+    )
+    gallery = parsed(both)
+    assert len(gallery) == 4 and all(CAPTION.match(item["caption"]) for item in gallery)
+    assert CAPTION.match(gallery[0]["caption"])["label"] == "dogs", gallery
+    labels = [CAPTION.match(item["caption"])["label"] for item in parsed(alone)]
+    assert {"cats", "dogs"} & set(labels), labels
+    assert unknown.isError and "'qwzxv' is not in the vocabulary" in text_of(unknown), text_of(unknown)
 
 
 def test_a_bad_call_is_a_tool_error_that_says_what_to_do(app_server: AppServer) -> None:

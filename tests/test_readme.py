@@ -104,6 +104,10 @@ def test_the_python_example_runs_as_written(app_server: AppServer, capsys: pytes
         gallery = namespace[name]
         assert len(gallery) == 12 and all(CAPTION.match(item["caption"]) for item in gallery), name
     assert [item["caption"] for item in namespace["as_siamese"]] == [item["caption"] for item in namespace["as_284"]]
+    # the photo and a word: a gallery too, and the word has its say (a red photo among the first)
+    but_red = namespace["cat_but_red"]
+    assert len(but_red) == 8 and all(CAPTION.match(item["caption"]) for item in but_red)
+    assert any("red" in item["caption"].lower() for item in but_red[:4]), [item["caption"] for item in but_red]
 
     # your own photos: the cat was added, is found by a word and by itself, and cleared
     summary, mine, like_mine = namespace["summary"], namespace["mine"], namespace["like_mine"]

@@ -21,7 +21,7 @@ import importlib.util
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -118,6 +118,11 @@ def image(value: Any) -> str | bytes:
     if value is None or value == {}:
         raise ImageError("No image yet: upload a photo (or paste one, or use the webcam), or click an example.")
     raise ImageError("Could not read the uploaded image; upload it again as a JPEG or PNG file.")
+
+
+def optional_image(value: Any) -> str | bytes | None:
+    """:func:`image` for a search whose photo may be left out: ``None`` when none was sent."""
+    return None if value in (None, {}, "") else image(value)
 
 
 def uploaded(path: str) -> str:
@@ -287,14 +292,29 @@ def collection_photos(engine: SearchEngine, n: int) -> list[str]:
     return [str(engine.bundle.image_path(group[0])) for group in biggest]
 
 
+def photo_word_samples(pairs: Sequence[tuple[str, str]]) -> list[list[str]]:
+    """(photo, words) examples whose photo is one of scikit-image's bundled photos (by file name), as samples."""
+    found = {Path(path).name: path for path in sample_photos([name for name, _ in pairs])}
+    return [[found[name], words] for name, words in pairs if name in found]
+
+
+def collection_photo_words(engine: SearchEngine, pairs: Sequence[tuple[str, str]]) -> list[list[str]]:
+    """(photo, words) examples whose photo is the collection's photo of that caption (``"A red apple."``): those the
+    served collection has, in order (another collection may have none)."""
+    by_caption = {item.caption: item for item in reversed(engine.bundle.items)}  # the first of a caption wins
+    return [[str(engine.bundle.image_path(by_caption[caption])), words] for caption, words in pairs
+            if caption in by_caption]
+
+
 def cached_samples(examples: gr.Examples) -> list[list[str]]:
-    """The examples' photos as Gradio cached them at start-up: copies in its own cache, which it may always serve."""
+    """The examples' photos as Gradio cached them at start-up: copies in its own cache, which it may always serve
+    (with the rest of each sample as it is: the words of a photo-and-words example)."""
     samples = []
     for sample in examples.dataset.samples or []:
         value = sample[0] if sample else None
         path = value.get("path") if isinstance(value, dict) else value
         if isinstance(path, str) and path:
-            samples.append([path])
+            samples.append([path, *sample[1:]])
     return samples
 
 
