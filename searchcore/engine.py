@@ -33,7 +33,7 @@ from .errors import NO_PHOTOS_YET, BadArgumentError, BundleError, EmptyCollectio
 from .head import ConSE, DeViSEHead, class_phrases, load_head, unit_rows
 from .images import ImageInput
 from .index import Neighbours, exact_search
-from .inputs import check_class_text
+from .inputs import check_class_text, check_k, quoted
 from .postings import list_sources, part_weights, query_rows, table_parts
 from .scoring import Shares, combine, query_mix, query_parts
 from .tagging import ItemTags, TagRule, classifier_tags, neighbour_tags, rank_tags
@@ -46,7 +46,6 @@ if TYPE_CHECKING:
     from .personal import CollectionStore, Limits, PersonalCollection
     from .uploads import Candidate, Skipped
 
-MAX_K = 1000
 #: Image → Image by class: the candidates taken from the image index (and re-ranked exactly); a bundle with no more
 #: photos than this is scored whole
 BY_CLASS_POOL = 1024
@@ -64,7 +63,11 @@ PHOTO_TERM = Term(PHOTO_WEIGHT, "\0photo")
 
 
 class Hit(NamedTuple):
-    """One image found: the item, its label and caption, the cosine distance, and the photo's path."""
+    """One image found: the item, its label and caption, its distance, and the photo's path.
+
+    ``distance`` is 1 − the search's own score, smaller is nearer: the cosine distance for Image → Image, the
+    distance of the re-weighted features by class, and for Text → Image 1 − the mixed score of
+    :func:`searchcore.scoring.combine` (the cosines and the word signals). Compare it within one answer only."""
 
     id: int
     label: str
@@ -109,22 +112,6 @@ class Added(NamedTuple):
     added: int
     skipped: list[Skipped]
     summary: dict[str, Any]
-
-
-def _quoted(value: Any) -> str:
-    """``value`` as a message quotes it: short, and never the whole of a huge number (whose repr may even fail)."""
-    try:
-        return shorten(repr(value))
-    except ValueError:  # an int past Python's str-conversion limit
-        return "a number too long to show"
-
-
-def check_k(k: Any) -> int:
-    if isinstance(k, float) and k.is_integer():
-        k = int(k)
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= MAX_K:
-        raise BadArgumentError(f"k must be a whole number from 1 to {MAX_K}; got {_quoted(k)}.")
-    return int(k)
 
 
 @dataclass
@@ -197,7 +184,7 @@ class SearchEngine:
                 return self._class_by_name(text)
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value < n:
             raise BadArgumentError(f"The ImageNet class must be an index from 0 to {n - 1} or a class name; "
-                                   f"got {_quoted(value)}.")
+                                   f"got {quoted(value)}.")
         return int(value)
 
     def _class_by_name(self, text: str) -> int:
@@ -299,7 +286,9 @@ class SearchEngine:
         return hits[:k]
 
     def tag_image(self, image: EngineImage, k: int = 10) -> list[WordHit]:
-        """Image → Tags: the tag phrases nearest the image in word space; a confident class's words lead."""
+        """Image → Tags, in three tiers (:func:`searchcore.tagging.rank_tags`): a confident ImageNet class's words
+        lead, then the words the nearest collection photos vote for, then the tag phrases nearest the image in word
+        space. ``distance`` is each tag's cosine distance to the image's embedding, whatever tier placed it."""
         k = check_k(k)
         feats = self.features(image)
         near = self.bundle.indexes["images"].query(feats.features, NEIGHBOURS)  # the unseen-photo test and the votes
