@@ -221,6 +221,20 @@ def write_postings(root: Path, features: np.ndarray, logits: np.ndarray, words: 
     return {**tables.save(path), "seconds": round(time.perf_counter() - t0, 3)}
 
 
+def write_layout(root: Path, semantic: np.ndarray) -> tuple[dict[str, Any], float]:
+    """The collection's map (:mod:`searchcore.layout`) from its semantic rows, named with the bundle's tag phrases:
+    ``layout.npz``; what the manifest records of it (points, regions, method) and the seconds it took."""
+    from . import layout
+    from .tagging import TagVocabulary
+
+    t0 = time.perf_counter()
+    labels = [it.label for it in B.read_items(root / B.ITEMS)]
+    found = layout.compute(semantic, labels, load_index(root / B.INDEXES / "tags"),
+                           TagVocabulary.load(root / B.TAGS).phrases)
+    layout.save(root / B.LAYOUT, found)
+    return found.record(), time.perf_counter() - t0
+
+
 def rebuild_semantic(
     root: str | Path,
     words: WordVectors,
@@ -229,7 +243,7 @@ def rebuild_semantic(
     fields: dict[str, Any] | None = None,
     map_fn: Map = map,
 ) -> Path:
-    """Re-embed the collection in word space (after training a head), rebuild that index and the manifest.
+    """Re-embed the collection in word space (after training a head), rebuild that index, the map and the manifest.
 
     ``map_fn`` builds the shards of a sharded bundle's semantic and conse indexes (default one after another).
     """
@@ -261,8 +275,13 @@ def rebuild_semantic(
     # out one call at a time, too slowly for hundreds of candidates per query)
     from .storage import save_npy
 
-    save_npy(root / B.SEMANTIC, unit_rows(np.asarray(emb, np.float32)))
+    semantic = unit_rows(np.asarray(emb, np.float32))
+    save_npy(root / B.SEMANTIC, semantic)
     save_npy(root / B.CONSE, unit_rows(np.asarray(conse_emb, np.float32)))
+    # the map is drawn from the rows just written; its time goes with the build's times (what the bundle is does
+    # not depend on how fast it was built)
+    fields["layout"], seconds = write_layout(root, semantic)
+    fields["build"] = {**fields.get("build", {}), "layout_seconds": round(seconds, 3)}
     postings = write_postings(root, features, logits, words, head)
     fields.pop("postings", None)
     if postings is not None:

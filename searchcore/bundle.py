@@ -16,6 +16,8 @@ Layout (``BUNDLE_FORMAT`` 2)::
     postings.npz             with a head: per word, every photo the word signals (class hierarchy, exemplars, word
                              classifier) give a score, with its best-first order (searchcore.postings); Text → Image
                              reads them, memory-mapped
+    layout.npz               the map (searchcore.layout): at most 5,000 photos in 2-D by their semantic rows, and the
+                             words of its regions; a bundle without it loads (its map is missing)
     head/                    optional trained DeViSE head (never in a CLIP bundle): config.json, model.safetensors,
                              README.md; with
                              measured/, the head the figures were measured with when the served one saw every photo
@@ -46,6 +48,7 @@ from .collection import Item
 from .errors import AssetSourceError, BundleError
 from .hub import download, is_repo_id
 from .index import VectorIndex
+from .layout import Layout
 from .postings import PartTables
 from .shards import ShardedIndex, load_index
 from .tagging import TagVocabulary
@@ -64,6 +67,7 @@ TAGS = "tags.json"
 SEMANTIC = "semantic.npy"  # the semantic index's rows (unit), for re-ranking: the index's own copy is slow to read
 CONSE = "conse.npy"  # the conse index's rows (unit), likewise
 POSTINGS = "postings.npz"  # the word signals' tables (searchcore.postings), in a bundle with a head
+LAYOUT = "layout.npz"  # the collection's map (searchcore.layout)
 MEASURED = "measured"  # head/measured/: the head the recorded figures describe, when the served one saw every photo
 INDEX_NAMES = ("images", "semantic", "conse", "words", "tags")
 REBUILD = "Rebuild it with: python -m training.build_assets --collection ... --out {root}"
@@ -119,7 +123,8 @@ def write_items(path: Path, items: list[Item]) -> None:
 
 def data_files(root: Path) -> list[Path]:
     """Every file the manifest vouches for (all but the manifest itself and the photos, which are listed by count)."""
-    files = [root / ITEMS, root / FEATURES, root / LOGITS, root / TAGS, root / SEMANTIC, root / CONSE, root / POSTINGS]
+    files = [root / ITEMS, root / FEATURES, root / LOGITS, root / TAGS, root / SEMANTIC, root / CONSE, root / POSTINGS,
+             root / LAYOUT]
     files += sorted((root / INDEXES).glob("*.hnsw")) + sorted((root / INDEXES).glob("*.json"))
     for folder in (root / HEAD, root / HEAD / MEASURED):
         if folder.is_dir():
@@ -159,6 +164,7 @@ class Bundle:
     tags: TagVocabulary
     tables: PartTables = field(default_factory=PartTables)  # the word signals' tables; empty when it has none
     rows: dict[str, np.ndarray] = field(default_factory=dict)  # "semantic", "conse": the indexes' rows
+    layout: Layout | None = None  # the map (layout.npz); None in a bundle built before it existed
 
     def vectors(self, name: str, ids: np.ndarray) -> np.ndarray:
         """Rows ``ids`` of the ``name`` index ("semantic" or "conse"), from the bundle's arrays where it has them."""
@@ -266,7 +272,19 @@ def open_bundle(source: str | Path, check_sums: bool = True) -> Bundle:
             raise BundleError(f"has shape {array.shape} but the {name} index holds {count} × {indexes[name].dim}.",
                               root / (SEMANTIC if name == "semantic" else CONSE), rebuild_hint(root))
     tables = _load_tables(root / POSTINGS, root, count) if POSTINGS in listed else PartTables()
-    return Bundle(root, manifest, items, features, logits, indexes, tags, tables, rows)
+    layout = _load_layout(root / LAYOUT, root, count) if LAYOUT in listed else None
+    return Bundle(root, manifest, items, features, logits, indexes, tags, tables, rows, layout)
+
+
+def _load_layout(path: Path, root: Path, count: int) -> Layout:
+    import zipfile
+
+    from . import layout
+
+    try:
+        return layout.load(path, count)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        raise BundleError(f"cannot be read as the collection's map ({exc}).", path, rebuild_hint(root)) from exc
 
 
 def _load_tables(path: Path, root: Path, count: int) -> PartTables:
