@@ -6,7 +6,8 @@ The page's wiring: :data:`SEARCH_TABS` lists the searches (Image → Image, by I
 Image → Tags, Text → Image, and Photo + words: a photo and words in one query), each answered by :mod:`searchcore`
 and each also an API endpoint and an MCP tool of its handler's name (the handler's docstring is the tool's
 description); "Your photos" gives each browser session or API client a private collection
-(:mod:`searchcore.personal`). Which bundle is served and how the engine is loaded: :mod:`searchcore.serve.lifecycle`;
+(:mod:`searchcore.personal`); "Map" draws the collection's map stored in its bundle (:mod:`searchcore.serve.map`).
+Which bundle is served and how the engine is loaded: :mod:`searchcore.serve.lifecycle`;
 Gradio's components and request checks: :mod:`searchcore.serve.page`.
 
 Importing this module builds nothing: :func:`build_demo` builds the page (``app.demo`` builds it on first use, for
@@ -82,6 +83,7 @@ import gradio as gr  # noqa: E402
 from searchcore import BadArgumentError, SearchError, pagetext  # noqa: E402
 from searchcore.inputs import check_k_sent, check_query  # noqa: E402
 from searchcore.pagetext import describe, my_photos_account  # noqa: E402 (tests use describe)
+from searchcore.serve import map as map_view  # noqa: E402
 from searchcore.serve import page  # noqa: E402
 
 if TYPE_CHECKING:
@@ -384,6 +386,42 @@ def banner(served: Served) -> str:
     return pagetext.banner(served.engine.info, served.why)
 
 
+# ---- the map: the collection laid out in the word space when its bundle was built (searchcore.layout) --------------
+def _visitor_photos(served: Served, request: gr.Request) -> PersonalCollection | None:
+    """The visitor's own collection, if they have one (the map places it; no collection is made for it)."""
+    if served.photos is None:
+        return None
+    with contextlib.suppress(BadArgumentError):  # no session (an API call): the map alone
+        return served.photos.peek(page.visitor(request))
+    return None
+
+
+@endpoint
+def draw_map(request: gr.Request, progress: gr.Progress = gr.Progress()) -> tuple[Any, str]:  # noqa: B008
+    """The stored map of the collection with the visitor's own photos placed into it, and the line under it."""
+    served = _get_served(progress)
+    bundle, mine = served.engine.bundle, _visitor_photos(served, request)
+    if bundle.layout is None:
+        return None, map_view.summary(bundle)
+    return map_view.plot(bundle, mine), map_view.summary(bundle, mine)
+
+
+@endpoint
+def map_similar(photo: str | None, k: Count, request: gr.Request,
+                progress: gr.Progress = gr.Progress()) -> tuple[list[tuple[str, str]], str]:  # noqa: B008
+    """Image → Image from the photo chosen on the map (a collection photo's number, or one of the visitor's)."""
+    served = _get_served(progress)
+    k = _k(k)
+    chosen = map_view.choice(photo, served.engine.bundle, _visitor_photos(served, request))
+    hits = served.engine.similar_images(chosen, k)
+    if isinstance(chosen, int):
+        item = served.engine.bundle.items[chosen]
+        what = f"photo {chosen}: **{map_view.hover_text(item.label, item.caption)}**"
+    else:
+        what = "your photo"
+    return page.gallery(hits), f"Photos that look like {what}"
+
+
 # ---- the page -------------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class SearchTab:
@@ -478,6 +516,30 @@ def _my_photos_tab() -> None:
             my_status_update, inputs=[summary], outputs=[status, results], api_visibility="private")
 
 
+def _map_tab() -> None:
+    """"Map": the collection in 2-D by the word space, drawn when the tab is opened; a clicked point's look-alikes."""
+    with gr.Tab("Map", id="map") as tab:
+        gr.Markdown(map_view.INTRO)
+        with gr.Row():
+            with gr.Column(scale=3):
+                plot = gr.Plot(label="The collection in the word space", elem_id="map-plot")
+                note = gr.Markdown("The map appears here once the search engine is ready.", elem_classes=["map-note"])
+            with gr.Column(scale=2, min_width=280):
+                gr.HTML(map_view.PREVIEW_HTML)
+                with gr.Row():
+                    photo = gr.Textbox(label="Photo number", placeholder="click a point", max_lines=1, scale=2,
+                                       elem_id="map-choice")
+                    k = page.k_slider(GALLERY_K, MAX_K)
+                go = gr.Button("Find photos like it", variant="primary", elem_id="map-go")
+                chosen = gr.Markdown("")
+                results = page.results_gallery("Photos that look like it")
+        # drawn on opening the tab (not at page load: a few thousand points), so the visitor's latest photos show
+        tab.select(draw_map, outputs=[plot, note], api_visibility="private").then(
+            None, js=map_view.MAP_JS, api_visibility="private")
+        gr.on([go.click, photo.submit], map_similar, inputs=[photo, k], outputs=[results, chosen],
+              api_visibility="private")
+
+
 def build_demo() -> gr.Blocks:
     """The page: an intro and a banner, the five search tabs, "Your photos" and "How it works"."""
     photos = [[p] for p in page.sample_photos(PHOTO_EXAMPLES)]
@@ -489,6 +551,7 @@ def build_demo() -> gr.Blocks:
         with gr.Tabs():
             tabs = {tab.id: _search_tab(tab, photos) for tab in SEARCH_TABS}
             _my_photos_tab()
+            _map_tab()
             with gr.Tab("How it works", id="about"):
                 about = gr.Markdown("The details of the served bundle appear here once the search engine is ready.")
         photo_examples = [tabs[tab.id][1] for tab in SEARCH_TABS if not tab.examples and not tab.photo_words]

@@ -1,8 +1,8 @@
-"""Renew the README's screenshots, docs/screenshot.png and docs/your-photos.png, from the real app in a browser.
+"""Renew the README's screenshots, docs/screenshot.png, docs/your-photos.png and docs/map.png, from the real app.
 
     python docs/screenshots.py
 
-Runs the browser test's two screenshot tests (tests/test_browser.py) with ``$SEARCH_SCREENSHOTS`` pointing at
+Runs the browser test's screenshot tests (tests/test_browser.py) with ``$SEARCH_SCREENSHOTS`` pointing at
 docs/: the only way the committed pictures change (a plain test run writes them to a temporary folder). Needs what
 the browser test needs: Chromium at /usr/bin/chromium (or ``$CHROMIUM``), and the offline test bundle (built on
 first use).
