@@ -21,7 +21,7 @@ from .storage import cache_dir
 from .words import OFFLINE_WORDS
 
 #: Bumped whenever the way the offline bundle is built or trained changes, so caches made by older code are rebuilt.
-RECIPE = "20"  # 20: training["settings"] (ServedSettings); 19: complete posting lists (sparse signals)
+RECIPE = "21"  # 21: layout.npz (the map); 20: training["settings"]; 19: complete posting lists
 
 
 def offline_collection() -> str:
