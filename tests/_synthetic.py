@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -72,3 +73,25 @@ def write_tiny_clip(folder: Path) -> Path:
         CLIPModel(config).save_pretrained(folder)
     CLIPProcessor(image_processor=images, tokenizer=tokenizer).save_pretrained(folder)
     return folder
+
+
+def tiny_bundle(base: Path, word_vocab: int = 40) -> tuple[Path, Any, Any, Any]:
+    """(bundle root, collection, backbone, word vectors): the photos of :func:`make_photos` built into a bundle by
+    ``write_bundle`` with the tiny random backbone and :func:`write_word_table`'s words (no head), with the cache
+    folder inside ``base``."""
+    import pytest
+
+    from searchcore.backbones import load_backbone
+    from searchcore.build import write_bundle
+    from searchcore.collection import folder_collection
+    from searchcore.words import load_word_vectors
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SEARCH_CACHE_DIR", str(base / "cache"))
+        collection = folder_collection(make_photos(base / "photos"), name="tiny")
+        words = load_word_vectors(str(write_word_table(base / "words")))
+        backbone = load_backbone(TINY_BACKBONE)
+        feats = backbone.extract([collection.path(item) for item in collection.items])
+        root = write_bundle(base / "bundle", collection, feats, backbone.spec, backbone.class_names, words,
+                            word_vocab=word_vocab)
+    return Path(root), collection, backbone, words

@@ -13,13 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from _synthetic import LABELS, TINY_BACKBONE, make_photos, write_word_table
+from _synthetic import LABELS, TINY_BACKBONE, tiny_bundle
 from PIL import Image
 
 from searchcore.backbones import load_backbone
-from searchcore.build import rebuild_semantic, write_bundle
+from searchcore.build import rebuild_semantic
 from searchcore.bundle import open_bundle
-from searchcore.collection import folder_collection
 from searchcore.engine import Hit, SearchEngine, WordHit, load_engine
 from searchcore.errors import AssetSourceError, BadArgumentError, BundleError, QueryError, UnknownWordError
 from searchcore.exemplars import exemplar_part, nearest_photos
@@ -29,7 +28,7 @@ from searchcore.index import exact_search
 from searchcore.propagation import collection_targets, neighbour_embedding, served_embedding
 from searchcore.settings import ServedSettings
 from searchcore.wordclass import fit_word_classifier, probabilities
-from searchcore.words import Term, WordVectors, load_word_vectors
+from searchcore.words import Term, WordVectors
 
 WORD_VOCAB = 40
 
@@ -37,16 +36,7 @@ WORD_VOCAB = 40
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     """(bundle root, collection, backbone, words) for a 9-photo bundle."""
-    with pytest.MonkeyPatch.context() as mp:
-        base = tmp_path_factory.mktemp("engine")
-        mp.setenv("SEARCH_CACHE_DIR", str(base / "cache"))
-        collection = folder_collection(make_photos(base / "photos"), name="tiny")
-        words = load_word_vectors(str(write_word_table(base / "words")))
-        backbone = load_backbone(TINY_BACKBONE)
-        feats = backbone.extract([collection.path(item) for item in collection.items])
-        root = write_bundle(base / "bundle", collection, feats, backbone.spec, backbone.class_names, words,
-                            word_vocab=WORD_VOCAB)
-        yield Path(root), collection, backbone, words
+    yield tiny_bundle(tmp_path_factory.mktemp("engine"), WORD_VOCAB)
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 import pytest
-from _synthetic import LABELS, TINY_BACKBONE, make_photos, write_word_table
+from _synthetic import LABELS, tiny_bundle
 
 from searchcore import bundle as B
 from searchcore import layout as L
@@ -147,20 +147,7 @@ def test_saved_and_loaded_alike_and_a_bad_file_is_refused(tmp_path: Path) -> Non
 # ---- in a bundle ---------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> Path:
-    from searchcore.backbones import load_backbone
-    from searchcore.build import write_bundle
-    from searchcore.collection import folder_collection
-    from searchcore.words import load_word_vectors
-
-    with pytest.MonkeyPatch.context() as mp:
-        base = tmp_path_factory.mktemp("layout")
-        mp.setenv("SEARCH_CACHE_DIR", str(base / "cache"))
-        collection = folder_collection(make_photos(base / "photos"), name="tiny")
-        words = load_word_vectors(str(write_word_table(base / "words")))
-        backbone = load_backbone(TINY_BACKBONE)
-        feats = backbone.extract([collection.path(item) for item in collection.items])
-        return Path(write_bundle(base / "bundle", collection, feats, backbone.spec, backbone.class_names, words,
-                                 word_vocab=40))
+    return tiny_bundle(tmp_path_factory.mktemp("layout"))[0]
 
 
 def test_a_build_writes_the_map_and_open_bundle_loads_it(built: Path) -> None:

@@ -17,13 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from _synthetic import LABELS, TINY_BACKBONE, make_photos, write_tiny_clip, write_word_table
+from _synthetic import LABELS, make_photos, tiny_bundle, write_tiny_clip, write_word_table
 from PIL import Image
 
-from searchcore.backbones import load_backbone
-from searchcore.build import rebuild_semantic, write_bundle
+from searchcore.build import rebuild_semantic
 from searchcore.bundle import open_bundle
-from searchcore.collection import folder_collection
 from searchcore.engine import SearchEngine, load_engine
 from searchcore.errors import BadArgumentError, ImageError, QueryError, UnknownWordError
 from searchcore.exemplars import exemplar_part, nearest_photos
@@ -37,16 +35,7 @@ WORD_VOCAB = 40
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     """(bundle root, collection, backbone, words) for a 9-photo bundle without a head (ConSE serves)."""
-    with pytest.MonkeyPatch.context() as mp:
-        base = tmp_path_factory.mktemp("photo-words")
-        mp.setenv("SEARCH_CACHE_DIR", str(base / "cache"))
-        collection = folder_collection(make_photos(base / "photos"), name="tiny")
-        words = load_word_vectors_for(base)
-        backbone = load_backbone(TINY_BACKBONE)
-        feats = backbone.extract([collection.path(item) for item in collection.items])
-        root = write_bundle(base / "bundle", collection, feats, backbone.spec, backbone.class_names, words,
-                            word_vocab=WORD_VOCAB)
-        yield Path(root), collection, backbone, words
+    yield tiny_bundle(tmp_path_factory.mktemp("photo-words"), WORD_VOCAB)
 
 
 def load_word_vectors_for(base: Path):
