@@ -335,7 +335,7 @@ def render(res: dict[str, Any]) -> str:
             f"(seen-word similarity {v['seen_similarity']}), look-alikes' words {v.get('neighbour_mix', 0):g}, "
             f"word classifier {v.get('word_mix', 0):g}, class hierarchy {v.get('class_mix', 0):g} for trained "
             f"words and {v.get('unseen_class_mix', 0):g} for others, exemplars {v.get('exemplar_mix', 0):g}, "
-            f"tags {v['tags']:g}, class floor {v['class_min_prob']} "
+            f"tags {v['tag_conse_mix']:g}, class floor {v['class_min_prob']} "
             f"({v.get('unseen_class_min_prob', v['class_min_prob'])} for a photo unlike the collection), "
             f"neighbour distance {v['neighbour_distance']}" for s, v in zip(seeds, serving)) + ".",
         "",
