@@ -237,9 +237,6 @@ class Serving:
     tag_rule: TagRule
     scores: dict[str, dict[str, Any]]
 
-    def to_dict(self) -> dict[str, Any]:
-        return {**self.settings.to_dict(), **self.tag_rule.to_dict()}
-
 
 def _best(table: dict[str, Any]) -> str:
     """The key with the highest score; ties (and scores that cannot be computed) go to the earliest key."""

@@ -63,9 +63,6 @@ class Postings:
     def _slice(self, row: int) -> slice:
         return slice(int(self.offsets[row]), int(self.offsets[row + 1]))
 
-    def __len__(self) -> int:
-        return len(self.words)
-
     def size(self, row: int) -> int:
         """How many photos the word of ``row`` has a score for."""
         return int(self.offsets[row + 1] - self.offsets[row])
