@@ -18,7 +18,7 @@ built by the project's own code: :func:`searchcore.build.write_bundle` with the 
 it) builds the image index, the tag vocabulary and its index, the head's semantic index, the ConSE index and the
 posting tables (:func:`searchcore.build.rebuild_semantic` → :func:`searchcore.build.write_postings`), exactly as
 for a real bundle; the real bundle's words index is copied in first, so ``_word_index`` reuses it rather than
-rebuilding the same 100,000 words. One deviation, with the same result: :meth:`searchcore.head.ConSE.embed` is
+rebuilding the same 100,000 words. One deviation, with the same result: :meth:`searchcore.conse.ConSE.embed` is
 called on blocks of 16,384 photos (:func:`conse_in_blocks`; it is row by row, and on a whole bundle at once it needs
 about 12 GiB at 400,000 photos, more than this machine can spare beside the rest of the build). The manifest then
 gets the real bundle's served rules and training record (``serving``, ``training``: what
@@ -232,13 +232,13 @@ def timed_steps(module_name: str, steps: tuple[tuple[str, str], ...]) -> Iterato
 
 @contextmanager
 def conse_in_blocks(block: int = CONSE_BLOCK) -> Iterator[None]:
-    """While the block runs, :meth:`searchcore.head.ConSE.embed` embeds ``block`` photos at a time.
+    """While the block runs, :meth:`searchcore.conse.ConSE.embed` embeds ``block`` photos at a time.
 
     The embedding is row by row, so the result is the same array (checked equal at 100,000 photos); called on a whole
     bundle's logits at once it holds several float64 copies of them (about 31 KB per photo: 3 GiB of peak memory at
     100,000 photos, 12 GiB at 400,000), which this machine cannot spare beside the rest of a 400,000-photo build.
     """
-    from searchcore.head import ConSE
+    from searchcore.conse import ConSE
 
     original = ConSE.embed
 

@@ -28,7 +28,7 @@ Words the code uses in its own sense:
   The *measured* head (trained without the test photos) gave the recorded figures; the *final* head (the same
   recipe on every photo) is the one a bundle serves.
 * **ConSE**: a photo in word space with no training, its top ImageNet classes' word vectors weighted by their
-  probabilities (Norouzi et al. 2014; :class:`searchcore.head.ConSE`).
+  probabilities (Norouzi et al. 2014; :class:`searchcore.conse.ConSE`).
 * **served**: as the running engine answers. The *served settings* (:class:`searchcore.settings.ServedSettings`)
   are chosen on validation photos; the *served* column of the figures ranks as the engine ranks, every signal
   mixed (:mod:`searchcore.scoring`).
@@ -77,7 +77,7 @@ _LAZY = {
     "exact_search": "index",
     "ShardedIndex": "shards",
     "DeViSEHead": "head",
-    "ConSE": "head",
+    "ConSE": "conse",
     "Bundle": "bundle",
     "open_bundle": "bundle",
     "Collection": "collection",
@@ -138,8 +138,9 @@ if TYPE_CHECKING:
     from .bundle import Bundle, open_bundle
     from .clip import DEFAULT_CLIP, ClipBackbone
     from .collection import Collection, Item, load_collection
+    from .conse import ConSE
     from .engine import EngineInfo, Hit, SearchEngine, WordHit, load_engine
-    from .head import ConSE, DeViSEHead
+    from .head import DeViSEHead
     from .images import load_image
     from .index import VectorIndex, exact_search
     from .personal import CollectionStore, PersonalCollection

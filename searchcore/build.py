@@ -19,7 +19,8 @@ from .backbone import Features
 from .bundle import CONSE_TOP_T, WORD_VOCAB
 from .clip import is_clip_spec
 from .collection import Collection, Item
-from .head import ConSE, DeViSEHead, blend
+from .conse import ConSE
+from .head import DeViSEHead
 from .index import VectorIndex, unit_rows
 from .propagation import NEIGHBOURS, collection_targets, neighbour_embedding, served_embedding
 from .shards import Map, build_index, load_index, save_index
@@ -28,34 +29,6 @@ from .words import WordVectors
 
 Log = Callable[[str], None]
 EmbedTags = Callable[[Sequence[str]], np.ndarray]  # tag phrases → unit vectors in the bundle's text space
-
-
-def tag_embeddings(features: np.ndarray, logits: np.ndarray, conse: ConSE, head: DeViSEHead | None,
-                   nearest: np.ndarray | None = None) -> np.ndarray:
-    """Images in word space as Image→Tags sees them (unit rows).
-
-    The head blended with ConSE by ``tag_conse_mix``; ConSE alone without a head, and for every image whose
-    nearest collection photo (``nearest``: cosine distances, one per row; None for the collection's own photos)
-    is farther than the head's ``ood_distance``: unlike anything the head learnt from, its output is guesswork,
-    while ConSE rests on the classifier, which saw 1000 classes.
-    """
-    conse_emb = conse.embed(logits)
-    if head is None:
-        return conse_emb
-    emb = blend(head.embed(features), conse_emb, float(head.tag_conse_mix))
-    return np.where(conse_only(head, nearest, len(emb))[:, None], conse_emb, emb)
-
-
-def conse_only(head: DeViSEHead | None, nearest: np.ndarray | None, count: int) -> np.ndarray:
-    """Per image (``count`` rows), does :func:`tag_embeddings` embed it by ConSE alone: every image without a
-    head, else those whose nearest collection photo is farther than the head's ``ood_distance`` (None: the
-    collection's own photos). Image→Tags serves these with the unseen-photo rule
-    (:meth:`searchcore.tagging.TagRule.min_prob`)."""
-    if head is None:
-        return np.ones(count, bool)
-    if nearest is None or head.ood_distance is None:
-        return np.zeros(count, bool)
-    return np.asarray(nearest).reshape(count) > head.ood_distance
 
 
 def copy_images(collection: Collection, out: Path) -> None:

@@ -1,7 +1,7 @@
 """ImageNet class names as words: their synonyms, and the everyday WordNet word above each class.
 
 Torch-free, so the tag vocabulary (:mod:`searchcore.tagging`) and the bundle reader that loads it stay light;
-:class:`searchcore.head.ConSE` and the tag vocabulary both read classes through these.
+:class:`searchcore.conse.ConSE` and the tag vocabulary both read classes through these.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -26,13 +27,14 @@ import numpy as np
 
 from .backbone import Backbone, Features
 from .backbones import load_backbone
-from .build import conse_only, tag_embeddings
 from .bundle import Bundle, is_clip, open_bundle, rebuild_hint
+from .classnames import class_phrases
 from .clip import ClipBackbone
+from .conse import ConSE, conse_only, tag_embeddings
 from .errors import NO_PHOTOS_YET, BadArgumentError, BundleError, EmptyCollectionError, QueryError, shorten
-from .head import ConSE, DeViSEHead, class_phrases, load_head, unit_rows
+from .headview import Head, HeadView
 from .images import ImageInput
-from .index import Neighbours, exact_search
+from .index import Neighbours, exact_search, unit_rows
 from .inputs import check_class_text, check_k, quoted
 from .postings import list_sources, part_weights, query_rows, table_parts
 from .scoring import Shares, combine, query_mix, query_parts
@@ -131,7 +133,7 @@ class EngineInfo:
 class SearchEngine:
     """All five searches. Build it with :func:`load_engine`; it is read-only and safe to share between threads."""
 
-    def __init__(self, bundle: Bundle, backbone: Backbone, words: WordVectors, head: DeViSEHead | None = None):
+    def __init__(self, bundle: Bundle, backbone: Backbone, words: WordVectors, head: Head | None = None):
         manifest, root = bundle.manifest, bundle.root
         if is_clip(manifest) != isinstance(backbone, ClipBackbone):
             raise BundleError(f"is {'a' if is_clip(manifest) else 'not a'} CLIP bundle ({manifest['backbone']}), but "
@@ -151,7 +153,6 @@ class SearchEngine:
         # a CLIP bundle: Text → Image, Image → Tags and the by-class search use CLIP's text tower (searchcore.clip)
         self.clip = backbone if isinstance(backbone, ClipBackbone) else None
         self.conse = ConSE.from_words(backbone.class_names, words, top_t=int(manifest.get("conse_top_t", 10)))
-        self._weights = backbone.classifier_weights()
         # the tags each collection photo lends its look-alikes, read when a photo first votes (not at load)
         items = bundle.items
         self._item_tags = ItemTags(bundle.tags, words, lambda i: (items[i].label, items[i].captions or
@@ -161,6 +162,12 @@ class SearchEngine:
         self.tag_rule = TagRule.from_manifest(manifest)
 
     # ---- facts about the engine -------------------------------------------------------------------------------
+    @cached_property
+    def _class_weights(self) -> np.ndarray:
+        """The backbone's classifier rows, one per ImageNet class: read on the first by-class search (reading the
+        offline backbone's needs torch, which a search by words does not)."""
+        return self.backbone.classifier_weights()
+
     @property
     def info(self) -> EngineInfo:
         m = self.bundle.manifest
@@ -259,7 +266,7 @@ class SearchEngine:
             found = self.bundle.indexes["images"].query(self.clip.class_query(self.features(image).features, cls), k)
             return self._hits(found.ids[0], found.distances[0])
         query = self.features(image).features[0]
-        weights = self._weights[cls]
+        weights = self._class_weights[cls]
         # Candidates from the image index, then the exact re-weighted cosine over them only. The re-weighted
         # vectors' dot product is x·(q⊙w²): the index is asked with q⊙w² (and with q itself, for the photos that
         # look most alike anyway); a bundle small enough is scored whole.
@@ -349,10 +356,10 @@ class SearchEngine:
         head = None if self.head is None else conse if unseen else self.head.embed(feats.features)[0]
         return QueryPhoto(feats.features[0], feats.logits[0], conse, head, unseen)
 
-    def _query(self, terms: list[Term], photo: QueryPhoto | None, head: DeViSEHead | None) -> _Query:
+    def _query(self, terms: list[Term], photo: QueryPhoto | None, head: Head | None) -> _Query:
         """The query's vectors and ConSE's share, as ``head`` (the served one, or a visitor's own) reads them.
 
-        The words alone: the head's reading of them (:meth:`DeViSEHead.head_query`), their mean unit vector
+        The words alone: the head's reading of them (:meth:`WordReading.head_query`), their mean unit vector
         (ConSE's side) and :func:`query_mix`. A photo is one more term: its unit vectors join the words' weighted
         sums on each side, and it votes for ConSE's share as a word does.
         """
@@ -571,7 +578,7 @@ def load_engine(source: str | Path, *, check_sums: bool = True, backbone: Backbo
     head = None
     if bundle.head_dir is not None:
         try:
-            head = load_head(bundle.head_dir)
+            head = HeadView.load(bundle.head_dir)
         except Exception as exc:
             raise BundleError(f"the trained head cannot be loaded ({type(exc).__name__}: {exc}).", bundle.head_dir,
                               "Retrain it with: python -m training.train_devise --bundle " + str(bundle.root)) from exc

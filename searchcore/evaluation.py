@@ -23,9 +23,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import bundle as B
+from .conse import ConSE, blend
 from .exemplars import Exemplars, nearest_photos
 from .fit import Split
-from .head import ConSE, DeViSEHead, blend, load_head
+from .head import DeViSEHead, load_head
 from .index import exact_search
 from .metrics import (
     caption_queries,
@@ -106,7 +107,7 @@ class Space:
                     rule: TagRule | None, reference: np.ndarray, unseen: np.ndarray | None = None) -> float:
         """Tag hit@5 of images (rows of ``emb``, ``logits``, ``feats``); ``rule`` None: the nearest words alone.
 
-        ``unseen``: per row, is the image embedded by ConSE alone (:func:`searchcore.build.conse_only`), so served
+        ``unseen``: per row, is the image embedded by ConSE alone (:func:`searchcore.conse.conse_only`), so served
         with the rule's unseen-photo floor (None: no row is)."""
         if rule is None:
             return tag_hits(emb, wanted, self.tags, self.tag_vectors)
@@ -421,7 +422,7 @@ def choose_serving(space: Space, pool: np.ndarray, seen_labels: set[str], unseen
     # ConSE and the classifier never learnt from the collection, so every photo no figure is measured on may judge
     # the unseen-photo rule, the calibration head's training photos too: the more photos, the steadier the choice
     photos = np.concatenate([tag_items, unseen_tag_items, reference]).astype(np.int64)
-    for p in UNSEEN_CLASS_PROBS:  # served as an unseen photo: ConSE's embedding, no votes (build.conse_only)
+    for p in UNSEEN_CLASS_PROBS:  # served as an unseen photo: ConSE's embedding, no votes (conse.conse_only)
         groups = [_tag_hits(space, space.conse_emb, photos, TagRule(p), photos)]
         if real is not None:  # every real photo, as if unlike the collection: the rule is ConSE's, not the head's
             groups.append(real.unseen_hits(space, p))
@@ -436,7 +437,7 @@ def real_photo_figures(bundle: B.Bundle, space: Space, conse: ConSE, rule: TagRu
     """Tag hit@5 on the public real-photo set, for ConSE, the head and the served rule (unseen-photo fallback);
     ``backbone``: the bundle's, already loaded (default: load it)."""
     from .backbones import load_backbone
-    from .build import conse_only, tag_embeddings
+    from .conse import conse_only, tag_embeddings
     from .realphotos import real_photo_set
 
     photos = real_photo_set()

@@ -18,16 +18,19 @@ test split, so no reported figure comes from photos a choice has seen.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .exemplars import Exemplars
-from .head import DeViSEHead
 from .index import unit_rows
 from .scoring import NO_PARTS, query_parts, text_scores
 from .tagging import TagVocabulary, exact_search_fn, rank_tags
 from .text import content_words, same_word, singular
 from .words import Term, WordVectors, label_words
+
+if TYPE_CHECKING:
+    from .headview import Head
 
 Ranker = Callable[[np.ndarray, list[Term]], np.ndarray]  # (unit query, terms) → a score per collection item
 
@@ -51,7 +54,7 @@ def finite(value: float | None) -> float | None:
     return round(float(value), 4) if value is not None and np.isfinite(value) else None
 
 
-def rankers(conse_emb: np.ndarray, head_emb: np.ndarray | None = None, head: DeViSEHead | None = None,
+def rankers(conse_emb: np.ndarray, head_emb: np.ndarray | None = None, head: Head | None = None,
             mix: float | None = None, words: WordVectors | None = None, served_emb: np.ndarray | None = None,
             features: np.ndarray | None = None, logits: np.ndarray | None = None,
             exemplars: Exemplars | None = None) -> dict[str, Ranker]:

@@ -8,6 +8,7 @@ Debian's ``tuxpaint-stamps-default`` is installed (else scikit-image's sample ph
 from __future__ import annotations
 
 import fcntl
+from collections.abc import Callable
 from pathlib import Path
 
 from . import bundle as B
@@ -15,13 +16,15 @@ from . import storage
 from .backbone import OFFLINE_BACKBONE
 from .collection import TUXPAINT_ROOT
 from .errors import BundleError
-from .fit import TrainConfig
-from .pipeline import Report, _quiet, build_bundle, train_bundle
 from .storage import cache_dir
 from .words import OFFLINE_WORDS
 
 #: Bumped whenever the way the offline bundle is built or trained changes, so caches made by older code are rebuilt.
 RECIPE = "21"  # 21: layout.npz (the map); 20: training["settings"]; 19: complete posting lists
+
+
+def _quiet(_fraction: float, _message: str) -> None:
+    pass
 
 
 def offline_collection() -> str:
@@ -48,7 +51,7 @@ def mark_current(root: Path) -> None:
     storage.write_text(root / ".recipe", RECIPE + "\n")
 
 
-def ensure_offline_bundle(report: Report = _quiet, collection: str | None = None) -> Path:
+def ensure_offline_bundle(report: Callable[[float, str], None] = _quiet, collection: str | None = None) -> Path:
     """Return the cached offline bundle, building it (features, indexes, trained head) on first use."""
     collection = collection or offline_collection()
     root = offline_bundle_dir(collection)
@@ -59,6 +62,10 @@ def ensure_offline_bundle(report: Report = _quiet, collection: str | None = None
     with open(root.parent / f".{root.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another process may have finished it while we waited
         if not is_current(root):
+            # the build and the training (torch) are imported only here: a restart with the bundle cached needs neither
+            from .fit import TrainConfig
+            from .pipeline import build_bundle, train_bundle
+
             (root / ".recipe").unlink(missing_ok=True)
             build_bundle(collection, root, OFFLINE_BACKBONE, OFFLINE_WORDS,
                          report=lambda f, m: report(0.7 * f, m), command=f"ensure_offline_bundle({collection!r})")

@@ -25,6 +25,7 @@ from .build import rebuild_semantic, write_bundle
 from .card import write_card as default_card
 from .clip import is_clip_spec, tag_embedder
 from .collection import Collection, load_collection
+from .conse import ConSE
 from .errors import BadArgumentError
 from .evaluation import (  # evaluate_bundle: re-exported for the CLIs
     NEIGHBOUR_MIXES,
@@ -36,7 +37,7 @@ from .evaluation import (  # evaluate_bundle: re-exported for the CLIs
 )
 from .extract import clear, extract_collection
 from .fit import Split, TrainConfig, TrainResult, train_head
-from .head import ConSE, DeViSEHead
+from .head import DeViSEHead
 from .propagation import caption_keep
 from .settings import ServedSettings
 from .shards import Map

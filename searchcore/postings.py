@@ -25,7 +25,7 @@ from .topk import Source
 
 if TYPE_CHECKING:
     from .exemplars import Exemplars
-    from .head import DeViSEHead
+    from .headview import Head
     from .scoring import QueryParts
     from .wordclass import WordClassifier
     from .words import Term
@@ -236,7 +236,7 @@ def _weighted(table: Postings | None, terms: Sequence[Term], rows: Sequence[int 
     return np.asarray(part, np.float32), float(sum(abs(w) for w, _ in known) / total)
 
 
-def query_rows(tables: PartTables, head: DeViSEHead | None, terms: Sequence[Term]
+def query_rows(tables: PartTables, head: Head | None, terms: Sequence[Term]
                ) -> dict[str, list[int | None]]:
     """Per table the head gives weight to, each term's list (None: the word has none there)."""
     out: dict[str, list[int | None]] = {}
@@ -251,7 +251,7 @@ def query_rows(tables: PartTables, head: DeViSEHead | None, terms: Sequence[Term
     return out
 
 
-def part_rows(tables: PartTables, head: DeViSEHead, terms: Sequence[Term], rows: dict[str, list[int | None]]
+def part_rows(tables: PartTables, head: Head, terms: Sequence[Term], rows: dict[str, list[int | None]]
               ) -> dict[str, tuple[Postings | None, list[int | None]]]:
     """Per part of :class:`searchcore.scoring.QueryParts`, the table it reads and each term's list there (None: the
     term has no say in that part): the word classifier speaks for the words it knows, the class hierarchy for those
@@ -265,7 +265,7 @@ def part_rows(tables: PartTables, head: DeViSEHead, terms: Sequence[Term], rows:
             "exemplars": (tables.exemplars, rows.get("exemplars", none))}
 
 
-def part_weights(parts: QueryParts, head: DeViSEHead | None) -> dict[str, float]:
+def part_weights(parts: QueryParts, head: Head | None) -> dict[str, float]:
     """How much each part of ``parts`` (and the cosine) counts in the served score: the score is linear in them
     (:func:`searchcore.scoring.mixed_scores`), so each weight is the score of an item that has 1 there, 0 elsewhere."""
     from .scoring import QueryParts, served_scores
@@ -276,7 +276,7 @@ def part_weights(parts: QueryParts, head: DeViSEHead | None) -> dict[str, float]
     return dict(zip(names, (float(w) for w in served_scores(basis[0], unit, head)), strict=True))
 
 
-def list_sources(tables: PartTables, head: DeViSEHead, terms: Sequence[Term], rows: dict[str, list[int | None]],
+def list_sources(tables: PartTables, head: Head, terms: Sequence[Term], rows: dict[str, list[int | None]],
                  weights: dict[str, float]) -> list[Source]:
     """Each list a query's part reads, as a :class:`searchcore.topk.Source` with its share of the score: a part is
     ``Σ w·score(word) / Σ|w|`` over its terms. A minus term's list is left out: its words only lower a score, so
@@ -293,7 +293,7 @@ def list_sources(tables: PartTables, head: DeViSEHead, terms: Sequence[Term], ro
     return out
 
 
-def table_parts(tables: PartTables, head: DeViSEHead | None, terms: Sequence[Term], ids: np.ndarray,
+def table_parts(tables: PartTables, head: Head | None, terms: Sequence[Term], ids: np.ndarray,
                 rows: dict[str, list[int | None]] | None = None) -> QueryParts:
     """:func:`searchcore.scoring.query_parts` for the photos ``ids``, read from the tables instead of computed: the
     same parts, shares and seen/unseen split (:func:`part_rows`). Equal to scoring every photo wherever the lists

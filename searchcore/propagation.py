@@ -17,8 +17,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from .conse import blend
 from .fit import item_targets
-from .head import blend
 from .index import Neighbours, exact_search, unit_rows
 from .words import WordVectors
 
@@ -56,7 +56,7 @@ def neighbour_embedding(ids: np.ndarray, distances: np.ndarray, targets: np.ndar
 
     ``ids``/``distances`` are nearest reference photos (cosine distances), a few more than ``k`` so the photo
     itself (``self_ids``, one per row, -1 for none) and photos without a target can be skipped. A row whose
-    neighbours have no target is zero (:func:`searchcore.head.blend` then keeps the head's embedding).
+    neighbours have no target is zero (:func:`searchcore.conse.blend` then keeps the head's embedding).
     """
     out = np.zeros((len(ids), targets.shape[1]), np.float32)
     for row, (near, dist) in enumerate(zip(np.asarray(ids), np.asarray(distances))):

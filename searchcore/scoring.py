@@ -25,11 +25,11 @@ from .exemplars import Exemplars, exemplar_part
 from .words import Term, WordVectors
 
 if TYPE_CHECKING:
-    from .head import DeViSEHead
+    from .headview import Head
     from .wordclass import WordClassifier
 
 
-def query_mix(terms: list[tuple[float, str]], head: DeViSEHead | None, words: WordVectors | None = None) -> float:
+def query_mix(terms: list[tuple[float, str]], head: Head | None, words: WordVectors | None = None) -> float:
     """ConSE's share in a Text→Image ranking: each term votes, by its weight, for the mix of a seen or unseen word."""
     if head is None:
         return 1.0
@@ -107,7 +107,7 @@ def split_parts(classifier: WordClassifier | None, features: np.ndarray, logits:
                       hierarchy_part(logits, unseen, total, log_norm), exemplar_part(exemplars, terms))
 
 
-def query_parts(head: DeViSEHead | None, features: np.ndarray, logits: np.ndarray, terms: Sequence[Term],
+def query_parts(head: Head | None, features: np.ndarray, logits: np.ndarray, terms: Sequence[Term],
                 log_norm: np.ndarray | None = None, exemplars: Exemplars | None = None) -> QueryParts:
     """:func:`split_parts` for rows of ``features``/``logits``, with (None, 0) for a part the head gives no weight."""
     if head is None:
@@ -121,7 +121,7 @@ def query_parts(head: DeViSEHead | None, features: np.ndarray, logits: np.ndarra
                       parts.unseen_classes if head.unseen_class_mix > 0 else (None, 0.0), parts.exemplars)
 
 
-def served_scores(cosine: np.ndarray, parts: QueryParts, head: DeViSEHead | None) -> np.ndarray:
+def served_scores(cosine: np.ndarray, parts: QueryParts, head: Head | None) -> np.ndarray:
     """:func:`mixed_scores` with the head's chosen weights (the cosine alone without a head)."""
     if head is None:
         return cosine
@@ -137,7 +137,7 @@ class Shares(NamedTuple):
     exemplar_mix: float = 0.0
 
     @classmethod
-    def of(cls, head: DeViSEHead) -> Shares:
+    def of(cls, head: Head) -> Shares:
         return cls(head.word_mix, head.class_mix, head.unseen_class_mix, head.exemplar_mix)
 
 
@@ -148,7 +148,7 @@ def combine(head_cosine: np.ndarray, conse_cosine: np.ndarray, mix: float, parts
     return mixed_scores((1.0 - mix) * head_cosine + mix * conse_cosine, parts, *shares)
 
 
-def text_scores(vector: np.ndarray, terms: Sequence[Term], head: DeViSEHead | None, words: WordVectors,
+def text_scores(vector: np.ndarray, terms: Sequence[Term], head: Head | None, words: WordVectors,
                 head_rows: np.ndarray, conse_rows: np.ndarray, parts: QueryParts = NO_PARTS,
                 mix: float | None = None) -> np.ndarray:
     """Each row's served score for the query (``vector``: its unit vector; ``terms``: its words): the head's and

@@ -24,7 +24,7 @@ class ServedSettings:
     class_mix: float = 0.0  # the class hierarchy's share of what the word classifier left (searchcore.hierarchy)
     unseen_class_mix: float = 0.0  # the class hierarchy's share of any other word's score
     exemplar_mix: float = 0.0  # the exemplars' share, for the words some photo is named by (searchcore.exemplars)
-    tag_conse_mix: float = 0.0  # ConSE's share of Image → Tags' embedding (searchcore.head.blend)
+    tag_conse_mix: float = 0.0  # ConSE's share of Image → Tags' embedding (searchcore.conse.blend)
     ood_distance: float | None = None  # a photo farther than this from every collection photo is ConSE's alone
 
     def to_dict(self) -> dict[str, Any]:

@@ -169,7 +169,7 @@ class TagRule:
     ``class_min_prob``: the classifier's top classes at least this probable name the photo (None: only a
     confident class). ``neighbour_distance``: collection photos this near vote with their captions (None: off).
     ``unseen_class_min_prob``: the same floor for a photo Image→Tags embeds by ConSE alone (farther than the head's
-    ``ood_distance`` from every collection photo, :func:`searchcore.build.conse_only`). Its own floor, because
+    ``ood_distance`` from every collection photo, :func:`searchcore.conse.conse_only`). Its own floor, because
     there the words nearest the embedding compete with weaker words: ConSE's embedding is the probability-weighted
     mean of the top classes' vectors, so its nearest words are what those classes share ("tools", "device"),
     while a less probable class's own name still says something specific.

@@ -317,8 +317,8 @@ def test_clip_figures_use_the_same_photos_and_queries(built, tmp_path, net):
     """CLIP zero-shot beside a DeViSE bundle of the same photos: same pool, same queries, CLIP's rankings."""
     from _synthetic import TINY_BACKBONE
 
+    from searchcore.conse import ConSE
     from searchcore.evaluation import Space, clip_figures
-    from searchcore.head import ConSE
     from searchcore.pipeline import build_bundle
     from searchcore.words import load_word_vectors
 

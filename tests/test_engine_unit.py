@@ -19,12 +19,14 @@ from PIL import Image
 from searchcore.backbones import load_backbone
 from searchcore.build import rebuild_semantic
 from searchcore.bundle import open_bundle
+from searchcore.conse import blend
 from searchcore.engine import Hit, SearchEngine, WordHit, load_engine
 from searchcore.errors import AssetSourceError, BadArgumentError, BundleError, QueryError, UnknownWordError
 from searchcore.exemplars import exemplar_part, nearest_photos
-from searchcore.head import DeViSEHead, blend, unit_rows
+from searchcore.head import DeViSEHead
+from searchcore.headview import HeadView
 from searchcore.hierarchy import hierarchy_part
-from searchcore.index import exact_search
+from searchcore.index import exact_search, unit_rows
 from searchcore.propagation import collection_targets, neighbour_embedding, served_embedding
 from searchcore.settings import ServedSettings
 from searchcore.wordclass import fit_word_classifier, probabilities
@@ -341,7 +343,7 @@ def test_engine_with_a_head_blends_it_with_conse(built, tmp_path):
     rebuild_semantic(root, words, backbone.class_names, head)
 
     engine = load_engine(root, backbone=backbone)
-    assert engine.head is not None and not engine.head.training
+    assert isinstance(engine.head, HeadView) and not engine.head.network.training
     assert engine.info.semantic == "head+conse per query"
     feats = engine.bundle.features[4:5]
     # tags: the head's and ConSE's embeddings blended by tag_conse_mix (conse_mix when not given)

@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from searchcore.head import ConSE, DeViSEHead, blend, class_phrases, class_word_matrix, unit_rows
+from searchcore.classnames import class_phrases
+from searchcore.conse import ConSE, blend, class_word_matrix
+from searchcore.errors import BundleError
+from searchcore.head import DeViSEHead
+from searchcore.headview import HeadView
+from searchcore.index import unit_rows
+from searchcore.settings import ServedSettings
+from searchcore.wordclass import WordClassifier
 from searchcore.words import WordVectors
 
 
@@ -63,6 +70,45 @@ def test_save_pretrained_from_pretrained_round_trip(tmp_path: Path, head):
     x = torch.randn(7, 12)
     with torch.no_grad():
         torch.testing.assert_close(loaded(x), head(x))
+
+
+def test_the_view_of_a_saved_head_serves_as_the_head_does(tmp_path: Path, head):
+    """What the engine serves (searchcore.headview.HeadView, no torch until an image is embedded) reads settings,
+    seen words, the word classifier and a query's words as the network it was saved from, and embeds the same."""
+    rng = np.random.default_rng(0)
+    names = ["bird", "cat", "dog", "fish", "ocean", "sofa"]
+    words = WordVectors(source="synthetic-words", words=names, vectors=rng.normal(size=(6, 6)).astype(np.float32))
+    vocab = ["bird", "cat", "dog"]
+    head.set_word_classifier(WordClassifier(vocab, rng.normal(size=(3, 12)).astype(np.float32),
+                                            rng.normal(size=3).astype(np.float32)))
+    head.set_serving(ServedSettings(conse_mix=0.2, unseen_conse_mix=0.7, seen_similarity=0.9, neighbour_mix=0.5,
+                                    word_mix=0.3, class_mix=0.4, unseen_class_mix=0.6, exemplar_mix=0.1,
+                                    tag_conse_mix=0.35, ood_distance=0.5), seen_words=["bird", "cats", "dog"])
+    head.eval().save_pretrained(tmp_path / "head")
+    view = HeadView.load(tmp_path / "head")
+    assert view.settings == head.settings and view.seen_words == head.seen_words
+    assert (view.in_dim, view.out_dim, view.backbone) == (12, 6, "test_resnet@random")
+    assert view.word_classifier is not None and head.word_classifier is not None
+    assert view.word_classifier.vocab == vocab
+    np.testing.assert_array_equal(view.word_classifier.weight, head.word_classifier.weight)
+    np.testing.assert_array_equal(view.word_classifier.bias, head.word_classifier.bias)
+    for word in names:
+        assert view.trained_on(word, words) == head.trained_on(word, words)
+    terms = [(1.0, "ocean"), (-0.5, "cat"), (2.0, "sofa")]
+    np.testing.assert_allclose(view.head_query(terms, words), head.head_query(terms, words), atol=1e-6)
+    assert view._network is None  # nothing so far needed the network
+    x = rng.normal(size=(4, 12)).astype(np.float32)
+    np.testing.assert_allclose(view.embed(x), head.embed(x), atol=1e-5)
+    assert not view.network.training
+
+
+def test_a_view_whose_weights_went_bad_names_the_head_folder(tmp_path: Path, head):
+    head.save_pretrained(tmp_path / "head")
+    view = HeadView.load(tmp_path / "head")  # no word classifier: the weights are not read yet
+    (tmp_path / "head" / "model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(BundleError, match="network cannot be loaded") as caught:
+        view.embed(np.zeros((1, 12), np.float32))
+    assert "head" in str(caught.value) and "train_devise" in str(caught.value)
 
 
 def test_embed_returns_unit_rows_and_keeps_the_mode(head):

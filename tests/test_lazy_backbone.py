@@ -64,7 +64,8 @@ def test_two_first_uses_at_once_build_the_network_once() -> None:
         release.wait(5)
         return type("Built", (), {"model": "the network", "transform": None, "data_config": {}})()
 
-    lazy = LazyBackbone("tf_efficientnet_lite0@pypi", 8, np.zeros((1000, 1280), np.float32), build)  # type: ignore[arg-type]
+    lazy = LazyBackbone("tf_efficientnet_lite0@pypi", 8, (1000, 1280), lambda: np.zeros((1000, 1280), np.float32),
+                        build)  # type: ignore[arg-type]
     models: list[object] = []
     threads = [threading.Thread(target=lambda: models.append(lazy.model)) for _ in range(2)]
     for thread in threads:
@@ -73,6 +74,22 @@ def test_two_first_uses_at_once_build_the_network_once() -> None:
     for thread in threads:
         thread.join(5)
     assert calls == [1] and models == ["the network", "the network"]
+
+
+def test_searches_by_words_and_by_a_collection_photo_never_import_torch(offline_bundle: Path,
+                                                                       test_cache: Path) -> None:
+    """A warm start answers Text → Image without torch (over a second to import): the head is served from its
+    config and word classifier (searchcore.headview), the backbone's network and classifier are read on first use."""
+    code = ("import sys; from searchcore import load_engine; e = load_engine(sys.argv[1]); "
+            "hits = e.search_images('bird', 5) + e.similar_images(3, 3) "
+            "+ e.search_images_by_photo_and_words(3, 'red', 3); "
+            "print(len(hits), len(e.similar_words('said', 3)), 'torch' in sys.modules); "
+            "e.similar_images_by_class(3, 284, 3); print('torch' in sys.modules)")
+    env = {**os.environ, "SEARCH_CACHE_DIR": str(test_cache), "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run([sys.executable, "-c", code, str(offline_bundle)], cwd=REPO, capture_output=True, text=True,
+                         env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["11", "3", "False", "True"]  # by class reads the classifier's weights: torch
 
 
 def test_a_search_by_words_leaves_the_network_unbuilt_and_the_app_builds_it_after(offline_bundle: Path,

@@ -113,7 +113,7 @@ def test_importing_the_app_builds_no_page_and_loads_no_engine() -> None:
 @pytest.fixture()
 def fake_offline_build(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
     """``ensure_offline_bundle`` with a build that writes only a manifest (and counts its calls), in a temp cache."""
-    from searchcore import offline
+    from searchcore import offline, pipeline
     from searchcore.errors import BundleError
 
     monkeypatch.setenv("SEARCH_CACHE_DIR", str(tmp_path))
@@ -134,8 +134,9 @@ def fake_offline_build(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[
             raise BundleError("has no manifest.json.", root)
         return json.loads((root / "manifest.json").read_text())
 
-    monkeypatch.setattr(offline, "build_bundle", build_bundle)
-    monkeypatch.setattr(offline, "train_bundle", train_bundle)
+    # ensure_offline_bundle imports the build only when it builds (a restart with the bundle cached needs no torch)
+    monkeypatch.setattr(pipeline, "build_bundle", build_bundle)
+    monkeypatch.setattr(pipeline, "train_bundle", train_bundle)
     monkeypatch.setattr(offline.B, "verify", verify)
     return calls
 

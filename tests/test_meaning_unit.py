@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from searchcore.build import conse_only
+from searchcore.conse import conse_only
 from searchcore.fit import item_targets, stratified_split, target_words
 from searchcore.head import DeViSEHead
 from searchcore.metrics import (

@@ -213,7 +213,7 @@ def test_public_real_photo_tags_mostly_hit(offline_engine):
 
 def test_unseen_photo_falls_back_to_conse(offline_engine):
     """A real photo unlike every collection photo is embedded by ConSE alone, and still gets cat words."""
-    from searchcore.build import tag_embeddings
+    from searchcore.conse import tag_embeddings
 
     photo = skimage_photo("chelsea.png")
     feats = offline_engine.features(photo)
@@ -228,7 +228,7 @@ def test_unseen_photo_falls_back_to_conse(offline_engine):
 def test_the_trained_heads_own_tags(offline_engine):
     """A collection photo is within the unseen-photo distance, so the head (blended) embeds it, and its tags name
     what its caption says; the head alone, without the classifier and neighbour rules, finds the label too."""
-    from searchcore.head import blend
+    from searchcore.conse import blend
     from searchcore.metrics import top_tags
 
     engine = offline_engine

@@ -15,6 +15,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -174,10 +175,16 @@ def build_served(report: Report, photos_folder: Callable[[], Path]) -> Served:
 
 def serving_threads() -> None:
     """One torch thread per request by default: the queue already runs several searches at once, and two-thread
-    kernels lose to one thread beside a busy process (docs/benchmarks.md, section 2, "Threads with a neighbour")."""
-    import torch
+    kernels lose to one thread beside a busy process (docs/benchmarks.md, section 2, "Threads with a neighbour").
 
-    torch.set_num_threads(max(1, int(os.environ.get("SEARCH_TORCH_THREADS", "1"))))
+    Torch is not imported for it: a search by words never needs torch, so a warm start does not wait for it. Torch
+    takes its thread count from ``OMP_NUM_THREADS`` when it is first imported; if a bundle build imported it
+    already, it is told directly."""
+    threads = max(1, int(os.environ.get("SEARCH_TORCH_THREADS", "1")))
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+    else:
+        os.environ["OMP_NUM_THREADS"] = str(threads)
 
 
 def serve(engine: SearchEngine, why: str, name: str, photos_root: Path) -> Served:
