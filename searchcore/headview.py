@@ -89,6 +89,11 @@ class HeadView(WordReading):
         return cls(folder, config, classifier)
 
     @property
+    def loaded(self) -> bool:
+        """Whether the network is built (:attr:`network`)."""
+        return self._network is not None
+
+    @property
     def network(self) -> DeViSEHead:
         """The head's network, loaded (with torch) from the same folder on first use."""
         with self._lock:

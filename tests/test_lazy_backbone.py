@@ -100,13 +100,13 @@ def test_a_search_by_words_leaves_the_network_unbuilt_and_the_app_builds_it_afte
     engine = load_engine(offline_bundle)
     assert isinstance(engine.backbone, LazyBackbone)
     assert engine.search_images("bird", 5) and engine.similar_words("said", 3) and engine.class_names
-    assert not engine.backbone.built
+    assert not engine.backbone.built and engine.head is not None and not engine.head.loaded
     loader = EngineLoader(lambda report: Served(engine, "a test", (), "offline"))
     loader.wait(every=0.01)
     assert loader.prepare_images() and not loader.prepare_images()  # started once
-    for _ in range(600):  # the network is built in the background
-        if engine.backbone.built:
+    for _ in range(600):  # the networks are built in the background
+        if engine.backbone.built and engine.head.loaded:
             break
         threading.Event().wait(0.1)
-    assert engine.backbone.built
+    assert engine.backbone.built and engine.head.loaded
     assert engine.tag_image(chelsea(), 3)

@@ -94,19 +94,27 @@ class EngineLoader:
         return attempt.served if attempt is not None and attempt.done.is_set() else None
 
     def prepare_images(self) -> bool:
-        """Once the engine is built: build its backbone's network on a background thread, once, if it is built on
-        first use (:class:`searchcore.backbone.LazyBackbone`: seconds that a search by words never needs), so that
-        the first image search does not wait for it. Returns whether this call started it.
+        """Once the engine is built: build its backbone's network and its head's on a background thread, once, if
+        they are built on first use (:class:`searchcore.backbone.LazyBackbone`, :class:`searchcore.headview.HeadView`:
+        seconds that a search by words never needs), so that the first image search does not wait for them.
+        Returns whether this call started it.
 
         The app calls it after answering a request, not while loading: the first answer does not share the machine
         with the network's build."""
         served = self.ready()
+        engine = served.engine if served is not None else None
         with self._lock:
-            if served is None or self._warming or getattr(served.engine.backbone, "built", True):
+            if engine is None or self._warming or (getattr(engine.backbone, "built", True)
+                                                   and getattr(engine.head, "loaded", True)):
                 return False
             self._warming = True
-        backbone = served.engine.backbone
-        threading.Thread(target=lambda: backbone.model, name="backbone-builder", daemon=True).start()
+
+        def build() -> None:
+            engine.backbone.model  # noqa: B018 (built on first use)
+            if engine.head is not None and hasattr(engine.head, "network"):
+                engine.head.network  # noqa: B018 (the head's network too: searchcore.headview)
+
+        threading.Thread(target=build, name="backbone-builder", daemon=True).start()
         return True
 
     def wait(self, progress: Callable[..., Any] | None = None, every: float = 0.5) -> Served:
