@@ -20,8 +20,6 @@ import contextlib
 import functools
 import logging
 import os
-import signal
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,7 +79,7 @@ if __name__ == "__main__":
 import gradio as gr  # noqa: E402
 
 from searchcore import BadArgumentError, SearchError, pagetext  # noqa: E402
-from searchcore.inputs import check_k_sent, check_query  # noqa: E402
+from searchcore.inputs import check_k_sent  # noqa: E402
 from searchcore.pagetext import describe, my_photos_account  # noqa: E402 (tests use describe)
 from searchcore.serve import map as map_view  # noqa: E402
 from searchcore.serve import page  # noqa: E402
@@ -96,11 +94,7 @@ _pages: list[gr.Blocks] = []  # the pages built (one, in a running app): each ma
 # ---- the engine -----------------------------------------------------------------------------------------------------
 def _get_served(progress: gr.Progress | None = None) -> Served:
     served = _loader.wait(progress)
-    # Let Gradio copy the collection's photos (and nothing else) into its cache: the galleries show them. Added
-    # here rather than as launch(allowed_paths=...) because the folder is known only once the bundle is resolved
-    # (a Hub bundle is downloaded first), and because `gradio app.py` (reload mode) launches without our arguments.
-    for demo in _pages:
-        demo.allowed_paths.extend(f for f in served.folders if f not in demo.allowed_paths)
+    page.allow_folders(_pages, served.folders)
     return served
 
 
@@ -119,12 +113,6 @@ def _my_photos(key: str, progress: gr.Progress | None = None, create: bool = Fal
         yield served.engine, mine
 
 
-def _gradio_files(demo: gr.Blocks) -> list[str]:
-    """What Gradio made for ``demo`` and may delete: not its examples, not the visitors' photos (their store's)."""
-    served = _loader.ready()
-    return page.gradio_files(demo, served.photos.root if served is not None and served.photos is not None else None)
-
-
 # ---- the searches (API endpoints and MCP tools; parameter names are the API's) --------------------------------------
 # Gradio builds each MCP tool's description from its handler's docstring: the text before "Args:", then one line per
 # argument (a line of its own: Gradio reads no continuation lines) and the "Returns:" lines. Written for an assistant
@@ -132,39 +120,18 @@ def _gradio_files(demo: gr.Blocks) -> list[str]:
 ImagePayload = dict[str, Any] | str | None  # Gradio's file description ({"path": ..., "url": ..., "meta": ...})
 Count = int | float | str  # as sent: a slider gives a float, a hand-written API call may send a string
 
-
 TOOL_TEXT = {
     "AN_IMAGE": "a public http(s) URL or a data:image/png;base64,... URL (JPEG, PNG, WebP).",
     "K": f"a whole number from 1 to {MAX_K}.",
     "CAPTIONED": "each an image URL with the caption 'label · caption · distance 0.123'",
 }
-
-
-def endpoint(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """A handler as Gradio serves it: its docstring's ``{NAME}``s filled from :data:`TOOL_TEXT`, searchcore's errors
-    turned into Gradio's (:func:`searchcore.serve.page.user_errors`), and once it has answered, the image searches'
-    network built in the background if it is not yet (a warm start answers its first search without it)."""
-    fn.__doc__ = (fn.__doc__ or "").format_map(TOOL_TEXT)
-    answer = page.user_errors(fn)
-
-    @functools.wraps(answer)
-    def then_prepare(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return answer(*args, **kwargs)
-        finally:
-            _loader.prepare_images()
-
-    return then_prepare
+# every handler: its docstring filled from TOOL_TEXT, errors made Gradio's, the image network prepared after answering
+endpoint = functools.partial(page.endpoint, text=TOOL_TEXT, then=_loader.prepare_images)
 
 
 def _k(value: Any) -> int:
     """The number of results: a whole number from 1 to MAX_K (the API's limit too, not only the slider's)."""
     return check_k_sent(value, MAX_K)
-
-
-def _text(value: Any) -> str:
-    """A query as sent, refused at once when it is longer than searchcore reads (:data:`MAX_QUERY_CHARS`)."""
-    return check_query(value if isinstance(value, str) else "" if value is None else str(value))
 
 
 @endpoint
@@ -219,7 +186,7 @@ def similar_words(query: str, k: Count, progress: gr.Progress = gr.Progress()) -
     Returns:
         a table with the columns word and distance, nearest first (cosine distance: 0 is the same meaning).
     """
-    query, k = _text(query), _k(k)
+    query, k = page.query(query), _k(k)
     return page.table(get_engine(progress).similar_words(query, k))
 
 
@@ -254,7 +221,7 @@ def search_images(query: str, k: Count, progress: gr.Progress = gr.Progress()) -
     Returns:
         the photos, best first, {CAPTIONED}.
     """
-    query, k = _text(query), _k(k)
+    query, k = page.query(query), _k(k)
     return page.gallery(get_engine(progress).search_images(query, k))
 
 
@@ -275,7 +242,7 @@ def search_images_by_photo_and_words(image: ImagePayload, query: str | None, k: 
     Returns:
         the photos, best first, {CAPTIONED}.
     """
-    image, query, k = page.optional_image(image), _text(query), _k(k)
+    image, query, k = page.optional_image(image), page.query(query), _k(k)
     return page.gallery(get_engine(progress).search_images_by_photo_and_words(image, query, k))
 
 
@@ -328,7 +295,7 @@ def search_my_photos(query: str, k: Count, request: gr.Request,
     Returns:
         your photos, best first, {CAPTIONED} (no label: file name).
     """
-    key, query, k = page.visitor(request), _text(query), _k(k)
+    key, query, k = page.visitor(request), page.query(query), _k(k)
     with _my_photos(key, progress) as (engine, mine):
         return page.gallery(engine.search_images(query, k, collection=mine))
 
@@ -605,20 +572,10 @@ def main() -> None:
     _log_to_terminal()
     _loader.start()  # (begun already when run as a script) the page shows the build's progress
     demo = globals()["demo"] = build_demo()
-    # a stop (SIGTERM: a Space restarting, a supervisor) closes the server as Ctrl-C does; then Gradio's copies and
-    # (atexit) the visitors' photos are deleted. (`gradio app.py` re-runs this file on a thread, where it cannot.)
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, signal.default_int_handler)
-    stopping = threading.Event()
-    threading.Thread(target=page.bound_gradio_files, args=(functools.partial(_gradio_files, demo), stopping),
-                     name="gradio-files", daemon=True).start()
-    # GRADIO_SERVER_NAME / GRADIO_SERVER_PORT are read by Gradio itself. mcp_server: the five searches (the named,
-    # public endpoints; the page load and example clicks are private) become MCP tools at /gradio_api/mcp/.
-    try:
-        demo.launch(max_file_size=MAX_UPLOAD, theme=page.theme(), css=page.CSS, mcp_server=True)
-    finally:
-        stopping.set()
-        page.delete_files(_gradio_files(demo))  # every upload and copy Gradio made goes (the examples, cached, stay)
+    # GRADIO_SERVER_NAME / GRADIO_SERVER_PORT are read by Gradio itself. mcp_server: the searches (the named, public
+    # endpoints; the page load and example clicks are private) become MCP tools at /gradio_api/mcp/.
+    page.launch(demo, lambda: page.gradio_files(demo, _loader.ready()), max_file_size=MAX_UPLOAD, theme=page.theme(),
+                css=page.CSS, mcp_server=True)
 
 
 if __name__ == "__main__":

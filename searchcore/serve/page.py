@@ -1,12 +1,15 @@
 """The Gradio side of the app: its components, how results are shown, and what a request may send.
 
-app.py lays out the page from these parts; here is everything that knows Gradio's ways:
+app.py and :mod:`searchcore.serve.tabs` build the page from these parts; here is everything that knows Gradio's ways:
 
 * the components the tabs share (:func:`image_input`, :func:`k_slider`, :func:`results_gallery`, …) and the look;
 * results as Gradio shows them (:func:`gallery`, :func:`table`);
-* a request's files, images and session read the way Gradio delivers them (:func:`image`, :func:`files`,
-  :func:`visitor`), refused with a message a person can act on (:class:`SearchBlocks`, :func:`user_errors`);
-  searchcore's own checks (:mod:`searchcore.inputs`) do the rest.
+* a handler as Gradio serves it (:func:`endpoint`): searchcore's errors become Gradio's (:func:`user_errors`);
+* a request's files, images, words and session read the way Gradio delivers them (:func:`image`, :func:`files`,
+  :func:`query`, :func:`visitor`), refused with a message a person can act on (:class:`SearchBlocks`);
+  searchcore's own checks (:mod:`searchcore.inputs`) do the rest;
+* serving: the folders Gradio may serve photos from (:func:`allow_folders`), and its copies of what it served,
+  bounded while it runs and deleted when it stops (:func:`launch`).
 
 Importing this module imports Gradio; searchcore itself never does.
 """
@@ -20,17 +23,20 @@ import functools
 import importlib.util
 import logging
 import os
+import signal
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
 from searchcore.errors import BadArgumentError, ImageError, SearchError, shorten
+from searchcore.inputs import check_query
 
 if TYPE_CHECKING:
     from searchcore import Hit, SearchEngine, WordHit
+    from searchcore.serve.lifecycle import Served
 
 log = logging.getLogger("semantic-search")
 
@@ -80,6 +86,23 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def endpoint(fn: Callable[..., Any], text: Mapping[str, str], then: Callable[[], Any]) -> Callable[..., Any]:
+    """A handler as Gradio serves it: its docstring's ``{NAME}``s filled from ``text`` (the docstring is its MCP
+    tool's description), searchcore's errors turned into Gradio's (:func:`user_errors`), and once it has answered,
+    ``then()`` (the app builds the image searches' network there: a warm start answers its first search without it)."""
+    fn.__doc__ = (fn.__doc__ or "").format_map(text)
+    answer = user_errors(fn)
+
+    @functools.wraps(answer)
+    def answered(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return answer(*args, **kwargs)
+        finally:
+            then()
+
+    return answered
+
+
 # ---- what a request sent --------------------------------------------------------------------------------------------
 # What a caller must send instead of a path on the server (an API call that names one gets this, from Gradio's
 # refusal in SearchBlocks or from image()).
@@ -118,6 +141,11 @@ def image(value: Any) -> str | bytes:
     if value is None or value == {}:
         raise ImageError("No image yet: upload a photo (or paste one, or use the webcam), or click an example.")
     raise ImageError("Could not read the uploaded image; upload it again as a JPEG or PNG file.")
+
+
+def query(value: Any) -> str:
+    """The words as sent, refused at once when they are longer than searchcore reads (:func:`check_query`)."""
+    return check_query(value if isinstance(value, str) else "" if value is None else str(value))
 
 
 def optional_image(value: Any) -> str | bytes | None:
@@ -318,10 +346,36 @@ def cached_samples(examples: gr.Examples) -> list[list[str]]:
     return samples
 
 
-# ---- Gradio's copies of what it served: bounded in age and size, and gone when the server stops ---------------------
-def gradio_files(demo: gr.Blocks, own: Path | None) -> list[str]:
+# ---- serving: the collection's folders, and Gradio's copies bounded in age and size and gone when it stops ----------
+def allow_folders(pages: list[gr.Blocks], folders: Sequence[str]) -> None:
+    """Let Gradio copy the collection's photos (and nothing else) into its cache: the galleries show them. Added once
+    the engine is served rather than as launch(allowed_paths=...) because the folders are known only once the bundle
+    is resolved (a Hub bundle is downloaded first), and because `gradio app.py` (reload mode) launches without the
+    app's arguments."""
+    for demo in pages:
+        demo.allowed_paths.extend(f for f in folders if f not in demo.allowed_paths)
+
+
+def launch(demo: gr.Blocks, files: Callable[[], list[str]], **kwargs: Any) -> None:
+    """``demo.launch(**kwargs)``, keeping Gradio's copies ``files()`` within their limits while it serves
+    (:func:`bound_gradio_files`) and deleting them when it stops (the examples, cached, stay)."""
+    # a stop (SIGTERM: a Space restarting, a supervisor) closes the server as Ctrl-C does; then Gradio's copies and
+    # (atexit) the visitors' photos are deleted. (`gradio app.py` re-runs app.py on a thread, where it cannot.)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+    stopping = threading.Event()
+    threading.Thread(target=bound_gradio_files, args=(files, stopping), name="gradio-files", daemon=True).start()
+    try:
+        demo.launch(**kwargs)
+    finally:
+        stopping.set()
+        delete_files(files())
+
+
+def gradio_files(demo: gr.Blocks, served: Served | None) -> list[str]:
     """The files Gradio made for ``demo`` (uploads, copies of shown photos), less those it must keep (its examples)
-    and the files under ``own`` (the visitors' collections, kept and deleted by their store)."""
+    and the visitors' photos (``served``'s store keeps and deletes them)."""
+    own = served.photos.root if served is not None and served.photos is not None else None
     keep: set[str] = set()
     for block in demo.blocks.values():
         keep |= set(getattr(block, "keep_in_cache", ()))
