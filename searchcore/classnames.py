@@ -30,11 +30,11 @@ def broader_word(words: WordVectors, chain: Sequence[Sequence[str]], limit: int 
 
 
 def imagenet_broader(class_names: Sequence[str]) -> list[Sequence[Sequence[str]]] | None:
-    """The packaged WordNet chains of the 1000 ImageNet classes, when ``class_names`` are those classes."""
+    """The packaged WordNet chains of the 1000 ImageNet classes, when ``class_names`` are those classes.
+
+    A missing or damaged packaged vocabulary raises (:func:`searchcore.wordnet.load_visual_vocab` says how to
+    regenerate it) rather than quietly giving ConSE vaguer class vectors."""
     from .wordnet import load_visual_vocab
 
-    try:
-        classes = load_visual_vocab().imagenet
-    except (OSError, ValueError):
-        return None
+    classes = load_visual_vocab().imagenet
     return [c.broader for c in classes] if len(classes) == len(class_names) else None

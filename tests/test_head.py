@@ -195,6 +195,20 @@ def test_conse_from_words_uses_the_first_known_synonym():
     np.testing.assert_allclose(emb, known_mean, atol=1e-5)
 
 
+def test_conse_refuses_to_build_without_the_packaged_class_chains(monkeypatch: pytest.MonkeyPatch):
+    """A damaged install (no data/visual_vocab.json) is an error that says how to fix it, not vaguer ConSE vectors."""
+    from searchcore import wordnet
+    from searchcore.errors import AssetSourceError
+
+    def missing() -> None:
+        raise AssetSourceError("visual_vocab.json is missing; regenerate it with python -m training.make_visual_vocab.")
+
+    monkeypatch.setattr(wordnet, "load_visual_vocab", missing)
+    wv = WordVectors(source="synthetic", words=["cat"], vectors=np.ones((1, 4), np.float32))
+    with pytest.raises(AssetSourceError, match="make_visual_vocab"):
+        ConSE.from_words(["tabby, tabby cat"] * 1000, wv)
+
+
 def test_conse_refuses_a_table_where_no_class_has_a_word_vector(class_vectors):
     # with no known class every embedding would silently be the zero vector (NaN probabilities underneath)
     with pytest.raises(ValueError):
