@@ -8,7 +8,8 @@ and each also an API endpoint and an MCP tool of its handler's name (the handler
 description); "Your photos" gives each browser session or API client a private collection
 (:mod:`searchcore.personal`); "Map" draws the collection's map stored in its bundle (:mod:`searchcore.serve.map`).
 Which bundle is served and how the engine is loaded: :mod:`searchcore.serve.lifecycle`;
-Gradio's components and request checks: :mod:`searchcore.serve.page`.
+the "Your photos" handlers' work: :mod:`searchcore.serve.my_photos`; Gradio's components, request checks and
+errors: :mod:`searchcore.serve.page`.
 
 Importing this module builds nothing: :func:`build_demo` builds the page (``app.demo`` builds it on first use, for
 ``gradio app.py``), and the settings below can be read without it.
@@ -16,11 +17,10 @@ Importing this module builds nothing: :func:`build_demo` builds the page (``app.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -78,15 +78,14 @@ if __name__ == "__main__":
 
 import gradio as gr  # noqa: E402
 
-from searchcore import BadArgumentError, SearchError, pagetext  # noqa: E402
+from searchcore import SearchError, pagetext  # noqa: E402
 from searchcore.inputs import check_k_sent  # noqa: E402
-from searchcore.pagetext import describe, my_photos_account  # noqa: E402 (tests use describe)
+from searchcore.pagetext import describe  # noqa: E402 (tests use describe)
 from searchcore.serve import map as map_view  # noqa: E402
-from searchcore.serve import page  # noqa: E402
+from searchcore.serve import my_photos, page  # noqa: E402
 
 if TYPE_CHECKING:
     from searchcore import SearchEngine
-    from searchcore.personal import PersonalCollection
 
 _pages: list[gr.Blocks] = []  # the pages built (one, in a running app): each may serve the collection's photos
 
@@ -101,16 +100,6 @@ def _get_served(progress: gr.Progress | None = None) -> Served:
 def get_engine(progress: gr.Progress | None = None) -> SearchEngine:
     """The app's one SearchEngine (built on first call; later calls return it at once)."""
     return _get_served(progress).engine
-
-
-@contextlib.contextmanager
-def _my_photos(key: str, progress: gr.Progress | None = None, create: bool = False
-               ) -> Iterator[tuple[SearchEngine, PersonalCollection]]:
-    """The engine and the visitor ``key``'s own collection, held for one request (``create``: an upload makes it)."""
-    served = _get_served(progress)
-    assert served.photos is not None
-    with served.photos.using(key, create=create) as mine:
-        yield served.engine, mine
 
 
 # ---- the searches (API endpoints and MCP tools; parameter names are the API's) --------------------------------------
@@ -261,24 +250,8 @@ def add_photos(files: list[Any] | None, request: gr.Request,
     Returns:
         a summary: added (how many), skipped (file and why), photos, labels (photos per label), limits, head (figures).
     """
-    from searchcore.tempfiles import delete_file
-    from searchcore.uploads import read_uploads, skipped_summary
-
     key = page.visitor(request)  # first: a call that cannot have a collection is refused whatever it sent
-    paths = page.files(files)
-    try:
-        with _my_photos(key, progress, create=True) as (engine, mine):
-            progress(0.0, desc="Reading your files")
-            reading = read_uploads(paths, mine.room[1])
-
-            def report(done: int, total: int) -> None:
-                progress((done, total), desc=f"Reading photos {done}/{total}", unit="photos")
-
-            added = engine.add_images(mine, reading.candidates, progress=report if reading.candidates else None)
-    finally:  # the collection keeps its own copies: Gradio's copy of the upload goes now
-        for path, _ in paths:
-            delete_file(path)
-    return {"added": added.added, "skipped": skipped_summary([*reading.skipped, *added.skipped]), **added.summary}
+    return my_photos.add(key, page.files(files), functools.partial(_get_served, progress), progress)
 
 
 @endpoint
@@ -296,7 +269,7 @@ def search_my_photos(query: str, k: Count, request: gr.Request,
         your photos, best first, {CAPTIONED} (no label: file name).
     """
     key, query, k = page.visitor(request), page.query(query), _k(k)
-    with _my_photos(key, progress) as (engine, mine):
+    with my_photos.using(_get_served(progress), key) as (engine, mine):
         return page.gallery(engine.search_images(query, k, collection=mine))
 
 
@@ -313,10 +286,8 @@ def similar_my_photos(image: ImagePayload, k: Count, request: gr.Request,
         your photos, best first, {CAPTIONED} (no label: file name).
     """
     key, image, k = page.visitor(request), page.image(image), _k(k)
-    with _my_photos(key, progress) as (engine, mine):
-        if isinstance(image, str):
-            mine.query_files.add(Path(image))  # deleted with the collection
-        return page.gallery(engine.similar_images(image, k, collection=mine))
+    with my_photos.using(_get_served(progress), key) as (engine, mine):
+        return page.gallery(engine.similar_images(my_photos.query_photo(mine, image), k, collection=mine))
 
 
 @endpoint
@@ -327,26 +298,12 @@ def clear_my_photos(request: gr.Request) -> dict[str, Any]:
         a summary: removed (how many photos), photos (now 0).
     """
     key = page.visitor(request)
-    served = _get_served()
-    assert served.photos is not None
-    mine = served.photos.peek(key)
-    removed = served.engine.remove_images(mine) if mine is not None else 0
-    served.photos.drop(key)  # and its place among the server's live collections, and its files
-    return {"removed": removed, "photos": 0}
+    return my_photos.clear(_get_served(), key)
 
 
 def _forget_my_photos(request: gr.Request) -> None:
     """The browser tab closed: its photos go at once (the idle timeout catches the rest)."""
-    served = _loader.ready()
-    if served is not None and served.photos is not None:
-        with contextlib.suppress(BadArgumentError):
-            served.photos.drop(page.visitor(request))
-
-
-def my_status_update(summary: Any) -> tuple[str, Any]:
-    """After an upload or a clear: the account of the collection; a clear also empties the results."""
-    cleared = isinstance(summary, dict) and "removed" in summary
-    return my_photos_account(summary), ([] if cleared else gr.skip())
+    my_photos.forget(_loader.ready(), request)
 
 
 def banner(served: Served) -> str:
@@ -354,39 +311,20 @@ def banner(served: Served) -> str:
 
 
 # ---- the map: the collection laid out in the word space when its bundle was built (searchcore.layout) --------------
-def _visitor_photos(served: Served, request: gr.Request) -> PersonalCollection | None:
-    """The visitor's own collection, if they have one (the map places it; no collection is made for it)."""
-    if served.photos is None:
-        return None
-    with contextlib.suppress(BadArgumentError):  # no session (an API call): the map alone
-        return served.photos.peek(page.visitor(request))
-    return None
-
-
 @endpoint
 def draw_map(request: gr.Request, progress: gr.Progress = gr.Progress()) -> tuple[Any, str]:  # noqa: B008
     """The stored map of the collection with the visitor's own photos placed into it, and the line under it."""
     served = _get_served(progress)
-    bundle, mine = served.engine.bundle, _visitor_photos(served, request)
-    if bundle.layout is None:
-        return None, map_view.summary(bundle)
-    return map_view.plot(bundle, mine), map_view.summary(bundle, mine)
+    return map_view.draw(served.engine.bundle, my_photos.peek(served, request))
 
 
 @endpoint
 def map_similar(photo: str | None, k: Count, request: gr.Request,
                 progress: gr.Progress = gr.Progress()) -> tuple[list[tuple[str, str]], str]:  # noqa: B008
     """Image → Image from the photo chosen on the map (a collection photo's number, or one of the visitor's)."""
-    served = _get_served(progress)
-    k = _k(k)
-    chosen = map_view.choice(photo, served.engine.bundle, _visitor_photos(served, request))
-    hits = served.engine.similar_images(chosen, k)
-    if isinstance(chosen, int):
-        item = served.engine.bundle.items[chosen]
-        what = f"photo {chosen}: **{map_view.hover_text(item.label, item.caption)}**"
-    else:
-        what = "your photo"
-    return page.gallery(hits), f"Photos that look like {what}"
+    served, k = _get_served(progress), _k(k)
+    hits, what = map_view.similar(served.engine, photo, k, my_photos.peek(served, request))
+    return page.gallery(hits), what
 
 
 # ---- the page -------------------------------------------------------------------------------------------------------
@@ -473,14 +411,14 @@ def _my_photos_tab() -> None:
         # its own concurrency group: reading uploads never takes a search's place in the queue
         gr.on([files.upload], add_photos, inputs=[files], outputs=summary, api_name="add_photos", preprocess=False,
               concurrency_limit=MY_INDEXING, concurrency_id="my_photos_indexing", show_progress_on=[status]).then(
-            my_status_update, inputs=[summary], outputs=[status, results], api_visibility="private")
+            my_photos.status_update, inputs=[summary], outputs=[status, results], api_visibility="private")
         gr.on([go.click, query.submit], search_my_photos, inputs=[query, k], outputs=results,
               api_name="search_my_photos", preprocess=False)
         gr.on([similar.click], similar_my_photos, inputs=[photo, k], outputs=results, api_name="similar_my_photos",
               preprocess=False)
         gr.on([tag.click], tag_image, inputs=[photo, k], outputs=tags, preprocess=False, api_visibility="private")
         gr.on([clear.click], clear_my_photos, outputs=summary, api_name="clear_my_photos").then(
-            my_status_update, inputs=[summary], outputs=[status, results], api_visibility="private")
+            my_photos.status_update, inputs=[summary], outputs=[status, results], api_visibility="private")
 
 
 def _map_tab() -> None:

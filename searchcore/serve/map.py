@@ -12,6 +12,8 @@ with plotly.js, which Gradio's front end already ships, and the figure is plain 
 (about 75 MB installed with narwhals) is not needed (``gradio.components.plot.PlotData`` carries the JSON, as
 ``gr.Plot`` itself does for a plotly figure).
 
+The tab's two handlers (app.py's ``draw_map`` and ``map_similar``) do their work in :func:`draw` and :func:`similar`.
+
 Importing this module imports Gradio (through :func:`plot` only; the figure itself is Gradio-free).
 """
 
@@ -31,6 +33,7 @@ from searchcore import layout as L
 from searchcore.errors import BadArgumentError
 
 if TYPE_CHECKING:
+    from searchcore import Hit, SearchEngine
     from searchcore.bundle import Bundle
     from searchcore.personal import PersonalCollection
 
@@ -190,3 +193,18 @@ def choice(value: Any, bundle: Bundle, mine: PersonalCollection | None) -> int |
         raise BadArgumentError("Choose a photo: click a point of the map, or type a photo's number (0 to "
                                f"{len(bundle.items) - 1}).")
     return int(text)
+
+
+def draw(bundle: Bundle, mine: PersonalCollection | None = None) -> tuple[Any, str]:
+    """The Map tab's plot (none when the bundle has no map) and the line under it."""
+    return (None if bundle.layout is None else plot(bundle, mine)), summary(bundle, mine)
+
+
+def similar(engine: SearchEngine, value: Any, k: int, mine: PersonalCollection | None) -> tuple[list[Hit], str]:
+    """Image → Image from the photo chosen on the map (:func:`choice`), and the line above the results."""
+    chosen = choice(value, engine.bundle, mine)
+    hits = engine.similar_images(chosen, k)
+    if isinstance(chosen, int):
+        item = engine.bundle.items[chosen]
+        return hits, f"Photos that look like photo {chosen}: **{hover_text(item.label, item.caption)}**"
+    return hits, "Photos that look like your photo"
