@@ -7,9 +7,9 @@ Image → Tags, Text → Image, and Photo + words: a photo and words in one quer
 and each also an API endpoint and an MCP tool of its handler's name (the handler's docstring is the tool's
 description); "Your photos" gives each browser session or API client a private collection
 (:mod:`searchcore.personal`); "Map" draws the collection's map stored in its bundle (:mod:`searchcore.serve.map`).
-Which bundle is served and how the engine is loaded: :mod:`searchcore.serve.lifecycle`;
-the "Your photos" handlers' work: :mod:`searchcore.serve.my_photos`; Gradio's components, request checks and
-errors: :mod:`searchcore.serve.page`.
+Which bundle is served and how the engine is loaded: :mod:`searchcore.serve.lifecycle`; the tabs' layouts:
+:mod:`searchcore.serve.tabs`; the "Your photos" handlers' work: :mod:`searchcore.serve.my_photos`; Gradio's
+components, request checks and errors: :mod:`searchcore.serve.page`.
 
 Importing this module builds nothing: :func:`build_demo` builds the page (``app.demo`` builds it on first use, for
 ``gradio app.py``), and the settings below can be read without it.
@@ -20,8 +20,6 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -78,11 +76,12 @@ if __name__ == "__main__":
 
 import gradio as gr  # noqa: E402
 
-from searchcore import SearchError, pagetext  # noqa: E402
+from searchcore import pagetext  # noqa: E402
 from searchcore.inputs import check_k_sent  # noqa: E402
-from searchcore.pagetext import describe  # noqa: E402 (tests use describe)
+from searchcore.pagetext import describe  # noqa: E402, F401 (tests use describe)
 from searchcore.serve import map as map_view  # noqa: E402
-from searchcore.serve import my_photos, page  # noqa: E402
+from searchcore.serve import my_photos, page, tabs  # noqa: E402
+from searchcore.serve.tabs import SearchTab, banner  # noqa: E402, F401 (tests use banner)
 
 if TYPE_CHECKING:
     from searchcore import SearchEngine
@@ -306,10 +305,6 @@ def _forget_my_photos(request: gr.Request) -> None:
     my_photos.forget(_loader.ready(), request)
 
 
-def banner(served: Served) -> str:
-    return pagetext.banner(served.engine.info, served.why)
-
-
 # ---- the map: the collection laid out in the word space when its bundle was built (searchcore.layout) --------------
 @endpoint
 def draw_map(request: gr.Request, progress: gr.Progress = gr.Progress()) -> tuple[Any, str]:  # noqa: B008
@@ -328,21 +323,6 @@ def map_similar(photo: str | None, k: Count, request: gr.Request,
 
 
 # ---- the page -------------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class SearchTab:
-    """One of the five search tabs: its inputs (a k slider is added), its button, its results and its examples."""
-
-    id: str  # the tab's id and the search's API name
-    title: str  # (its opening line: pagetext.TAB_INTROS[id])
-    search: Callable[..., Any]
-    inputs: Callable[[], list[Any]]
-    button: str
-    results: Callable[[], Any]
-    k: int
-    examples: tuple[str, ...] = ()  # words to click; none: the example photos
-    photo_words: bool = False  # its examples are (photo, words) pairs, the collection's joining once it is loaded
-
-
 SEARCH_TABS = (
     SearchTab("similar_images", "Image → Image", similar_images, lambda: [page.image_input()],
               "Find similar photos", lambda: page.results_gallery("Similar photos"), GALLERY_K),
@@ -364,89 +344,10 @@ SEARCH_TABS = (
 )
 
 
-def _search_tab(tab: SearchTab, photos: list[list[str]]) -> tuple[list[Any], gr.Examples]:
-    """Lay out one search tab (inputs and examples on the left, results on the right) and wire its search."""
-    with gr.Tab(tab.title, id=tab.id):
-        gr.Markdown(pagetext.TAB_INTROS[tab.id])
-        with gr.Row():
-            with gr.Column(scale=1, min_width=280):
-                inputs = [*tab.inputs(), page.k_slider(tab.k, MAX_K)]
-                go = gr.Button(tab.button, variant="primary")
-                samples = (page.photo_word_samples(PHOTO_WORDS_EXAMPLES) if tab.photo_words
-                           else [[w] for w in tab.examples] if tab.examples else photos)
-                examples = gr.Examples(samples, inputs=inputs[:2 if tab.photo_words else 1],
-                                       label="Examples (click one)", api_visibility="private")
-            with gr.Column(scale=2):
-                results = tab.results()
-        typed = [box.submit for box in inputs if isinstance(box, gr.Textbox)]
-        gr.on([go.click, *typed], tab.search, inputs=inputs, outputs=results, api_name=tab.id, preprocess=False)
-        page.run_example_search(examples, tab.search, inputs, results)
-    return inputs, examples
-
-
-def _my_photos_tab() -> None:
-    """"Your photos": a visitor's upload, their searches, tags and clear."""
-    with gr.Tab("Your photos", id="my_photos"):
-        from searchcore.personal import Limits  # the limits this server is started with
-
-        gr.Markdown(pagetext.my_intro(Limits.from_env()))
-        with gr.Row():
-            with gr.Column(scale=1, min_width=280):
-                files = page.files_input()
-                status = gr.Markdown("No photos of yours yet.", elem_classes=["my-status"])
-                summary = gr.JSON(label="Summary (as the API returns it)", open=False, visible=False)
-                clear = gr.Button("Clear my photos", variant="stop")
-            with gr.Column(scale=2):
-                with gr.Row():
-                    query = page.words_input("bird", scale=3)
-                    k = page.k_slider(GALLERY_K, MAX_K)
-                go = gr.Button("Search my photos", variant="primary")
-                with gr.Accordion("Search with a photo, or tag it", open=False):
-                    photo = page.image_input("A photo")
-                    with gr.Row():
-                        similar = gr.Button("Find similar in my photos")
-                        tag = gr.Button("Tag this photo")
-                    tags = page.words_table("Tags")
-                results = page.results_gallery("Your matching photos")
-        # its own concurrency group: reading uploads never takes a search's place in the queue
-        gr.on([files.upload], add_photos, inputs=[files], outputs=summary, api_name="add_photos", preprocess=False,
-              concurrency_limit=MY_INDEXING, concurrency_id="my_photos_indexing", show_progress_on=[status]).then(
-            my_photos.status_update, inputs=[summary], outputs=[status, results], api_visibility="private")
-        gr.on([go.click, query.submit], search_my_photos, inputs=[query, k], outputs=results,
-              api_name="search_my_photos", preprocess=False)
-        gr.on([similar.click], similar_my_photos, inputs=[photo, k], outputs=results, api_name="similar_my_photos",
-              preprocess=False)
-        gr.on([tag.click], tag_image, inputs=[photo, k], outputs=tags, preprocess=False, api_visibility="private")
-        gr.on([clear.click], clear_my_photos, outputs=summary, api_name="clear_my_photos").then(
-            my_photos.status_update, inputs=[summary], outputs=[status, results], api_visibility="private")
-
-
-def _map_tab() -> None:
-    """"Map": the collection in 2-D by the word space, drawn when the tab is opened; a clicked point's look-alikes."""
-    with gr.Tab("Map", id="map") as tab:
-        gr.Markdown(map_view.INTRO)
-        with gr.Row():
-            with gr.Column(scale=3):
-                plot = gr.Plot(label="The collection in the word space", elem_id="map-plot")
-                note = gr.Markdown("The map appears here once the search engine is ready.", elem_classes=["map-note"])
-            with gr.Column(scale=2, min_width=280):
-                gr.HTML(map_view.PREVIEW_HTML)
-                with gr.Row():
-                    photo = gr.Textbox(label="Photo number", placeholder="click a point", max_lines=1, scale=2,
-                                       elem_id="map-choice")
-                    k = page.k_slider(GALLERY_K, MAX_K)
-                go = gr.Button("Find photos like it", variant="primary", elem_id="map-go")
-                chosen = gr.Markdown("")
-                results = page.results_gallery("Photos that look like it")
-        # drawn on opening the tab (not at page load: a few thousand points), so the visitor's latest photos show
-        tab.select(draw_map, outputs=[plot, note], api_visibility="private").then(
-            None, js=map_view.MAP_JS, api_visibility="private")
-        gr.on([go.click, photo.submit], map_similar, inputs=[photo, k], outputs=[results, chosen],
-              api_visibility="private")
-
-
 def build_demo() -> gr.Blocks:
-    """The page: an intro and a banner, the five search tabs, "Your photos" and "How it works"."""
+    """The page: an intro and a banner, the search tabs, "Your photos", "Map" and "How it works"."""
+    from searchcore.personal import Limits  # the limits this server is started with
+
     photos = [[p] for p in page.sample_photos(PHOTO_EXAMPLES)]
     with page.SearchBlocks(title="Semantic search: photos and words by meaning") as demo:
         gr.Markdown(pagetext.INTRO, elem_classes=["intro"])
@@ -454,42 +355,27 @@ def build_demo() -> gr.Blocks:
         # where the engine's build shows its progress (the bar would hide the banner's text); gone once it is ready
         building = gr.Markdown("", min_height=56, elem_classes=["building"])
         with gr.Tabs():
-            tabs = {tab.id: _search_tab(tab, photos) for tab in SEARCH_TABS}
-            _my_photos_tab()
-            _map_tab()
+            searches = {t.id: tabs.search_tab(t, photos, PHOTO_WORDS_EXAMPLES, MAX_K) for t in SEARCH_TABS}
+            tabs.my_photos_tab(tabs.MyPhotos(add_photos, search_my_photos, similar_my_photos, tag_image,
+                                             clear_my_photos, my_photos.status_update),
+                               pagetext.my_intro(Limits.from_env()), GALLERY_K, MAX_K, MY_INDEXING)
+            tabs.map_tab(draw_map, map_similar, GALLERY_K, MAX_K)
             with gr.Tab("How it works", id="about"):
                 about = gr.Markdown("The details of the served bundle appear here once the search engine is ready.")
-        photo_examples = [tabs[tab.id][1] for tab in SEARCH_TABS if not tab.examples and not tab.photo_words]
-        pair_examples = [tabs[tab.id][1] for tab in SEARCH_TABS if tab.photo_words]
-        cached_pairs = page.cached_samples(pair_examples[0]) if pair_examples else []
-        # the "any photo" examples, as Gradio cached them at start-up; the collection's photos join them once loaded
-        cached = page.cached_samples(photo_examples[0]) if photo_examples else []
-        class_dropdown = tabs["similar_images_by_class"][0][1]
+        classes = searches["similar_images_by_class"][0][1]  # its choices come with the engine
+        views = tabs.EngineViews(status, building, about, classes, tabs.LoadedExamples(SEARCH_TABS, searches))
 
         def on_page_load(progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:  # noqa: B008
             """Fill in what needs the engine: the banner, the "How it works" panel, the class list, photo examples."""
             try:
                 served = _get_served(progress)
             except Exception as exc:  # shown in the banner; the searches report it too
-                message = str(exc) if isinstance(exc, SearchError) else "see the server log"
-                # (an update, even gr.skip(), rebuilds a Dataset from its arguments: give it samples Gradio may serve)
-                return (f"**The search engine could not start:** {message}", gr.Markdown(visible=False), gr.skip(),
-                        gr.skip(), *(gr.Dataset(samples=cached) for _ in photo_examples),
-                        *(gr.Dataset(samples=cached_pairs) for _ in pair_examples))
+                return views.failed(exc)
             _loader.prepare_images()  # a visitor with a page may search with a photo next
-            engine = served.engine
-            classes = [f"{i}: {name}" for i, name in enumerate(engine.class_names)]
-            samples = [[p] for p in page.collection_photos(engine, N_COLLECTION_EXAMPLES)] + cached
-            pairs = page.collection_photo_words(engine, COLLECTION_PHOTO_WORDS) + cached_pairs
-            return (banner(served), gr.Markdown(visible=False), describe(engine, served.name),
-                    gr.Dropdown(choices=classes), *(gr.Dataset(samples=samples) for _ in photo_examples),
-                    *(gr.Dataset(samples=pairs) for _ in pair_examples))
+            return views.ready(served, N_COLLECTION_EXAMPLES, COLLECTION_PHOTO_WORDS)
 
-        demo.load(on_page_load, outputs=[status, building, about, class_dropdown,
-                                         *(ex.dataset for ex in photo_examples),
-                                         *(ex.dataset for ex in pair_examples)],
-                  show_progress_on=[building], api_visibility="private", concurrency_limit=None,
-                  concurrency_id="page_load")
+        demo.load(on_page_load, outputs=views.outputs, show_progress_on=[building], api_visibility="private",
+                  concurrency_limit=None, concurrency_id="page_load")
         demo.unload(_forget_my_photos)
     # each search endpoint runs up to 4 requests at once (Gradio gives every event its own concurrency group; the
     # engine is thread-safe); a bounded queue refuses floods instead of piling them up
