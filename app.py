@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,12 +52,18 @@ N_COLLECTION_EXAMPLES = 4
 MY_INDEXING = max(1, int(os.environ.get("SEARCH_MY_INDEXING", "1")))
 
 
+_gradio_imported = threading.Event()  # set once this module has imported Gradio (below)
+
+
 def _photos_folder() -> Path:
     """Where the visitors' photos are kept: inside Gradio's upload folder, so that a gallery serves them from there
     instead of copying them into its cache. Their files are then the only copies, and a cleared or expired photo's
     URL no longer serves it (the folder's name is random, and so is each collection's inside it)."""
     import secrets
 
+    # (called on the loader's thread: a warm engine can be ready before the main thread has imported Gradio, and two
+    # threads importing it at once deadlock in Python's import locks)
+    _gradio_imported.wait()
     from gradio.utils import get_upload_folder
 
     return Path(get_upload_folder()) / f"search-my-photos-{secrets.token_hex(8)}"
@@ -75,6 +82,8 @@ if __name__ == "__main__":
     _loader.start()
 
 import gradio as gr  # noqa: E402
+
+_gradio_imported.set()
 
 from searchcore import pagetext  # noqa: E402
 from searchcore.inputs import check_k_sent  # noqa: E402
