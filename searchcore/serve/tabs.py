@@ -92,7 +92,7 @@ class LoadedExamples:
 
 
 class MyPhotos(NamedTuple):
-    """The handlers "Your photos" wires, each public under its own name but ``tag_image`` (Image → Tags; private here)."""
+    """The handlers "Your photos" wires, each public under its own name but ``tag_image`` (private on this tab)."""
 
     add_photos: Callable[..., Any]
     search_my_photos: Callable[..., Any]
