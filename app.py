@@ -6,7 +6,7 @@ The page's wiring: :data:`SEARCH_TABS` lists the searches (Image → Image, by I
 Image → Tags, Text → Image, and Photo + words: a photo and words in one query), each answered by :mod:`searchcore`
 and each also an API endpoint and an MCP tool of its handler's name (the handler's docstring is the tool's
 description); "Your photos" gives each browser session or API client a private collection
-(:mod:`searchcore.personal`); "Map" draws the collection's map stored in its bundle (:mod:`searchcore.serve.map`).
+(:mod:`searchcore.serve.personal`); "Map" draws the collection's map stored in its bundle (:mod:`searchcore.serve.map`).
 Which bundle is served and how the engine is loaded: :mod:`searchcore.serve.lifecycle`; the tabs' layouts:
 :mod:`searchcore.serve.tabs`; the "Your photos" handlers' work: :mod:`searchcore.serve.my_photos`; Gradio's
 components, request checks and errors: :mod:`searchcore.serve.page`.
@@ -85,11 +85,10 @@ import gradio as gr  # noqa: E402
 
 _gradio_imported.set()
 
-from searchcore import pagetext  # noqa: E402
 from searchcore.inputs import check_k_sent  # noqa: E402
-from searchcore.pagetext import describe  # noqa: E402, F401 (tests use describe)
 from searchcore.serve import map as map_view  # noqa: E402
-from searchcore.serve import my_photos, page, tabs  # noqa: E402
+from searchcore.serve import my_photos, page, pagetext, tabs  # noqa: E402
+from searchcore.serve.pagetext import describe  # noqa: E402, F401 (tests use describe)
 from searchcore.serve.tabs import SearchTab, banner  # noqa: E402, F401 (tests use banner)
 
 if TYPE_CHECKING:
@@ -243,7 +242,7 @@ def search_images_by_photo_and_words(image: ImagePayload, query: str | None, k: 
     return page.gallery(get_engine(progress).search_images_by_photo_and_words(image, query, k))
 
 
-# ---- your photos: a private collection per browser session or API client (searchcore.personal) ----------------------
+# ---- your photos: a private collection per browser session or API client (searchcore.serve.personal) -----------------
 @endpoint
 def add_photos(files: list[Any] | None, request: gr.Request,
                progress: gr.Progress = gr.Progress()) -> dict[str, Any]:  # noqa: B008
@@ -355,7 +354,7 @@ SEARCH_TABS = (
 
 def build_demo() -> gr.Blocks:
     """The page: an intro and a banner, the search tabs, "Your photos", "Map" and "How it works"."""
-    from searchcore.personal import Limits  # the limits this server is started with
+    from searchcore.serve.personal import Limits  # the limits this server is started with
 
     photos = [[p] for p in page.sample_photos(PHOTO_EXAMPLES)]
     with page.SearchBlocks(title="Semantic search: photos and words by meaning") as demo:

@@ -6,24 +6,25 @@
 
 The rule: each signal that remains improves the metric it exists for by at least :data:`THRESHOLD` in an ablation
 judged on validation photos (5-seed mean), or it goes. On the offline Tux Paint bundle of ``bench.bench_training``
-(the benchmarks' cache folder, built when it is not there), every seed trains :class:`searchcore.fit.TrainConfig`'s
-default and, on the same split, one ablation per mechanism, each with :func:`bench.bench_quality.train_copy` (so with
-:func:`searchcore.pipeline.train_bundle`, which chooses the served mix again with that mechanism off):
+(the benchmarks' cache folder, built when it is not there), every seed trains
+:class:`searchcore.models.fit.TrainConfig`'s default and, on the same split, one ablation per mechanism, each with
+:func:`bench.bench_quality.train_copy` (so with :func:`searchcore.build.pipeline.train_bundle`, which chooses the served
+mix again with that mechanism off):
 
-* look-alikes' words (``neighbour_mix=0``, :mod:`searchcore.propagation`);
-* the word classifier (``word_classifier=False``, :mod:`searchcore.wordclass`);
-* the class hierarchy (``class_hierarchy=False``, :mod:`searchcore.hierarchy`);
-* the exemplars (``exemplars=False``, :mod:`searchcore.exemplars`);
+* look-alikes' words (``neighbour_mix=0``, :mod:`searchcore.models.propagation`);
+* the word classifier (``word_classifier=False``, :mod:`searchcore.models.wordclass`);
+* the class hierarchy (``class_hierarchy=False``, :mod:`searchcore.models.hierarchy`);
+* the exemplars (``exemplars=False``, :mod:`searchcore.models.exemplars`);
 * ConSE in Text→Image (both ConSE weights held at 0 while the rest is chosen). ``TrainConfig`` has no flag for it,
-  so this bench restricts the weights' grid in :func:`searchcore.evaluation.choose_search` to 0 for that run
+  so this bench restricts the weights' grid in :func:`searchcore.quality.evaluation.choose_search` to 0 for that run
   (:func:`no_conse`); Image→Tags keeps its ConSE weight, chosen as usual.
 
-The figures are the ones the served choice is made on, never a test photo's: :func:`searchcore.pipeline.train_bundle`
-calls :func:`searchcore.evaluation.choose_serving` with a calibration head trained on the training photos of three
-quarters of the labels; its pool is the validation photos plus the photos of the remaining quarter (labels that
-head never saw). This bench watches that call (:func:`watch_choice`) and ranks the pool again with the chosen
-settings, query by query as :func:`searchcore.evaluation.choose_search` does (:func:`validation_figures`), split by
-kind of query:
+The figures are the ones the served choice is made on, never a test photo's:
+:func:`searchcore.build.pipeline.train_bundle` calls :func:`searchcore.quality.evaluation.choose_serving` with a
+calibration head trained on the training photos of three quarters of the labels; its pool is the validation photos plus
+the photos of the remaining quarter (labels that head never saw). This bench watches that call (:func:`watch_choice`)
+and ranks the pool again with the chosen settings, query by query as :func:`searchcore.quality.evaluation.choose_search`
+does (:func:`validation_figures`), split by kind of query:
 
 * label words of the calibration head's labels: precision@10 over the validation photos;
 * caption words (used by at least 3 captions): precision@5 (what the test figure reports) and precision@10 (what
@@ -95,14 +96,14 @@ def validation_figures(space: Any, pool: np.ndarray, seen_labels: set[str], unse
                        reference: np.ndarray, serving: Any) -> dict[str, Any]:
     """The chosen Text→Image rule on ``choose_serving``'s validation pool, by kind of query (see the docstring).
 
-    Scores each query exactly as :func:`searchcore.evaluation.choose_search` does for the chosen settings: the
+    Scores each query exactly as :func:`searchcore.quality.evaluation.choose_search` does for the chosen settings: the
     calibration head's embedding blended with the look-alikes', ConSE by the query's seen share, then the word
-    classifier, hierarchy and exemplar parts (:func:`searchcore.scoring.mixed_scores`).
+    classifier, hierarchy and exemplar parts (:func:`searchcore.models.scoring.mixed_scores`).
     """
-    from searchcore.evaluation import _trained_words
-    from searchcore.metrics import label_queries, mean, precision_at, word_queries
-    from searchcore.propagation import served_embedding
-    from searchcore.scoring import mixed_scores, split_parts
+    from searchcore.models.propagation import served_embedding
+    from searchcore.models.scoring import mixed_scores, split_parts
+    from searchcore.quality.evaluation import _trained_words
+    from searchcore.quality.metrics import label_queries, mean, precision_at, word_queries
     from searchcore.text import singular
 
     words, labels, head = space.words, space.labels, space.head
@@ -113,7 +114,7 @@ def validation_figures(space: Any, pool: np.ndarray, seen_labels: set[str], unse
               "caption": word_queries(space.relevant_words, pool, space.caption_words)}
     queries = [(kind, terms, relevant) for kind, qs in groups.items() for terms, relevant in qs if relevant.any()]
     known_rows = ~np.isin([labels[i] for i in pool], sorted(unseen_labels))
-    # the calibration word classifier's vocabulary: the words of its training photos (searchcore.fit.train_head)
+    # the calibration word classifier's vocabulary: the words of its training photos (searchcore.models.fit.train_head)
     vocab = set().union(*(space.word_sets[i] for i in reference if space.has_target[i]))
 
     def fixed(terms: list[Any]) -> bool:
@@ -163,10 +164,10 @@ def validation_figures(space: Any, pool: np.ndarray, seen_labels: set[str], unse
 
 @contextlib.contextmanager
 def watch_choice() -> Iterator[None]:
-    """While the block runs, every ``choose_serving`` of :mod:`searchcore.pipeline` also measures its choice
+    """While the block runs, every ``choose_serving`` of :mod:`searchcore.build.pipeline` also measures its choice
     (:func:`validation_figures`) into ``_SEEN``, with the chosen objective ``choose_search`` recorded."""
-    import searchcore.evaluation as E
-    import searchcore.pipeline as P
+    import searchcore.build.pipeline as P
+    import searchcore.quality.evaluation as E
 
     choose_serving, choose_search = P.choose_serving, E.choose_search
     signature = inspect.signature(choose_serving)
@@ -198,7 +199,7 @@ def watch_choice() -> Iterator[None]:
 def no_conse() -> Iterator[None]:
     """While the block runs, ``choose_search`` tries only ConSE weights of 0 (seen and unseen words): Text→Image
     without ConSE, every other share chosen as usual. Image→Tags' ConSE weight is chosen as before."""
-    import searchcore.evaluation as E
+    import searchcore.quality.evaluation as E
 
     original = E._best_conse
 
@@ -218,7 +219,7 @@ def run_arm(base: Path, work: Path, seed: int, arm: str, refit: bool = False) ->
     """Train seed ``seed``'s default (``arm`` "default") or its ablation of ``arm``; its validation figures.
 
     ``refit`` False skips the heads no validation figure reads (see the module docstring)."""
-    from searchcore.fit import TrainConfig
+    from searchcore.models.fit import TrainConfig
 
     config = TrainConfig(seed=seed, refit=refit)
     change = {} if arm == "default" else ARMS[arm][1]

@@ -6,7 +6,7 @@
     python -m bench.bench_backbone --compile  # add torch.compile variants (~50 s of compiling per batch shape)
     python -m bench.bench_backbone --parts threads --write   # only part 3, which has its own block in the docs
 
-Part 1, the network alone: the forward pass that :meth:`searchcore.backbone.Backbone.extract` runs
+Part 1, the network alone: the forward pass that :meth:`searchcore.models.backbone.Backbone.extract` runs
 (``forward_features`` → ``forward_head(pre_logits=True)`` → classifier) on random 224×224 inputs, at batch 1 (a
 search) and batched (building a collection), in variants: torch threads, channels_last, bf16 autocast. FLOPs per
 image are counted by ``torch.utils.flop_counter`` (2 per multiply-add). The limit is a large fp32 ``torch.matmul``
@@ -158,7 +158,7 @@ def bf16_probe(threads: int) -> dict[str, Any]:
 def network_part(args: Any, specs: list[str], reps: int, info: dict[str, Any]) -> dict[str, Any]:
     import torch
 
-    from searchcore.backbones import load_backbone
+    from searchcore.models.backbones import load_backbone
 
     cores = info["usable_cores"]
     thread_counts = sorted({1, cores})
@@ -247,7 +247,7 @@ def network_part(args: Any, specs: list[str], reps: int, info: dict[str, Any]) -
 def decode_part(args: Any, reps: int, info: dict[str, Any]) -> dict[str, Any]:
     import torch
 
-    from searchcore.backbones import load_backbone
+    from searchcore.models.backbones import load_backbone
 
     files = image_files(args.images)
     spec = "tf_efficientnet_lite0@pypi"
@@ -315,7 +315,7 @@ def decode_part(args: Any, reps: int, info: dict[str, Any]) -> dict[str, Any]:
 
 _CONTENTION_CHILD = """
 import json
-from searchcore.backbones import load_backbone
+from searchcore.models.backbones import load_backbone
 from bench import common
 from bench.bench_backbone import Variant
 backbone = load_backbone({spec!r})

@@ -7,7 +7,7 @@
 The Hub is out of reach here, so the CLIPs have **random weights**: ``CLIPConfig()``'s defaults are the
 architecture of ``openai/clip-vit-base-patch32`` (ViT-B/32 image tower at 224×224, a 12-layer 512-wide text
 tower, 512-d projections), and random weights cost the same arithmetic as trained ones. The tiny CLIP is the
-tests' (tests/_synthetic.write_tiny_clip), loaded through :func:`searchcore.clip.load_clip_backbone`.
+tests' (tests/_synthetic.write_tiny_clip), loaded through :func:`searchcore.models.clip.load_clip_backbone`.
 
 * **Images**: the forward pass each backbone's ``extract`` runs (``Backbone.forward``: CLIP's image tower and its
   zero-shot logits; the CNNs' features and classifier) on random inputs of the model's own size, at batch 1 (a
@@ -62,7 +62,7 @@ def vit_b32() -> Any:
     import torch
     from transformers import CLIPConfig, CLIPModel
 
-    from searchcore.clip import ClipBackbone
+    from searchcore.models.clip import ClipBackbone
 
     with torch.random.fork_rng():
         torch.manual_seed(0)
@@ -78,13 +78,13 @@ def tiny(folder: Path) -> Any:
     sys.path.insert(0, str(common.ROOT / "tests"))
     from _synthetic import write_tiny_clip
 
-    from searchcore.backbones import load_backbone
+    from searchcore.models.backbones import load_backbone
 
     return load_backbone(f"clip:{write_tiny_clip(folder / 'tiny-clip')}")
 
 
 def image_size(net: Any) -> int:
-    from searchcore.clip import ClipBackbone
+    from searchcore.models.clip import ClipBackbone
 
     if isinstance(net, ClipBackbone):
         return int(net.model.config.vision_config.image_size)
@@ -132,8 +132,8 @@ def class_prompts(net: Any) -> tuple[float, Any]:
     import numpy as np
     import torch
 
-    from searchcore.clip import TEXT_BATCH, _pooled
     from searchcore.index import unit_rows
+    from searchcore.models.clip import TEXT_BATCH, _pooled
 
     vocab = int(net.model.config.text_config.vocab_size)
     rows = []
@@ -153,8 +153,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     reps = args.reps or (2 if args.quick else 3)
     import torch
 
-    from searchcore.backbones import load_backbone
-    from searchcore.words import OFFLINE_WORDS, load_word_vectors, parse_query
+    from searchcore.models.backbones import load_backbone
+    from searchcore.models.words import OFFLINE_WORDS, load_word_vectors, parse_query
 
     info = common.machine(with_torch=True)
     t0 = time.perf_counter()

@@ -12,7 +12,7 @@ The app runs in a subprocess on 127.0.0.1 at a free port (``GRADIO_SERVER_NAME``
 
 * Cold start: the cache folder is emptied first, so the app converts the word vectors and builds the offline
   bundle itself (features, indexes, trained head) before it can answer.
-* Warm start: the bundle is already cached (checked with ``searchcore.offline.ensure_offline_bundle`` under the
+* Warm start: the bundle is already cached (checked with ``searchcore.build.offline.ensure_offline_bundle`` under the
   same ``SEARCH_CACHE_DIR``); timed ``--warm-starts`` times.
 
 Each start is timed from ``Popen`` to (a) the page answering (``GET /config`` returns 200) and (b) the first
@@ -367,7 +367,7 @@ def unpack_baseline(rev: str, folder: Path, cache: Path) -> tuple[Path, str]:
     subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
     env = {**os.environ, "SEARCH_CACHE_DIR": str(cache), "HF_HUB_OFFLINE": "1"}
     env.pop("SEARCH_BUNDLE", None)
-    subprocess.run([sys.executable, "-c", "from searchcore.offline import ensure_offline_bundle as e; e()"],
+    subprocess.run([sys.executable, "-c", "from searchcore.build.offline import ensure_offline_bundle as e; e()"],
                    cwd=folder, env=env, check=True)
     return folder, short
 
@@ -438,7 +438,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             result["cold"] = {"timeout_s": args.cold_timeout}
             common.log(f"cold start did not answer within {args.cold_timeout:.0f} s")
 
-    from searchcore.offline import ensure_offline_bundle
+    from searchcore.build.offline import ensure_offline_bundle
 
     started = time.perf_counter()
     root = ensure_offline_bundle()

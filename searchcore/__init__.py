@@ -14,24 +14,30 @@
         engine.add_images(mine, read_uploads([("photos.zip", "photos.zip")], mine.room[1]).candidates)
         engine.search_images("bird", k=8, collection=mine)
 
-A bundle built with a CLIP backbone (``clip:openai/clip-vit-base-patch32``, :mod:`searchcore.clip`) answers the
+A bundle built with a CLIP backbone (``clip:openai/clip-vit-base-patch32``, :mod:`searchcore.models.clip`) answers the
 same searches in CLIP's space.
 
 Importing this package is cheap: torch, timm, transformers and hnswlib are imported only when a name
-that needs them is used.
+that needs them is used, and a search by words never needs torch.
+
+The package is built in floors, each importing only its own and those below (tests/test_imports.py): the ground
+floor here (errors, storage, index, ...), :mod:`searchcore.models` (vectors in, vectors out), the bundle's files
+(:mod:`searchcore.bundle`, :mod:`searchcore.postings`, :mod:`searchcore.layout`), :mod:`searchcore.quality`
+(metrics, the served settings' choice), :mod:`searchcore.build` (making bundles) and :mod:`searchcore.serve`
+(the engine, a visitor's photos, the page's parts).
 
 Words the code uses in its own sense:
 
 * **bundle**: one collection made searchable, a folder or Hub dataset repo with ``manifest.json``, the photos'
   rows, the indexes, the posting tables and, once trained, ``head/`` (:mod:`searchcore.bundle`).
-* **head**: the small DeViSE network that maps a photo's CNN features into the word space (:mod:`searchcore.head`).
-  The *measured* head (trained without the test photos) gave the recorded figures; the *final* head (the same
-  recipe on every photo) is the one a bundle serves.
+* **head**: the small DeViSE network that maps a photo's CNN features into the word space
+  (:mod:`searchcore.models.head`). The *measured* head (trained without the test photos) gave the recorded
+  figures; the *final* head (the same recipe on every photo) is the one a bundle serves.
 * **ConSE**: a photo in word space with no training, its top ImageNet classes' word vectors weighted by their
-  probabilities (Norouzi et al. 2014; :class:`searchcore.conse.ConSE`).
+  probabilities (Norouzi et al. 2014; :class:`searchcore.models.conse.ConSE`).
 * **served**: as the running engine answers. The *served settings* (:class:`searchcore.settings.ServedSettings`)
   are chosen on validation photos; the *served* column of the figures ranks as the engine ranks, every signal
-  mixed (:mod:`searchcore.scoring`).
+  mixed (:mod:`searchcore.models.scoring`).
 * **word signals**: per (photo, word) scores beside the cosines: the class hierarchy, the exemplars and the word
   classifier, stored per word as posting lists (:mod:`searchcore.postings`).
 * **the seed**: the notebook this project grew from (VGG16 features, GloVe 300-d vectors, Pascal Sentences, a
@@ -56,37 +62,37 @@ from .errors import (
 )
 
 _LAZY = {
-    "SearchEngine": "engine",
-    "load_engine": "engine",
-    "Hit": "engine",
-    "WordHit": "engine",
-    "EngineInfo": "engine",
-    "Backbone": "backbone",
-    "Features": "backbone",
-    "load_backbone": "backbones",
-    "DEFAULT_BACKBONE": "backbone",
-    "OFFLINE_BACKBONE": "backbone",
-    "ClipBackbone": "clip",
-    "DEFAULT_CLIP": "clip",
-    "WordVectors": "words",
-    "load_word_vectors": "words",
-    "parse_query": "words",
-    "OFFLINE_WORDS": "words",
-    "DEFAULT_WORDS": "words",
+    "SearchEngine": "serve.engine",
+    "load_engine": "serve.engine",
+    "Hit": "serve.engine",
+    "WordHit": "serve.engine",
+    "EngineInfo": "serve.engine",
+    "Backbone": "models.backbone",
+    "Features": "models.backbone",
+    "load_backbone": "models.backbones",
+    "DEFAULT_BACKBONE": "models.backbone",
+    "OFFLINE_BACKBONE": "models.backbone",
+    "ClipBackbone": "models.clip",
+    "DEFAULT_CLIP": "models.clip",
+    "WordVectors": "models.words",
+    "load_word_vectors": "models.words",
+    "parse_query": "models.words",
+    "OFFLINE_WORDS": "models.words",
+    "DEFAULT_WORDS": "models.words",
     "VectorIndex": "index",
     "exact_search": "index",
     "ShardedIndex": "shards",
-    "DeViSEHead": "head",
-    "ConSE": "conse",
+    "DeViSEHead": "models.head",
+    "ConSE": "models.conse",
     "Bundle": "bundle",
     "open_bundle": "bundle",
     "Collection": "collection",
     "Item": "collection",
     "load_collection": "collection",
     "load_image": "images",
-    "CollectionStore": "personal",
-    "PersonalCollection": "personal",
-    "read_uploads": "uploads",
+    "CollectionStore": "serve.personal",
+    "PersonalCollection": "serve.personal",
+    "read_uploads": "serve.uploads",
 }
 
 __all__ = [
@@ -133,20 +139,20 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from .backbone import DEFAULT_BACKBONE, OFFLINE_BACKBONE, Backbone, Features
-    from .backbones import load_backbone
     from .bundle import Bundle, open_bundle
-    from .clip import DEFAULT_CLIP, ClipBackbone
     from .collection import Collection, Item, load_collection
-    from .conse import ConSE
-    from .engine import EngineInfo, Hit, SearchEngine, WordHit, load_engine
-    from .head import DeViSEHead
     from .images import load_image
     from .index import VectorIndex, exact_search
-    from .personal import CollectionStore, PersonalCollection
+    from .models.backbone import DEFAULT_BACKBONE, OFFLINE_BACKBONE, Backbone, Features
+    from .models.backbones import load_backbone
+    from .models.clip import DEFAULT_CLIP, ClipBackbone
+    from .models.conse import ConSE
+    from .models.head import DeViSEHead
+    from .models.words import DEFAULT_WORDS, OFFLINE_WORDS, WordVectors, load_word_vectors, parse_query
+    from .serve.engine import EngineInfo, Hit, SearchEngine, WordHit, load_engine
+    from .serve.personal import CollectionStore, PersonalCollection
+    from .serve.uploads import read_uploads
     from .shards import ShardedIndex
-    from .uploads import read_uploads
-    from .words import DEFAULT_WORDS, OFFLINE_WORDS, WordVectors, load_word_vectors, parse_query
 
 
 def __getattr__(name: str) -> Any:

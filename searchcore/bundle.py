@@ -26,7 +26,7 @@ Layout (``BUNDLE_FORMAT`` 2)::
 wrong dims or counts) with a :class:`BundleError` that names the file and says how to rebuild it. The manifest is
 always written last, so a bundle is either complete or refused.
 
-A CLIP bundle (``"space": "clip"`` in the manifest, backbone ``clip:…``; :mod:`searchcore.clip`) has the same
+A CLIP bundle (``"space": "clip"`` in the manifest, backbone ``clip:…``; :mod:`searchcore.models.clip`) has the same
 files: features are CLIP image embeddings, logits CLIP's zero-shot ImageNet logits, the semantic index holds the
 image embeddings again (Text → Image searches them with CLIP text embeddings) and the tags index the tag phrases'
 CLIP text embeddings; words and conse stay in word space. Bundles without the field read as before.
@@ -49,9 +49,9 @@ from .errors import AssetSourceError, BundleError
 from .hub import download, is_repo_id
 from .index import VectorIndex
 from .layout import Layout
+from .models.tagging import TagVocabulary
 from .postings import PartTables
 from .shards import ShardedIndex, load_index
-from .tagging import TagVocabulary
 
 BUNDLE_FORMAT = 2  # 2: tags.json (a visual tag vocabulary) and the conse index
 WORD_VOCAB = 100_000  # Text→Text searches the 100k most frequent alphabetic words
@@ -75,7 +75,7 @@ REBUILD = "Rebuild it with: python -m training.build_assets --collection ... --o
 
 def caption_weight(manifest: dict[str, Any]) -> float:
     """The captions' share in the targets the bundle's head was trained on (the training default without one)."""
-    from .fit import TrainConfig
+    from .models.fit import TrainConfig
 
     config = manifest.get("training", {}).get("config", {}) if isinstance(manifest.get("training"), dict) else {}
     return float(config.get("caption_weight", TrainConfig.caption_weight))

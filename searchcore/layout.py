@@ -17,8 +17,8 @@ place any other row into it without fitting again, and save and load it (``layou
 * :func:`regions`: k-means on the 2-D points; each cluster is named by the tag phrases nearest its members' mean
   word-space row, a phrase used by a larger cluster skipped.
 
-:func:`searchcore.build.rebuild_semantic` computes it whenever ``semantic.npy`` is written (a build, a training, an
-``--update``); :func:`searchcore.bundle.open_bundle` loads it (a few thousand rows: no per-photo work).
+:func:`searchcore.build.write.rebuild_semantic` computes it whenever ``semantic.npy`` is written (a build, a training,
+an ``--update``); :func:`searchcore.bundle.open_bundle` loads it (a few thousand rows: no per-photo work).
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """Per word, every photo a word signal speaks for: sparse photo × word tables that a query reads by its words.
 
 Text → Image's word signals are per (photo, word) scores that depend on nothing but the photo and the word: the
-classifier's mass below a word in WordNet (:mod:`searchcore.hierarchy`), a word's exemplars
-(:mod:`searchcore.exemplars`) and the head's word classifier (:mod:`searchcore.wordclass`). Each is sparse by
-definition: a probability below :data:`searchcore.hierarchy.MIN_PROBABILITY` counts as 0, and a photo has an
+classifier's mass below a word in WordNet (:mod:`searchcore.models.hierarchy`), a word's exemplars
+(:mod:`searchcore.models.exemplars`) and the head's word classifier (:mod:`searchcore.models.wordclass`). Each is sparse
+by definition: a probability below :data:`searchcore.models.hierarchy.MIN_PROBABILITY` counts as 0, and a photo has an
 exemplar score only for the words of its nearest photos. So they are computed once, when the bundle's word-space
-indexes are built (:func:`searchcore.build.rebuild_semantic`), and stored in ``postings.npz``: per word, *every*
+indexes are built (:func:`searchcore.build.write.rebuild_semantic`), and stored in ``postings.npz``: per word, *every*
 photo with a score. A query reads its words' lists best first for candidates (:func:`list_sources`) and looks up
 its candidates' scores by photo id (:func:`table_parts`): exactly what scoring every photo gives, at a cost that
 does not grow with the collection. The file is memory-mapped, so loading reads none of it.
@@ -24,11 +24,11 @@ from .text import singular
 from .topk import Source
 
 if TYPE_CHECKING:
-    from .exemplars import Exemplars
-    from .headview import Head
-    from .scoring import QueryParts
-    from .wordclass import WordClassifier
-    from .words import Term
+    from .models.exemplars import Exemplars
+    from .models.headview import Head
+    from .models.scoring import QueryParts
+    from .models.wordclass import WordClassifier
+    from .models.words import Term
 
 #: Photos scored at once while a table is built (bounded memory for a large collection).
 BLOCK = 4096
@@ -107,7 +107,7 @@ def from_triples(words: Sequence[str], word: np.ndarray, photo: np.ndarray, scor
 def dense_table(words: Sequence[str], score_block: Callable[[slice], np.ndarray], n_photos: int,
                 singular_first: bool = False) -> Postings:
     """A table from a function that scores a block of photos (rows) for every word (columns); zeros are left out
-    (a signal makes its own scores sparse: :func:`searchcore.hierarchy.sparse`)."""
+    (a signal makes its own scores sparse: :func:`searchcore.models.hierarchy.sparse`)."""
     def blocks() -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         for start in range(0, n_photos, BLOCK):
             block = np.asarray(score_block(slice(start, min(start + BLOCK, n_photos))), np.float32)
@@ -123,9 +123,9 @@ def dense_table(words: Sequence[str], score_block: Callable[[slice], np.ndarray]
 
 def hierarchy_table(logits: np.ndarray) -> Postings | None:
     """P(word | photo) = the CNN's probability mass on the ImageNet classes below the word, for every word WordNet
-    places (:func:`searchcore.hierarchy.classes_below`), made sparse as the served score reads it; None for logits
-    that are not ImageNet's 1000 classes."""
-    from .hierarchy import IMAGENET_CLASSES, classes_below, log_normaliser, sparse
+    places (:func:`searchcore.models.hierarchy.classes_below`), made sparse as the served score reads it; None for
+    logits that are not ImageNet's 1000 classes."""
+    from .models.hierarchy import IMAGENET_CLASSES, classes_below, log_normaliser, sparse
 
     below = classes_below()
     if np.ndim(logits) != 2 or np.shape(logits)[1] != IMAGENET_CLASSES or not below:
@@ -170,8 +170,8 @@ def exemplar_table(exemplars: Exemplars) -> Postings:
 def classifier_table(classifier: WordClassifier, features: np.ndarray) -> Postings:
     """P(word | photo) by the head's word classifier, for each of its words, made sparse as the served score reads
     it."""
-    from .hierarchy import sparse
-    from .wordclass import probabilities
+    from .models.hierarchy import sparse
+    from .models.wordclass import probabilities
 
     columns = list(range(len(classifier.vocab)))
     return dense_table(classifier.vocab, lambda part: sparse(probabilities(classifier, features[part], columns)),
@@ -253,8 +253,8 @@ def query_rows(tables: PartTables, head: Head | None, terms: Sequence[Term]
 
 def part_rows(tables: PartTables, head: Head, terms: Sequence[Term], rows: dict[str, list[int | None]]
               ) -> dict[str, tuple[Postings | None, list[int | None]]]:
-    """Per part of :class:`searchcore.scoring.QueryParts`, the table it reads and each term's list there (None: the
-    term has no say in that part): the word classifier speaks for the words it knows, the class hierarchy for those
+    """Per part of :class:`searchcore.models.scoring.QueryParts`, the table it reads and each term's list there (None:
+    the term has no say in that part): the word classifier speaks for the words it knows, the class hierarchy for those
     (``seen_classes``) and for the others (``unseen_classes``), the exemplars for the words some photo is named by."""
     none = [None] * len(terms)
     known = rows.get("words", none)
@@ -267,8 +267,9 @@ def part_rows(tables: PartTables, head: Head, terms: Sequence[Term], rows: dict[
 
 def part_weights(parts: QueryParts, head: Head | None) -> dict[str, float]:
     """How much each part of ``parts`` (and the cosine) counts in the served score: the score is linear in them
-    (:func:`searchcore.scoring.mixed_scores`), so each weight is the score of an item that has 1 there, 0 elsewhere."""
-    from .scoring import QueryParts, served_scores
+    (:func:`searchcore.models.scoring.mixed_scores`), so each weight is the score of an item that has 1 there, 0
+    elsewhere."""
+    from .models.scoring import QueryParts, served_scores
 
     names = ("cosine", *QueryParts._fields)
     basis = np.eye(len(names), dtype=np.float32)
@@ -295,10 +296,10 @@ def list_sources(tables: PartTables, head: Head, terms: Sequence[Term], rows: di
 
 def table_parts(tables: PartTables, head: Head | None, terms: Sequence[Term], ids: np.ndarray,
                 rows: dict[str, list[int | None]] | None = None) -> QueryParts:
-    """:func:`searchcore.scoring.query_parts` for the photos ``ids``, read from the tables instead of computed: the
-    same parts, shares and seen/unseen split (:func:`part_rows`). Equal to scoring every photo wherever the lists
+    """:func:`searchcore.models.scoring.query_parts` for the photos ``ids``, read from the tables instead of computed:
+    the same parts, shares and seen/unseen split (:func:`part_rows`). Equal to scoring every photo wherever the lists
     are complete."""
-    from .scoring import NO_PARTS, QueryParts
+    from .models.scoring import NO_PARTS, QueryParts
 
     rows = query_rows(tables, head, terms) if rows is None else rows
     if head is None or not rows:

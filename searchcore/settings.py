@@ -1,8 +1,8 @@
 """The served settings: one object, one name per setting, from the choice on validation photos to the head's file.
 
-:func:`searchcore.evaluation.choose_serving` chooses them, :meth:`searchcore.head.DeViSEHead.set_serving` stores them
-in the head's ``config.json`` under these names, the manifest's ``training["settings"]`` and the model card repeat
-them under the same names, and the engine and :mod:`searchcore.scoring` read them from the head.
+:func:`searchcore.quality.evaluation.choose_serving` chooses them, :meth:`searchcore.models.head.DeViSEHead.set_serving`
+stores them in the head's ``config.json`` under these names, the manifest's ``training["settings"]`` and the model card
+repeat them under the same names, and the engine and :mod:`searchcore.models.scoring` read them from the head.
 """
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ class ServedSettings:
     """How the served head is mixed with everything else, each setting chosen on validation photos."""
 
     conse_mix: float = 0.0  # ConSE's share of Text → Image's cosine for a word the head was trained on
-    unseen_conse_mix: float = 0.0  # ... and for any other word (searchcore.scoring.query_mix)
+    unseen_conse_mix: float = 0.0  # ... and for any other word (searchcore.models.scoring.query_mix)
     seen_similarity: float | None = None  # a word this close (cosine) to a trained word counts as trained
-    neighbour_mix: float = 0.0  # the look-alikes' words in a photo's embedding (searchcore.propagation)
-    word_mix: float = 0.0  # the word classifier's share of a trained word's score (searchcore.wordclass)
-    class_mix: float = 0.0  # the class hierarchy's share of what the word classifier left (searchcore.hierarchy)
+    neighbour_mix: float = 0.0  # the look-alikes' words in a photo's embedding (searchcore.models.propagation)
+    word_mix: float = 0.0  # the word classifier's share of a trained word's score (searchcore.models.wordclass)
+    class_mix: float = 0.0  # the class hierarchy's share of what the word classifier left (searchcore.models.hierarchy)
     unseen_class_mix: float = 0.0  # the class hierarchy's share of any other word's score
-    exemplar_mix: float = 0.0  # the exemplars' share, for the words some photo is named by (searchcore.exemplars)
-    tag_conse_mix: float = 0.0  # ConSE's share of Image → Tags' embedding (searchcore.conse.blend)
+    exemplar_mix: float = 0.0  # the exemplars' share, for the words a photo is named by (searchcore.models.exemplars)
+    tag_conse_mix: float = 0.0  # ConSE's share of Image → Tags' embedding (searchcore.models.conse.blend)
     ood_distance: float | None = None  # a photo farther than this from every collection photo is ConSE's alone
 
     def to_dict(self) -> dict[str, Any]:

@@ -11,7 +11,7 @@ On disk a sharded index ``NAME`` is a sidecar ``NAME.json`` (the whole index's d
 
 The shards are independent, so they are built by one function mapped over their slices: ``map_fn`` (default the
 builtin, sequential ``map``) may run them in parallel instead, e.g. as Ray tasks
-(:func:`searchcore.ray_extract.ray_map`); the index that comes back is the same either way.
+(:func:`searchcore.build.ray_extract.ray_map`); the index that comes back is the same either way.
 """
 
 from __future__ import annotations

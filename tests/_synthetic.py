@@ -46,7 +46,7 @@ def make_photos(root: Path) -> Path:
 
 def write_tiny_clip(folder: Path) -> Path:
     """A tiny random CLIP saved as a Hub checkpoint is (config.json, model.safetensors, tokenizer and image
-    processor files), so :func:`searchcore.clip.load_clip` loads it through the same code as a real one."""
+    processor files), so :func:`searchcore.models.clip.load_clip` loads it through the same code as a real one."""
     import json
     import string
 
@@ -81,10 +81,10 @@ def tiny_bundle(base: Path, word_vocab: int = 40) -> tuple[Path, Any, Any, Any]:
     folder inside ``base``."""
     import pytest
 
-    from searchcore.backbones import load_backbone
-    from searchcore.build import write_bundle
+    from searchcore.build.write import write_bundle
     from searchcore.collection import folder_collection
-    from searchcore.words import load_word_vectors
+    from searchcore.models.backbones import load_backbone
+    from searchcore.models.words import load_word_vectors
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SEARCH_CACHE_DIR", str(base / "cache"))

@@ -26,7 +26,7 @@ def test_cache() -> Path:
 @pytest.fixture(scope="session")
 def offline_bundle(test_cache: Path) -> Path:
     """The app's default bundle, built for real from the offline assets, with its trained head."""
-    from searchcore import offline
+    from searchcore.build import offline
 
     old = os.environ.get("SEARCH_CACHE_DIR")
     os.environ["SEARCH_CACHE_DIR"] = str(test_cache)

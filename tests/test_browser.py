@@ -181,7 +181,7 @@ def test_the_map_draws_the_collection_a_click_finds_look_alikes_and_screenshot(p
     layout = open_bundle(offline_bundle).layout
     open_tab(page, "Map")
     panel = visible_panel(page)
-    if layout is None:  # a test cache built before bundles had maps (searchcore.offline.RECIPE not yet bumped)
+    if layout is None:  # a test cache built before bundles had maps (searchcore.build.offline.RECIPE not yet bumped)
         panel.get_by_text("This bundle has no map", exact=False).wait_for(timeout=SLOW)
         pytest.skip("the offline bundle in the test cache has no map; a newer offline RECIPE rebuilds it with one")
     points = panel.locator("#map-plot .scatterlayer .point")

@@ -15,11 +15,11 @@ import pytest
 from _synthetic import LABELS, TINY_BACKBONE, make_photos, write_word_table
 
 from searchcore import bundle as B
-from searchcore.backbones import load_backbone
-from searchcore.build import write_bundle
+from searchcore.build.write import write_bundle
 from searchcore.collection import folder_collection
 from searchcore.errors import AssetSourceError, BundleError
-from searchcore.words import load_word_vectors
+from searchcore.models.backbones import load_backbone
+from searchcore.models.words import load_word_vectors
 
 
 def make_bundle(base: Path):

@@ -81,8 +81,8 @@ def test_every_cli_has_help():
 
 def test_the_clis_and_the_bundle_reader_import_without_torch():
     """--help and opening a bundle stay light: torch is imported only once there is model work to do."""
-    code = ("import sys, training.build_assets, training.evaluate, searchcore.bundle, searchcore.tagging, "
-            "searchcore.clip; print(sorted(m for m in ('torch', 'timm', 'transformers') if m in sys.modules))")
+    code = ("import sys, training.build_assets, training.evaluate, searchcore.bundle, searchcore.models.tagging, "
+            "searchcore.models.clip; print(sorted(m for m in ('torch', 'timm', 'transformers') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]", out.stdout

@@ -1,4 +1,4 @@
-"""CLIP bundles (searchcore.clip): a tiny random CLIP saved to a folder, loaded by the code that loads a Hub one.
+"""CLIP bundles (searchcore.models.clip): a tiny random CLIP saved to a folder, loaded by the code that loads a Hub one.
 
 The checkpoint is built from ``CLIPConfig`` with a character-level tokenizer (tests/_synthetic.write_tiny_clip);
 the bundle is built by ``python -m training.build_assets --backbone clip:FOLDER`` over the 9 synthetic photos.
@@ -17,12 +17,12 @@ from _synthetic import LABELS, make_photos, write_tiny_clip, write_word_table
 from PIL import Image
 
 from searchcore import bundle as B
-from searchcore.backbones import load_backbone
-from searchcore.clip import DEFAULT_CLIP, HUB_FILES, PROMPT, ClipBackbone, load_clip_backbone
-from searchcore.engine import Hit, WordHit, load_engine
 from searchcore.errors import AssetSourceError, BadArgumentError, BundleError, ImageError, QueryError
 from searchcore.index import exact_search, unit_rows
-from searchcore.words import parse_query
+from searchcore.models.backbones import load_backbone
+from searchcore.models.clip import DEFAULT_CLIP, HUB_FILES, PROMPT, ClipBackbone, load_clip_backbone
+from searchcore.models.words import parse_query
+from searchcore.serve.engine import Hit, WordHit, load_engine
 
 WORD_VOCAB = 40
 
@@ -209,7 +209,7 @@ def test_search_images_ranks_photos_by_the_querys_clip_text_embedding(engine, ne
 
 
 def test_your_photos_are_searched_in_clip_space_with_no_head(engine, net, built, tmp_path, monkeypatch):
-    from searchcore.uploads import Candidate
+    from searchcore.serve.uploads import Candidate
 
     monkeypatch.setenv("SEARCH_MY_MAX_PHOTOS", "10")
     store = engine.collection_store()
@@ -260,7 +260,7 @@ def test_by_class_pulls_the_query_toward_the_class_text(engine, net):
 
 
 def test_text_to_text_stays_glove(engine, built):
-    from searchcore.words import load_word_vectors
+    from searchcore.models.words import load_word_vectors
 
     words = load_word_vectors(str(built[2]))
     hits = engine.similar_words("cat", k=3)
@@ -317,10 +317,10 @@ def test_clip_figures_use_the_same_photos_and_queries(built, tmp_path, net):
     """CLIP zero-shot beside a DeViSE bundle of the same photos: same pool, same queries, CLIP's rankings."""
     from _synthetic import TINY_BACKBONE
 
-    from searchcore.conse import ConSE
-    from searchcore.evaluation import Space, clip_figures
-    from searchcore.pipeline import build_bundle
-    from searchcore.words import load_word_vectors
+    from searchcore.build.pipeline import build_bundle
+    from searchcore.models.conse import ConSE
+    from searchcore.models.words import load_word_vectors
+    from searchcore.quality.evaluation import Space, clip_figures
 
     words = load_word_vectors(str(built[2]))
     devise, _ = build_bundle(str(built[1]), tmp_path / "devise", TINY_BACKBONE, words, word_vocab=WORD_VOCAB)
@@ -347,7 +347,7 @@ def test_clip_figures_use_the_same_photos_and_queries(built, tmp_path, net):
 
 
 def test_clip_figures_refuse_a_bundle_of_other_photos(built, tmp_path):
-    from searchcore.evaluation import clip_figures
+    from searchcore.quality.evaluation import clip_figures
 
     bundle = B.open_bundle(built[0])
     other = bundle.items[0]._replace(path="elsewhere/x.png")
@@ -397,8 +397,8 @@ def test_the_class_prompts_are_embedded_once_per_checkpoint(checkpoint, tmp_path
 def test_evaluate_json_puts_clip_beside_conse_and_the_head(offline_bundle, checkpoint, tmp_path, capsys):
     """training.evaluate --clip on the real offline bundle and a (tiny, random) CLIP bundle of the same photos:
     the JSON gains a "clip" entry with the same figures as the other columns, measured on the same photos."""
+    from searchcore.build.pipeline import build_bundle
     from searchcore.collection import Collection
-    from searchcore.pipeline import build_bundle
     from training import evaluate
 
     manifest = B.verify(offline_bundle, check_sums=False)
@@ -425,8 +425,8 @@ def test_evaluating_a_clip_bundle_alone_says_how_to_compare_it(built, capsys):
 
 
 def test_ray_extraction_is_refused_for_clip(built, tmp_path, checkpoint):
-    from searchcore.pipeline import build_bundle
-    from searchcore.ray_extract import RayConfig
+    from searchcore.build.pipeline import build_bundle
+    from searchcore.build.ray_extract import RayConfig
 
     with pytest.raises(BadArgumentError, match="without --ray"):
         build_bundle(str(built[1]), tmp_path / "b", f"clip:{checkpoint}", str(built[2]), ray=RayConfig())
@@ -436,8 +436,8 @@ def test_ray_extraction_is_refused_for_clip(built, tmp_path, checkpoint):
 def test_update_keeps_a_clip_bundle_in_clip_space(built, tmp_path, net):
     import shutil
 
+    from searchcore.build.update import update_bundle
     from searchcore.collection import folder_collection
-    from searchcore.update import update_bundle
 
     root, photos = tmp_path / "bundle", tmp_path / "photos"
     shutil.copytree(built[0], root)

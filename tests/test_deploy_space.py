@@ -42,7 +42,7 @@ Measured: see [the benchmarks](docs/benchmarks.md#speed "figures") and [Gradio](
 BENCHMARKS = "# Benchmarks\n\n![speed](figures/speed.png)\n\nBack to the [README](../README.md).\n"
 SHIPPED = ["README.md", "app.py", "docs/benchmarks.md", "docs/figures/speed.png", "docs/first-start.png",
            "docs/screenshot.png", "packages.txt", "requirements.txt", "searchcore/__init__.py",
-           "searchcore/engine.py", "training/__init__.py", "training/publish.py"]
+           "searchcore/serve/engine.py", "training/__init__.py", "training/publish.py"]
 KEPT_HOME = ["tests/test_app.py", "tests/conftest.py", "bench/bench_speed.py", "assets/pascal/manifest.json",
              "searchcore/__pycache__/engine.cpython-311.pyc", "searchcore/.engine.py.swp", ".git/HEAD",
              ".cache/semantic-search/glove.npy", "docs/unlinked.png", "docs/notes.md", "requirements-dev.txt",
@@ -131,7 +131,7 @@ def test_dry_run_lists_the_upload_and_contacts_nothing(checkout: Path, hf_api, c
     out = capsys.readouterr().out
     listed = [line.strip() for line in out.splitlines() if line.startswith("  ")]
     assert listed == SHIPPED
-    assert "app.py" in listed and "searchcore/engine.py" in listed
+    assert "app.py" in listed and "searchcore/serve/engine.py" in listed
     assert not any(name.startswith(("tests/", "bench/", "assets/", ".")) or "__pycache__" in name
                    for name in listed)
     assert f"SEARCH_BUNDLE={BUNDLE}" in out
@@ -146,7 +146,7 @@ def test_dry_run_without_bundle_says_the_variable_is_untouched(checkout: Path, h
 
 def test_plan_of_the_real_checkout_ships_the_app_and_not_the_tests() -> None:
     files = plan_deploy(SPACE).files
-    assert "app.py" in files and "searchcore/engine.py" in files and "training/deploy_space.py" in files
+    assert "app.py" in files and "searchcore/serve/engine.py" in files and "training/deploy_space.py" in files
     assert {"searchcore/serve/lifecycle.py", "searchcore/serve/page.py"} <= set(files)  # what app.py imports
     assert not [name for name in files if name.startswith(("tests/", "bench/", "assets/")) or "__pycache__" in name]
 

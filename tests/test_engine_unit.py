@@ -1,4 +1,4 @@
-"""Unit tests for searchcore.engine: the five searches and load_engine over a tiny synthetic bundle.
+"""Unit tests for searchcore.serve.engine: the five searches and load_engine over a tiny synthetic bundle.
 
 The bundle: 9 generated photos in 3 class folders, features from a tiny random timm model (passed to load_engine so
 a photo given by path gets the very features stored in the bundle), and a synthetic word-vector table written in
@@ -16,21 +16,21 @@ import torch
 from _synthetic import LABELS, TINY_BACKBONE, tiny_bundle
 from PIL import Image
 
-from searchcore.backbones import load_backbone
-from searchcore.build import rebuild_semantic
+from searchcore.build.write import rebuild_semantic
 from searchcore.bundle import open_bundle
-from searchcore.conse import blend
-from searchcore.engine import Hit, SearchEngine, WordHit, load_engine
 from searchcore.errors import AssetSourceError, BadArgumentError, BundleError, QueryError, UnknownWordError
-from searchcore.exemplars import exemplar_part, nearest_photos
-from searchcore.head import DeViSEHead
-from searchcore.headview import HeadView
-from searchcore.hierarchy import hierarchy_part
 from searchcore.index import exact_search, unit_rows
-from searchcore.propagation import collection_targets, neighbour_embedding, served_embedding
+from searchcore.models.backbones import load_backbone
+from searchcore.models.conse import blend
+from searchcore.models.exemplars import exemplar_part, nearest_photos
+from searchcore.models.head import DeViSEHead
+from searchcore.models.headview import HeadView
+from searchcore.models.hierarchy import hierarchy_part
+from searchcore.models.propagation import collection_targets, neighbour_embedding, served_embedding
+from searchcore.models.wordclass import fit_word_classifier, probabilities
+from searchcore.models.words import Term, WordVectors
+from searchcore.serve.engine import Hit, SearchEngine, WordHit, load_engine
 from searchcore.settings import ServedSettings
-from searchcore.wordclass import fit_word_classifier, probabilities
-from searchcore.words import Term, WordVectors
 
 WORD_VOCAB = 40
 

@@ -1,14 +1,14 @@
-"""Known-answer tests of the exemplar part of Text → Image (searchcore.exemplars): each photo's cosine to its
-nearest collection photo named by the query's word, and how searchcore.scoring.mixed_scores mixes it in."""
+"""Known-answer tests of the exemplar part of Text → Image (searchcore.models.exemplars): each photo's cosine to its
+nearest collection photo named by the query's word, and how searchcore.models.scoring.mixed_scores mixes it in."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from searchcore.exemplars import Exemplars, exemplar_part, nearest_photos
-from searchcore.scoring import NO_PARTS, QueryParts, mixed_scores
-from searchcore.words import Term
+from searchcore.models.exemplars import Exemplars, exemplar_part, nearest_photos
+from searchcore.models.scoring import NO_PARTS, QueryParts, mixed_scores
+from searchcore.models.words import Term
 
 
 @pytest.fixture

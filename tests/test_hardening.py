@@ -24,10 +24,10 @@ from gradio_client import Client, handle_file
 from test_personal import stamps
 
 from searchcore.errors import EmptyCollectionError, LimitError, QueryError
-from searchcore.personal import CollectionStore, Limits
+from searchcore.models.words import parse_query
+from searchcore.serve.personal import CollectionStore, Limits
+from searchcore.serve.uploads import Skipped, skipped_summary
 from searchcore.tempfiles import CacheLimits, bound_files
-from searchcore.uploads import Skipped, skipped_summary
-from searchcore.words import parse_query
 
 if TYPE_CHECKING:
     from _app_server import AppServer
@@ -89,7 +89,7 @@ def _store(tmp_path: Path, collections: int = 2) -> CollectionStore:
 
 
 def _add(store: CollectionStore, key: str) -> None:
-    from searchcore.personal import PersonalItem
+    from searchcore.serve.personal import PersonalItem
 
     with store.using(key, create=True) as mine:
         path = mine.store("a.png", b"x")

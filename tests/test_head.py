@@ -1,4 +1,5 @@
-"""Unit tests for searchcore.head: the DeViSE head (shape, Hub-mixin round trip, embed), ConSE, blend, classes."""
+"""Unit tests for searchcore.models.head: the DeViSE head (shape, Hub-mixin round trip, embed), ConSE, blend,
+classes."""
 
 from __future__ import annotations
 
@@ -9,15 +10,15 @@ import numpy as np
 import pytest
 import torch
 
-from searchcore.classnames import class_phrases
-from searchcore.conse import ConSE, blend, class_word_matrix
 from searchcore.errors import BundleError
-from searchcore.head import DeViSEHead
-from searchcore.headview import HeadView
 from searchcore.index import unit_rows
+from searchcore.models.classnames import class_phrases
+from searchcore.models.conse import ConSE, blend, class_word_matrix
+from searchcore.models.head import DeViSEHead
+from searchcore.models.headview import HeadView
+from searchcore.models.wordclass import WordClassifier
+from searchcore.models.words import WordVectors
 from searchcore.settings import ServedSettings
-from searchcore.wordclass import WordClassifier
-from searchcore.words import WordVectors
 
 
 @pytest.fixture(autouse=True)
@@ -73,7 +74,7 @@ def test_save_pretrained_from_pretrained_round_trip(tmp_path: Path, head):
 
 
 def test_the_view_of_a_saved_head_serves_as_the_head_does(tmp_path: Path, head):
-    """What the engine serves (searchcore.headview.HeadView, no torch until an image is embedded) reads settings,
+    """What the engine serves (searchcore.models.headview.HeadView, no torch until an image is embedded) reads settings,
     seen words, the word classifier and a query's words as the network it was saved from, and embeds the same."""
     rng = np.random.default_rng(0)
     names = ["bird", "cat", "dog", "fish", "ocean", "sofa"]
@@ -197,8 +198,8 @@ def test_conse_from_words_uses_the_first_known_synonym():
 
 def test_conse_refuses_to_build_without_the_packaged_class_chains(monkeypatch: pytest.MonkeyPatch):
     """A damaged install (no data/visual_vocab.json) is an error that says how to fix it, not vaguer ConSE vectors."""
-    from searchcore import wordnet
     from searchcore.errors import AssetSourceError
+    from searchcore.models import wordnet
 
     def missing() -> None:
         raise AssetSourceError("visual_vocab.json is missing; regenerate it with python -m training.make_visual_vocab.")

@@ -1,4 +1,5 @@
-"""searchcore's modules import each other in one direction: no import circle, lazy imports inside functions included.
+"""searchcore's modules import each other in one direction: no import circle, lazy imports inside functions included,
+and each sub-package only from its own floor and those below it.
 
 The graph is read from the source (every ``import`` and ``from … import`` statement, wherever it stands), so a
 circle hidden in a function body counts as much as one at the top of a module.
@@ -84,5 +85,41 @@ def test_the_walker_finds_a_circle_it_is_shown() -> None:
 
 def test_searchcore_has_no_import_circle() -> None:
     edges = graph()
-    assert "searchcore.engine" in edges and "searchcore.scoring" in edges["searchcore.engine"]
+    assert "searchcore.serve.engine" in edges and "searchcore.models.scoring" in edges["searchcore.serve.engine"]
     assert cycles(edges) == []
+
+
+# ---- the floors: searchcore's sub-packages stand on the ones below them ----------------------------------------------
+#: Lowest first. The ground floor is searchcore's own modules (errors, storage, index, ...); the bundle's files
+#: (bundle, postings, layout) read into the models' types (a head's tag vocabulary, the word signals' tables), so
+#: they stand on :mod:`searchcore.models`; a training run measures its head, so build stands on quality; the app
+#: builds the offline bundle on a fresh machine, so serve stands on build.
+FLOORS = ("ground", "models", "bundle", "quality", "build", "serve")
+BUNDLE_FILES = {"bundle", "postings", "layout"}
+
+
+def floor(module: str) -> str:
+    parts = module.split(".")
+    if len(parts) > 2:
+        return parts[1]
+    return "bundle" if parts[-1] in BUNDLE_FILES else "ground"
+
+
+def upward(edges: dict[str, set[str]]) -> list[str]:
+    """Every import of a module on a higher floor than the importer's (the package's ``__init__`` is the public
+    API, which names what every floor offers)."""
+    return sorted(f"{m} -> {t}" for m, targets in edges.items() if m != "searchcore" for t in targets
+                  if FLOORS.index(floor(t)) > FLOORS.index(floor(m)))
+
+
+def test_the_floor_walker_finds_an_upward_import() -> None:
+    edges = {"searchcore.models.head": {"searchcore.index", "searchcore.serve.engine"},
+             "searchcore.bundle": {"searchcore.models.tagging"}, "searchcore.index": {"searchcore.postings"}}
+    assert upward(edges) == ["searchcore.index -> searchcore.postings",
+                             "searchcore.models.head -> searchcore.serve.engine"]
+
+
+def test_every_sub_package_imports_only_its_own_floor_and_those_below() -> None:
+    edges = graph()
+    assert {floor(m) for m in edges} == set(FLOORS)  # every floor has modules (a renamed package fails here)
+    assert upward(edges) == []

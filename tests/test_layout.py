@@ -3,7 +3,7 @@
 Clustered rows stand for a collection: each cluster is a direction of the word space with noise, each a label. The
 map must keep clusters apart, be the same for the same rows, place a known row beside its neighbours without
 fitting again, and name each region with the tag phrase of its direction. A tiny bundle built by
-:func:`searchcore.build.write_bundle` must carry the map and :func:`searchcore.bundle.open_bundle` load it.
+:func:`searchcore.build.write.write_bundle` must carry the map and :func:`searchcore.bundle.open_bundle` load it.
 """
 
 from __future__ import annotations
@@ -181,8 +181,8 @@ def test_a_bundle_without_a_map_loads_and_a_bad_map_is_refused(built: Path, tmp_
 
 
 def test_the_map_figure_draws_every_point_and_places_a_visitors_photos(built: Path, tmp_path: Path) -> None:
-    from searchcore.personal import PersonalCollection, PersonalItem
     from searchcore.serve import map as M
+    from searchcore.serve.personal import PersonalCollection, PersonalItem
 
     bundle = B.open_bundle(built)
     fig = M.figure(bundle)

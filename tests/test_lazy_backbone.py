@@ -1,6 +1,6 @@
-"""The offline backbone built on first use (:class:`searchcore.backbone.LazyBackbone`): before its network exists it
-answers what the engine asks (feature size, classes, classifier weights) exactly as the built network does, a search by
-words never builds it, and an image search gets the same features as from a backbone built at once."""
+"""The offline backbone built on first use (:class:`searchcore.models.backbone.LazyBackbone`): before its network exists
+it answers what the engine asks (feature size, classes, classifier weights) exactly as the built network does, a search
+by words never builds it, and an image search gets the same features as from a backbone built at once."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from searchcore.backbone import (
+from searchcore.models.backbone import (
     OFFLINE_BACKBONE,
     LazyBackbone,
     _build_timm_backbone,
@@ -35,7 +35,8 @@ def test_the_class_names_are_timms_without_importing_timm() -> None:
 
     info = ImageNetInfo()
     assert imagenet_class_names() == [info.index_to_description(i) for i in range(1000)]
-    code = "import sys; from searchcore.backbone import imagenet_class_names as n; n(); print('timm' in sys.modules)"
+    code = ("import sys; from searchcore.models.backbone import imagenet_class_names as n; n(); "
+            "print('timm' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -79,7 +80,8 @@ def test_two_first_uses_at_once_build_the_network_once() -> None:
 def test_searches_by_words_and_by_a_collection_photo_never_import_torch(offline_bundle: Path,
                                                                        test_cache: Path) -> None:
     """A warm start answers Text → Image without torch (over a second to import): the head is served from its
-    config and word classifier (searchcore.headview), the backbone's network and classifier are read on first use."""
+    config and word classifier (searchcore.models.headview), the backbone's network and classifier are read on first
+    use."""
     code = ("import sys; from searchcore import load_engine; e = load_engine(sys.argv[1]); "
             "hits = e.search_images('bird', 5) + e.similar_images(3, 3) "
             "+ e.search_images_by_photo_and_words(3, 'red', 3); "

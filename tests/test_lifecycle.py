@@ -1,6 +1,6 @@
 """The engine's lifecycle without Gradio: the loader's progress, its retry after a failed build, which bundle is served,
 and the offline bundle rebuilt when the recipe that built it changes (:mod:`searchcore.serve.lifecycle`,
-:mod:`searchcore.offline`). Fast fakes stand in for the engine and the build: what is tested is the policy."""
+:mod:`searchcore.build.offline`). Fast fakes stand in for the engine and the build: what is tested is the policy."""
 
 from __future__ import annotations
 
@@ -113,7 +113,7 @@ def test_importing_the_app_builds_no_page_and_loads_no_engine() -> None:
 @pytest.fixture()
 def fake_offline_build(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
     """``ensure_offline_bundle`` with a build that writes only a manifest (and counts its calls), in a temp cache."""
-    from searchcore import offline, pipeline
+    from searchcore.build import offline, pipeline
     from searchcore.errors import BundleError
 
     monkeypatch.setenv("SEARCH_CACHE_DIR", str(tmp_path))
@@ -142,7 +142,7 @@ def fake_offline_build(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[
 
 
 def test_the_offline_bundle_is_built_once_then_reused(fake_offline_build: dict[str, Any]) -> None:
-    from searchcore import offline
+    from searchcore.build import offline
 
     root = offline.ensure_offline_bundle(collection="tuxpaint")
     assert fake_offline_build == {"build": 1, "train": 1, "fail": False}
@@ -153,7 +153,7 @@ def test_the_offline_bundle_is_built_once_then_reused(fake_offline_build: dict[s
 
 def test_a_bundle_built_by_another_recipe_is_rebuilt(fake_offline_build: dict[str, Any],
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    from searchcore import offline
+    from searchcore.build import offline
 
     root = offline.ensure_offline_bundle(collection="tuxpaint")
     monkeypatch.setattr(offline, "RECIPE", offline.RECIPE + "-next")  # today's code builds differently
@@ -165,7 +165,7 @@ def test_a_bundle_built_by_another_recipe_is_rebuilt(fake_offline_build: dict[st
 
 def test_an_interrupted_rebuild_leaves_no_bundle_that_passes_for_current(fake_offline_build: dict[str, Any],
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    from searchcore import offline
+    from searchcore.build import offline
 
     root = offline.ensure_offline_bundle(collection="tuxpaint")
     monkeypatch.setattr(offline, "RECIPE", offline.RECIPE + "-next")
@@ -177,7 +177,7 @@ def test_an_interrupted_rebuild_leaves_no_bundle_that_passes_for_current(fake_of
 
 
 def test_the_samples_bundle_is_not_trained(fake_offline_build: dict[str, Any]) -> None:
-    from searchcore import offline
+    from searchcore.build import offline
 
     offline.ensure_offline_bundle(collection="samples")
     assert fake_offline_build["build"] == 1 and fake_offline_build["train"] == 0

@@ -8,10 +8,21 @@ import math
 import numpy as np
 import pytest
 
-from searchcore.conse import conse_only
-from searchcore.fit import item_targets, stratified_split, target_words
-from searchcore.head import DeViSEHead
-from searchcore.metrics import (
+from searchcore.models.conse import conse_only
+from searchcore.models.fit import item_targets, stratified_split, target_words
+from searchcore.models.head import DeViSEHead
+from searchcore.models.scoring import NO_PARTS, Shares, combine, query_mix
+from searchcore.models.tagging import (
+    TagRule,
+    TagVocabulary,
+    build_tag_vocabulary,
+    classifier_tags,
+    exact_search_fn,
+    neighbour_tags,
+    rank_tags,
+)
+from searchcore.models.words import Term, WordVectors
+from searchcore.quality.metrics import (
     caption_queries,
     image_image_precision,
     item_words,
@@ -21,19 +32,8 @@ from searchcore.metrics import (
     tag_hits,
     word_queries,
 )
-from searchcore.scoring import NO_PARTS, Shares, combine, query_mix
 from searchcore.settings import ServedSettings
-from searchcore.tagging import (
-    TagRule,
-    TagVocabulary,
-    build_tag_vocabulary,
-    classifier_tags,
-    exact_search_fn,
-    neighbour_tags,
-    rank_tags,
-)
 from searchcore.text import content_words, same_word, singular, tokens
-from searchcore.words import Term, WordVectors
 
 # ---- a tiny word space with known geometry ------------------------------------------------------------------------
 AXES = ["the", "a", "of", "horse", "equines", "bird", "birds", "penguin", "fish", "goldfish", "animal", "mountain",
@@ -263,7 +263,7 @@ def test_query_mix_and_the_combined_score():
 
 
 def test_rankers_mean_and_finite():
-    from searchcore.metrics import finite, mean, rankers
+    from searchcore.quality.metrics import finite, mean, rankers
 
     wv = words()
     conse = np.stack([wv.unit("horse"), wv.unit("fish")])
@@ -284,8 +284,8 @@ def test_rankers_mean_and_finite():
 
 
 def test_the_choice_scores_a_trained_words_query_over_the_photos_it_ranks_only():
-    from searchcore.evaluation import _precisions
-    from searchcore.scoring import NO_PARTS
+    from searchcore.models.scoring import NO_PARTS
+    from searchcore.quality.evaluation import _precisions
 
     # four photos; the query's relevant photo is 2; photo 0 (of a held-out label) scores highest
     head_scores = [np.array([0.9, 0.1, 0.5, 0.2])]
@@ -300,7 +300,7 @@ def test_the_choice_scores_a_trained_words_query_over_the_photos_it_ranks_only()
 def test_real_validation_photos_are_served_as_a_visitors_photo():
     """A real photo near the collection is tagged from the head's embedding blended with ConSE's; one unlike every
     collection photo from ConSE's alone, with the unseen-photo floor (the rules choose_serving scores them by)."""
-    from searchcore.evaluation import RealTagPhotos, Space
+    from searchcore.quality.evaluation import RealTagPhotos, Space
 
     rng = np.random.default_rng(0)
     names = ["horse", "fish", "bird", "snow", "tool", "hammer", "rug", "cloth", "cat", "dog", "tree", "car"]

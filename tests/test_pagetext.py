@@ -1,11 +1,11 @@
 """The page's text says what the served bundle does: each Text → Image mechanism with its share, or off where the
-bundle's calibration turned it off (searchcore.pagetext)."""
+bundle's calibration turned it off (searchcore.serve.pagetext)."""
 
 from __future__ import annotations
 
 from types import SimpleNamespace
 
-from searchcore.pagetext import _text_image_text
+from searchcore.serve.pagetext import _text_image_text
 
 
 def head(**mixes: float) -> SimpleNamespace:

@@ -19,8 +19,8 @@ import pytest
 from PIL import Image
 
 from searchcore.errors import EmptyCollectionError, LimitError
-from searchcore.personal import OWN_EXEMPLAR_MIX, CollectionStore, Limits, PersonalCollection, PersonalItem
-from searchcore.uploads import MAX_RATIO, Candidate, read_uploads, read_zip
+from searchcore.serve.personal import OWN_EXEMPLAR_MIX, CollectionStore, Limits, PersonalCollection, PersonalItem
+from searchcore.serve.uploads import MAX_RATIO, Candidate, read_uploads, read_zip
 
 STAMPS = Path("/usr/share/tuxpaint/stamps")
 CLASSES = {"birds": "animals/birds", "flowers": "plants/flowers", "fruit": "food/fruit"}
@@ -252,7 +252,7 @@ def test_a_collection_nobody_touches_again_still_goes_after_the_timeout(tmp_path
 
 
 def test_a_zip_of_very_many_files_is_looked_at_only_so_far(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from searchcore import uploads
+    from searchcore.serve import uploads
 
     monkeypatch.setattr(uploads, "MAX_ENTRIES", 3)
     good = stamps("animals/birds", 1)[0].read_bytes()

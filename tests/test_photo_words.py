@@ -20,14 +20,14 @@ import torch
 from _synthetic import LABELS, make_photos, tiny_bundle, write_tiny_clip, write_word_table
 from PIL import Image
 
-from searchcore.build import rebuild_semantic
+from searchcore.build.write import rebuild_semantic
 from searchcore.bundle import open_bundle
-from searchcore.engine import SearchEngine, load_engine
 from searchcore.errors import BadArgumentError, ImageError, QueryError, UnknownWordError
-from searchcore.exemplars import exemplar_part, nearest_photos
-from searchcore.head import DeViSEHead
 from searchcore.index import unit_rows
-from searchcore.words import Term
+from searchcore.models.exemplars import exemplar_part, nearest_photos
+from searchcore.models.head import DeViSEHead
+from searchcore.models.words import Term
+from searchcore.serve.engine import SearchEngine, load_engine
 
 WORD_VOCAB = 40
 
@@ -39,7 +39,7 @@ def built(tmp_path_factory):
 
 
 def load_word_vectors_for(base: Path):
-    from searchcore.words import load_word_vectors
+    from searchcore.models.words import load_word_vectors
 
     return load_word_vectors(str(write_word_table(base / "words")))
 
@@ -160,7 +160,7 @@ def test_the_word_signals_speak_for_the_words_only_so_the_photo_lowers_their_sha
 
 
 def test_a_visitors_collection_is_scored_by_the_same_rule(built, tmp_path, monkeypatch):
-    from searchcore.uploads import Candidate
+    from searchcore.serve.uploads import Candidate
 
     engine = served(built, tmp_path / "visitor", 4, conse_mix=0.3, unseen_conse_mix=0.7)
     collection = built[1]

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from searchcore.exemplars import Exemplars, served_exemplars
 from searchcore.index import exact_search, unit_rows
+from searchcore.models.exemplars import Exemplars, served_exemplars
+from searchcore.models.scoring import query_parts
+from searchcore.models.words import parse_query
 from searchcore.postings import PartTables, dense_table, exemplar_table, table_parts
-from searchcore.scoring import query_parts
-from searchcore.words import parse_query
 
 QUERIES = ["bird", "fruit + red", "christmas tree", "guitar", "tool", "hat", "2:bird + penguin", "horse", "dog",
            "ocean", "cat - dog", "red", "flower", "car", "fish", "vegetable", "tree", "music", "0.5:boat + water"]
@@ -33,7 +33,7 @@ def test_a_dense_table_lists_every_photo_with_a_score_best_first() -> None:
 
 
 def test_the_hierarchy_table_is_the_sparse_hierarchy_part_of_every_photo() -> None:
-    from searchcore.hierarchy import MIN_PROBABILITY, hierarchy_part
+    from searchcore.models.hierarchy import MIN_PROBABILITY, hierarchy_part
     from searchcore.postings import hierarchy_table
 
     logits = np.random.default_rng(1).normal(0, 3, (300, 1000)).astype(np.float32)
@@ -85,9 +85,10 @@ def test_tables_of_an_older_layout_are_refused(tmp_path: Path) -> None:
 
 
 def _exact(engine, query: str) -> np.ndarray:
-    """The served Text → Image score of every photo as the metrics measure it (:func:`searchcore.metrics.rankers`),
-    with every photo's exemplars among the collection (as served): what the tables and the indexes stand in for."""
-    from searchcore.metrics import rankers
+    """The served Text → Image score of every photo as the metrics measure it
+    (:func:`searchcore.quality.metrics.rankers`), with every photo's exemplars among the collection (as served): what
+    the tables and the indexes stand in for."""
+    from searchcore.quality.metrics import rankers
 
     bundle, words, head = engine.bundle, engine.words, engine.head
     everyone = np.arange(len(bundle.items))
@@ -125,7 +126,7 @@ def test_table_parts_equal_the_computed_parts_for_every_photo(offline_engine) ->
 
 
 def test_by_class_search_from_candidates_finds_the_exact_neighbours(offline_engine, monkeypatch) -> None:
-    from searchcore import engine as engine_module
+    from searchcore.serve import engine as engine_module
 
     engine, bundle = offline_engine, offline_engine.bundle
     cls = engine.resolve_class("Siamese cat")

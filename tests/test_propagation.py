@@ -1,11 +1,11 @@
-"""Known-answer tests for searchcore.propagation: photos described by their look-alikes' words."""
+"""Known-answer tests for searchcore.models.propagation: photos described by their look-alikes' words."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from searchcore.propagation import TEMPERATURE, exact_neighbours, neighbour_embedding, served_embedding
+from searchcore.models.propagation import TEMPERATURE, exact_neighbours, neighbour_embedding, served_embedding
 
 
 def test_neighbour_embedding_weights_nearer_photos_more_and_skips_itself():

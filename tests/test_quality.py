@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from searchcore import OFFLINE_BACKBONE, OFFLINE_WORDS, load_engine
-from searchcore.pipeline import build_bundle
+from searchcore.build.pipeline import build_bundle
 
 CAT_WORDS = {"cat", "cats", "kitten", "kittens", "feline", "tiger", "tabby", "kitty", "lion", "leopard"}
 
@@ -137,7 +137,7 @@ def test_images_of_odd_modes_search_like_their_rgb_version(offline_engine, tmp_p
 
 # ---- meaning on real photos -----------------------------------------------------------------------------------------
 def _real_photos():
-    from searchcore.realphotos import real_photo_set
+    from searchcore.quality.realphotos import real_photo_set
 
     photos = real_photo_set()
     assert photos.photos, f"the public real-photo set is missing: {photos.missing}"
@@ -150,7 +150,7 @@ def _tags(engine, image, k=5) -> list[str]:
 
 def test_a_confident_class_gives_its_word_and_a_broader_one(offline_engine):
     """Every real photo the classifier is sure of (softmax ≥ 0.5) carries that class's name and a broader word."""
-    from searchcore.tagging import CONFIDENT, softmax
+    from searchcore.models.tagging import CONFIDENT, softmax
 
     vocab = offline_engine.bundle.tags
     checked = 0
@@ -174,9 +174,9 @@ def test_goldfish_photo_is_tagged_goldfish_and_fish(offline_engine):
 
 
 def test_real_photo_tags_are_never_function_words_or_place_names(offline_engine):
-    from searchcore.tagging import GLUE
+    from searchcore.models.tagging import GLUE
+    from searchcore.models.wordnet import first_sense, read_nouns
     from searchcore.text import STOP_WORDS, singular
-    from searchcore.wordnet import first_sense, read_nouns
 
     db = read_nouns()  # CI installs Debian's wordnet-base
     for entry, path in _real_photos():
@@ -213,7 +213,7 @@ def test_public_real_photo_tags_mostly_hit(offline_engine):
 
 def test_unseen_photo_falls_back_to_conse(offline_engine):
     """A real photo unlike every collection photo is embedded by ConSE alone, and still gets cat words."""
-    from searchcore.conse import tag_embeddings
+    from searchcore.models.conse import tag_embeddings
 
     photo = skimage_photo("chelsea.png")
     feats = offline_engine.features(photo)
@@ -228,8 +228,8 @@ def test_unseen_photo_falls_back_to_conse(offline_engine):
 def test_the_trained_heads_own_tags(offline_engine):
     """A collection photo is within the unseen-photo distance, so the head (blended) embeds it, and its tags name
     what its caption says; the head alone, without the classifier and neighbour rules, finds the label too."""
-    from searchcore.conse import blend
-    from searchcore.metrics import top_tags
+    from searchcore.models.conse import blend
+    from searchcore.quality.metrics import top_tags
 
     engine = offline_engine
     birds = [it for it in engine.bundle.items if it.label == "birds"]
@@ -259,7 +259,7 @@ def test_a_caption_reaches_the_training_target(offline_engine):
 def test_a_caption_noun_whose_senses_have_no_frequency_order_is_a_tag_and_a_target(offline_engine):
     """WordNet lists "a twist" before the tool for the untagged "wrench"; the caption "An adjustable wrench." says
     which one the photo shows, so "wrench" is a tag phrase, a word the head trained on, and a near photo's vote."""
-    from searchcore.tagging import neighbour_tags
+    from searchcore.models.tagging import neighbour_tags
 
     engine = offline_engine
     phrases = engine.bundle.tags.phrases
@@ -316,8 +316,8 @@ def test_a_caption_word_finds_the_photos_its_captions_name(offline_engine):
 def test_the_classes_below_a_word_find_its_photos_without_any_training(offline_engine):
     # the CNN's probability on the ImageNet classes WordNet puts below "fish" / "bird" / "insect", with no head at
     # all: the zero-shot signal for words a head never saw (the bundle's photos, ranked by that mass alone)
-    from searchcore.hierarchy import hierarchy_part
-    from searchcore.words import Term
+    from searchcore.models.hierarchy import hierarchy_part
+    from searchcore.models.words import Term
 
     labels = np.array([it.label for it in offline_engine.bundle.items])
     for word, label in (("fish", "fish"), ("birds", "birds"), ("insects", "insects")):

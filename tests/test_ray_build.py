@@ -1,4 +1,4 @@
-"""Tests for the Ray build (searchcore.ray_extract, ``training.build_assets --ray``) on a local 2-CPU Ray.
+"""Tests for the Ray build (searchcore.build.ray_extract, ``training.build_assets --ray``) on a local 2-CPU Ray.
 
 One Ray is started for the whole module (a start costs seconds); every build here joins it. The collection is the
 tiny synthetic one plus one corrupt photo; the backbone is the tiny random timm model, seeded, so the driver and
@@ -18,12 +18,12 @@ import pytest
 from _synthetic import TINY_BACKBONE, make_photos, write_word_table
 
 from searchcore import bundle as B
-from searchcore.backbones import load_backbone
+from searchcore.build.extract import chunk_path, extract_collection, write_chunk
+from searchcore.build.ray_extract import DEAD_PROXY, RayConfig, connect, extract_collection_ray, init_options, local_env
 from searchcore.collection import folder_collection
-from searchcore.engine import load_engine
-from searchcore.extract import chunk_path, extract_collection, write_chunk
 from searchcore.index import exact_search
-from searchcore.ray_extract import DEAD_PROXY, RayConfig, connect, extract_collection_ray, init_options, local_env
+from searchcore.models.backbones import load_backbone
+from searchcore.serve.engine import load_engine
 from searchcore.shards import ShardedIndex, build_index
 
 # nothing to test without it; found, not imported: connect() imports ray itself, after setting what ray reads then
@@ -145,7 +145,7 @@ def test_ray_workers_without_ray_is_refused(sources, tmp_path, capsys):
 
 
 def test_shards_built_as_ray_tasks_equal_the_sequential_ones(tmp_path):
-    from searchcore.ray_extract import ray_map
+    from searchcore.build.ray_extract import ray_map
 
     rng = np.random.default_rng(7)
     vectors, queries = rng.standard_normal((300, 16)).astype(np.float32), rng.standard_normal((25, 16)).astype(
@@ -175,7 +175,7 @@ def test_shards_built_as_ray_tasks_equal_the_sequential_ones(tmp_path):
 
 
 def test_cli_ray_sharded_build_uses_ray_tasks_and_answers_like_one_index(sources, backbone, tmp_path, monkeypatch):
-    from searchcore import ray_extract
+    from searchcore.build import ray_extract
 
     calls: list[int] = []
     real = ray_extract.ray_map

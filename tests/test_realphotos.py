@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from searchcore.realphotos import REAL_PHOTOS, RealPhotoSet, read_rcc_member, real_photo_set
-from searchcore.validation_photos import VALIDATION_PHOTOS
+from searchcore.quality.realphotos import REAL_PHOTOS, RealPhotoSet, read_rcc_member, real_photo_set
+from searchcore.quality.validation_photos import VALIDATION_PHOTOS
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -14,14 +14,14 @@ import pytest
 from _synthetic import TINY_BACKBONE, make_photos, write_word_table
 
 from searchcore import bundle as B
-from searchcore.backbones import load_backbone
-from searchcore.build import write_bundle
+from searchcore.build.write import write_bundle
 from searchcore.collection import folder_collection
-from searchcore.engine import load_engine
 from searchcore.errors import BadArgumentError
 from searchcore.index import VectorIndex, exact_search
+from searchcore.models.backbones import load_backbone
+from searchcore.models.words import load_word_vectors
+from searchcore.serve.engine import load_engine
 from searchcore.shards import ShardedIndex, build_index, load_index, save_index
-from searchcore.words import load_word_vectors
 
 N, DIM, SHARD = 300, 16, 64  # 5 shards, the last one short (44)
 

@@ -1,5 +1,5 @@
 """Tests for head training: the split, label words, the two losses, train_head, resumable extraction, and a short
-real training run through searchcore.pipeline on a tiny synthetic bundle (tiny random timm model, synthetic word
+real training run through searchcore.build.pipeline on a tiny synthetic bundle (tiny random timm model, synthetic word
 vectors in the cache format). No network; every folder is a temp folder.
 """
 
@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from searchcore import bundle as B
-from searchcore.fit import (
+from searchcore.models.fit import (
     Split,
     TrainConfig,
     cosine_loss,
@@ -27,7 +27,7 @@ from searchcore.fit import (
     stratified_split,
     train_head,
 )
-from searchcore.words import WordVectors, label_words, segment
+from searchcore.models.words import WordVectors, label_words, segment
 
 TINY_BACKBONE = "test_resnet@random"
 PHOTO_LABELS = ("cat", "dog", "bottle", "roadsigns")  # "roadsigns" must be segmented into road + signs
@@ -278,7 +278,7 @@ def test_train_head_needs_two_labels_with_vectors(problem):
 # ---- resumable extraction --------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def tiny_backbone():
-    from searchcore.backbones import load_backbone
+    from searchcore.models.backbones import load_backbone
 
     return load_backbone(TINY_BACKBONE)  # one object: random weights differ between loads
 
@@ -288,8 +288,8 @@ def chunk_files(work: Path) -> list[Path]:
 
 
 def test_extraction_resumes_to_the_same_features_as_a_fresh_run(tmp_path, tiny_backbone):
+    from searchcore.build.extract import extract_collection
     from searchcore.collection import folder_collection
-    from searchcore.extract import extract_collection
 
     photos = make_photos(tmp_path / "photos", labels=("cat", "dog"), per_label=5)
     collection = folder_collection(photos)
@@ -325,8 +325,8 @@ def test_extraction_resumes_to_the_same_features_as_a_fresh_run(tmp_path, tiny_b
 
 
 def test_extraction_skips_and_reports_a_corrupt_image(tmp_path, tiny_backbone):
+    from searchcore.build.extract import extract_collection
     from searchcore.collection import folder_collection
-    from searchcore.extract import extract_collection
 
     photos = make_photos(tmp_path / "photos", labels=("cat", "dog"), per_label=3)
     (photos / "cat" / "cat_1b.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
@@ -347,7 +347,7 @@ def test_extraction_skips_and_reports_a_corrupt_image(tmp_path, tiny_backbone):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """Build a tiny bundle with pipeline.build_bundle, keep an untrained copy, then train it for 5 epochs."""
-    from searchcore import pipeline
+    from searchcore.build import pipeline
     from training.card import write_card
 
     base = tmp_path_factory.mktemp("pipeline")
@@ -419,8 +419,8 @@ def test_train_bundle_records_training_and_metrics_in_the_manifest(trained):
     assert same(metrics, trained["metrics"])
     # each setting is the best of its grid on its own objective (validation precision@10 for the search, tag hits
     # for the unseen-photo floor), as recorded beside it; and the served head and engine carry what was chosen
-    from searchcore.evaluation import NEIGHBOUR_MIXES, SHARES, UNSEEN_CLASS_PROBS
-    from searchcore.tagging import TagRule
+    from searchcore.models.tagging import TagRule
+    from searchcore.quality.evaluation import NEIGHBOUR_MIXES, SHARES, UNSEEN_CLASS_PROBS
 
     scores = training["mix_scores"]
     chosen = training["settings"]
@@ -442,7 +442,7 @@ def test_train_bundle_records_training_and_metrics_in_the_manifest(trained):
     assert metrics["served"]["unseen_class_min_prob"] == floor
     assert TagRule.from_manifest(manifest).unseen_class_min_prob == floor
     # the tag rules were chosen with the public validation photos too, never the evaluation ones
-    from searchcore.validation_photos import VALIDATION_PHOTOS
+    from searchcore.quality.validation_photos import VALIDATION_PHOTOS
 
     real = training["mix_scores"]["real_photos"]
     assert real["count"] == len(VALIDATION_PHOTOS) and 0 <= real["unseen"] <= real["count"]
@@ -479,7 +479,7 @@ def test_engine_serves_the_trained_head(trained):
 
 
 def test_evaluate_bundle_gives_the_recorded_metrics(trained):
-    from searchcore.pipeline import evaluate_bundle
+    from searchcore.build.pipeline import evaluate_bundle
 
     metrics = evaluate_bundle(trained["root"])
     assert metrics.keys() == trained["metrics"].keys()
@@ -542,7 +542,7 @@ def test_train_devise_cli_on_a_folder_that_is_not_a_bundle_fails_with_a_message(
 
 
 def test_a_fixed_neighbour_mix_is_served_as_given(trained, tmp_path, monkeypatch):
-    from searchcore import pipeline
+    from searchcore.build import pipeline
 
     monkeypatch.setenv("SEARCH_CACHE_DIR", str(tmp_path / "cache"))
     root = Path(shutil.copytree(trained["untrained"], tmp_path / "fixed"))
@@ -554,7 +554,7 @@ def test_a_fixed_neighbour_mix_is_served_as_given(trained, tmp_path, monkeypatch
 
 def test_the_ablations_switch_off_the_word_classifier_the_class_hierarchy_and_the_exemplars(trained, tmp_path,
                                                                                              monkeypatch):
-    from searchcore import pipeline
+    from searchcore.build import pipeline
 
     monkeypatch.setenv("SEARCH_CACHE_DIR", str(tmp_path / "cache"))
     root = Path(shutil.copytree(trained["untrained"], tmp_path / "plain"))

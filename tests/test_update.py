@@ -18,10 +18,10 @@ from _synthetic import TINY_BACKBONE, make_photos, write_word_table
 from PIL import Image
 
 from searchcore import bundle as B
-from searchcore import update as U
-from searchcore.build import rebuild_semantic
-from searchcore.head import DeViSEHead, load_head
-from searchcore.words import load_word_vectors
+from searchcore.build import update as U
+from searchcore.build.write import rebuild_semantic
+from searchcore.models.head import DeViSEHead, load_head
+from searchcore.models.words import load_word_vectors
 from training import build_assets
 
 ADDED, CHANGED, REMOVED = "dog/dog_new.png", "cat/cat_1.png", "bottle/bottle_2.png"
@@ -173,7 +173,7 @@ def test_a_head_is_kept_and_the_semantic_index_rebuilt_with_it(setup, capsys):
     head.save_pretrained(bundle / B.HEAD)
     fields = {k: v for k, v in old.manifest.items() if k not in ("format", "files")}
     fields["serving"] = {"class_min_prob": 0.5, "neighbour_distance": None}
-    from searchcore.backbone import imagenet_class_names
+    from searchcore.models.backbone import imagenet_class_names
 
     rebuild_semantic(bundle, words, imagenet_class_names(), head, fields=fields)
     weights = (bundle / B.HEAD / "model.safetensors").read_bytes()
@@ -226,7 +226,7 @@ def test_retrain_trains_a_head_after_the_update(setup, capsys):
 def test_a_kept_heads_card_drops_its_figures_and_evaluate_says_why_it_cannot_measure_it(setup, capsys):
     """After --update without --retrain the manifest drops the head's figures: so does head/README.md (the card
     publish uploads), which says the head was not measured again; evaluate tells that from a bundle with no head."""
-    from searchcore.card import METRIC_NAMES
+    from searchcore.build.card import METRIC_NAMES
     from training import evaluate
 
     photos, _, bundle = setup
@@ -280,7 +280,7 @@ def test_a_built_and_an_updated_bundle_are_readable_by_everyone(tmp_path, capsys
         for path in (bundle / B.HEAD).iterdir():
             os.chmod(path, 0o600)
         fields = {k: v for k, v in old.manifest.items() if k not in ("format", "files")}
-        from searchcore.backbone import imagenet_class_names
+        from searchcore.models.backbone import imagenet_class_names
 
         rebuild_semantic(bundle, load_word_vectors(str(words)), imagenet_class_names(), head, fields=fields)
         edit_photos(photos)

@@ -1,6 +1,6 @@
-"""Known-answer tests of the probabilities beside the embedding: the head's word classifier (searchcore.wordclass),
-the classifier's mass below a word in WordNet (searchcore.hierarchy), and how Text → Image mixes them in
-(searchcore.scoring.mixed_scores), on synthetic data."""
+"""Known-answer tests of the probabilities beside the embedding: the head's word classifier
+(searchcore.models.wordclass), the classifier's mass below a word in WordNet (searchcore.models.hierarchy), and how Text
+→ Image mixes them in (searchcore.models.scoring.mixed_scores), on synthetic data."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from searchcore.head import DeViSEHead, load_head
-from searchcore.hierarchy import IMAGENET_CLASSES, MIN_PROBABILITY, hierarchy_part, log_normaliser, word_classes
-from searchcore.scoring import QueryParts, mixed_scores, split_parts
+from searchcore.models.head import DeViSEHead, load_head
+from searchcore.models.hierarchy import IMAGENET_CLASSES, MIN_PROBABILITY, hierarchy_part, log_normaliser, word_classes
+from searchcore.models.scoring import QueryParts, mixed_scores, split_parts
+from searchcore.models.tagging import packaged_visual_vocab
+from searchcore.models.wordclass import classifier_part, fit_word_classifier, item_word_sets, probabilities
+from searchcore.models.words import Term, WordVectors
 from searchcore.settings import ServedSettings
-from searchcore.tagging import packaged_visual_vocab
-from searchcore.wordclass import classifier_part, fit_word_classifier, item_word_sets, probabilities
-from searchcore.words import Term, WordVectors
 
 WORDS = ["bird", "horse", "red", "apple", "art", "tools", "the", "fish"]
 

@@ -1,4 +1,5 @@
-"""searchcore.wordnet and training.make_visual_vocab: known answers on a tiny synthetic WordNet, then the real one.
+"""searchcore.models.wordnet and training.make_visual_vocab: known answers on a tiny synthetic WordNet, then the real
+one.
 
 The synthetic database is written into tmp_path in WordNet's own format (licence header, hex word counts, pointer
 blocks, glosses), so parsing, hypernym chains and the visual-noun filter are checked without /usr/share/wordnet.
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from searchcore.errors import AssetSourceError
-from searchcore.wordnet import (
+from searchcore.models.wordnet import (
     VISUAL_VOCAB_PATH,
     first_sense,
     hypernym_chain,
@@ -149,7 +150,7 @@ def test_visual_nouns_filter(wordnet: Path) -> None:
 
 
 def test_caption_nouns_are_untagged_words_with_a_visible_sense(wordnet: Path) -> None:
-    from searchcore.wordnet import usage_counts
+    from searchcore.models.wordnet import usage_counts
 
     db = read_nouns(wordnet)
     usage = {"noun": usage_counts(wordnet, "noun")}
@@ -278,7 +279,7 @@ def test_a_word_used_mostly_as_an_adjective_is_no_noun_tag():
 
 @needs_wordnet
 def test_usage_counts_read_tagged_senses():
-    from searchcore.wordnet import usage_counts
+    from searchcore.models.wordnet import usage_counts
 
     nouns, adjectives = usage_counts(REAL_WORDNET, "noun"), usage_counts(REAL_WORDNET, "adj")
     assert adjectives["small"] > nouns["small"] and nouns["hand"] > adjectives.get("hand", 0)

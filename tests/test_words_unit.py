@@ -1,4 +1,5 @@
-"""Unit tests for searchcore.words: query parsing, WordVectors on a synthetic vocabulary, and the three loaders."""
+"""Unit tests for searchcore.models.words: query parsing, WordVectors on a synthetic vocabulary, and the three
+loaders."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 
 from searchcore.errors import AssetSourceError, QueryError, UnknownWordError
-from searchcore.words import Term, WordVectors, load_word_vectors, parse_query
+from searchcore.models.words import Term, WordVectors, load_word_vectors, parse_query
 
 VOCAB = ["the", ",", "cat", ".", "dog", "1999", "sofa", "u.s.", "bottle", "caf\u00e9", "mid-1990s", "a", "b"]
 

@@ -9,7 +9,7 @@ in resumable chunks: stop it at any point and run the same command again to cont
 Train the head afterwards with ``python -m training.train_devise --bundle DIR``.
 
 ``--backbone clip:openai/clip-vit-base-patch32`` (any CLIP checkpoint: a Hub id or a local folder) builds a CLIP
-bundle instead: photos and words in CLIP's space, no head to train (:mod:`searchcore.clip`).
+bundle instead: photos and words in CLIP's space, no head to train (:mod:`searchcore.models.clip`).
 
 ``--update BUNDLE`` brings a bundle up to date with its photo folder (the one it was built from, or
 ``--collection PATH``): only new or changed photos are extracted, deleted ones leave, and the new bundle is swapped
@@ -30,12 +30,12 @@ import sys
 from pathlib import Path
 
 from searchcore import collection as C
-from searchcore.backbone import DEFAULT_BACKBONE, OFFLINE_BACKBONE
 from searchcore.bundle import WORD_VOCAB
-from searchcore.clip import DEFAULT_CLIP
 from searchcore.collection import Collection, load_collection
 from searchcore.errors import AssetSourceError
-from searchcore.words import DEFAULT_WORDS, OFFLINE_WORDS
+from searchcore.models.backbone import DEFAULT_BACKBONE, OFFLINE_BACKBONE
+from searchcore.models.clip import DEFAULT_CLIP
+from searchcore.models.words import DEFAULT_WORDS, OFFLINE_WORDS
 
 from .cli import OFFLINE_HINT, add_debug_flag, progress_bar, run
 
@@ -123,8 +123,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _build(args: argparse.Namespace, command: str) -> int:
-    from searchcore.pipeline import build_bundle  # torch: only once there is work to do
-    from searchcore.ray_extract import RayConfig
+    from searchcore.build.pipeline import build_bundle  # torch: only once there is work to do
+    from searchcore.build.ray_extract import RayConfig
 
     ray = None if args.ray is None else RayConfig(address=args.ray or None, workers=args.ray_workers)
     collection = resolve_collection(args)
@@ -168,14 +168,14 @@ def recorded_collection(bundle: Path, spec: str | None) -> Collection:
 
 
 def _update(args: argparse.Namespace, command: str) -> int:
-    from searchcore.update import recover_swap, update_bundle  # torch: only once there is work to do
+    from searchcore.build.update import recover_swap, update_bundle  # torch: only once there is work to do
 
     recover_swap(args.update)  # a swap stopped halfway leaves no bundle at the path until it is finished
     collection = recorded_collection(args.update, args.collection)
     with progress_bar(f"updating {args.update}") as report:
         summary = update_bundle(args.update, collection, report=report, command=command)
     if args.retrain:
-        from searchcore.pipeline import train_bundle
+        from searchcore.build.pipeline import train_bundle
 
         with progress_bar(f"training the head of {args.update}") as report:
             train_bundle(args.update, report=report, command=command)

@@ -33,8 +33,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from searchcore.card import metrics_table  # torch: only once there is work to do
-    from searchcore.pipeline import evaluate_bundle
+    from searchcore.build.card import metrics_table  # torch: only once there is work to do
+    from searchcore.build.pipeline import evaluate_bundle
 
     with contextlib.redirect_stdout(sys.stderr):  # huggingface_hub prints while loading the head; keep --json clean
         metrics = evaluate_bundle(args.bundle, clip=args.clip)

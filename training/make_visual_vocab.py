@@ -12,7 +12,7 @@ bundle builder read only the JSON this writes, never WordNet. The JSON holds
 * ``caption_nouns``: the single-word nouns WordNet's corpus never tagged, which have a visible sense among their
   first :data:`SENSES` (:func:`caption_nouns`): a collection caption may use them ("A wrench.", "A heron.");
 * ``senses``: for each one-word name in ``imagenet``, its :data:`SENSES` most frequent noun senses (wnids), and each
-  class lists its ``broader_ids``, so :mod:`searchcore.hierarchy` finds the classes below what a word means.
+  class lists its ``broader_ids``, so :mod:`searchcore.models.hierarchy` finds the classes below what a word means.
 
 The output is deterministic (sorted keys, one entry per line), so rerunning it on the same WordNet gives the same
 bytes and a change shows as a readable diff.
@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from searchcore.errors import AssetSourceError, SearchError
-from searchcore.wordnet import (
+from searchcore.models.wordnet import (
     VISUAL_VOCAB_PATH,
     NounDatabase,
     Synset,
@@ -230,7 +230,7 @@ def visual_nouns(
 ) -> list[str]:
     """The sorted single-word nouns (a-z, 3+ letters) whose most frequent noun sense is visible and not a name.
 
-    With ``usage`` (tagged-sense counts per part of speech, :func:`searchcore.wordnet.usage_counts`) a word must
+    With ``usage`` (tagged-sense counts per part of speech, :func:`searchcore.models.wordnet.usage_counts`) a word must
     also be used mostly as a noun (:func:`mostly_noun`).
     """
     visible, hidden, stopped = _offsets(db, visible_roots), _offsets(db, hidden_roots), _offsets(db, stop)
@@ -320,7 +320,7 @@ def build_vocab(db: NounDatabase, wnids: Sequence[str], usage: Mapping[str, Mapp
 
 
 def generate(wordnet: Path | None = None) -> dict[str, Any]:
-    """The vocabulary from the WordNet folder ``wordnet`` (see :func:`searchcore.wordnet.wordnet_dir`)."""
+    """The vocabulary from the WordNet folder ``wordnet`` (see :func:`searchcore.models.wordnet.wordnet_dir`)."""
     usage = {pos: usage_counts(wordnet, pos) for pos in ("noun", "adj", "adv")}
     return build_vocab(read_nouns(wordnet), timm_wnids(), usage)
 

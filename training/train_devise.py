@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from searchcore.errors import BadArgumentError, SearchError
-from searchcore.fit import LOSSES, TrainConfig
+from searchcore.models.fit import LOSSES, TrainConfig
 
 from .cli import BUNDLE_MODELS_HINT, add_debug_flag, progress_bar, run
 
@@ -63,8 +63,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _train(args: argparse.Namespace, command: str) -> int:
-    from searchcore.card import metrics_table, write_card  # torch: only once there is work to do
-    from searchcore.pipeline import check_trainable, train_bundle
+    from searchcore.build.card import metrics_table, write_card  # torch: only once there is work to do
+    from searchcore.build.pipeline import check_trainable, train_bundle
 
     check_trainable(args.bundle)  # a CLIP bundle has no head to train: say so before the progress bar
     config = TrainConfig(loss=args.loss, epochs=args.epochs, patience=args.patience, lr=args.lr,

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from searchcore import SearchEngine
-    from searchcore.personal import CollectionStore
+    from searchcore.serve.personal import CollectionStore
 
 log = logging.getLogger("semantic-search")
 
@@ -95,9 +95,9 @@ class EngineLoader:
 
     def prepare_images(self) -> bool:
         """Once the engine is built: build its backbone's network and its head's on a background thread, once, if
-        they are built on first use (:class:`searchcore.backbone.LazyBackbone`, :class:`searchcore.headview.HeadView`:
-        seconds that a search by words never needs), so that the first image search does not wait for them.
-        Returns whether this call started it.
+        they are built on first use (:class:`searchcore.models.backbone.LazyBackbone`,
+        :class:`searchcore.models.headview.HeadView`: seconds that a search by words never needs), so that the first
+        image search does not wait for them. Returns whether this call started it.
 
         The app calls it after answering a request, not while loading: the first answer does not share the machine
         with the network's build."""
@@ -112,7 +112,7 @@ class EngineLoader:
         def build() -> None:
             engine.backbone.model  # noqa: B018 (built on first use)
             if engine.head is not None and hasattr(engine.head, "network"):
-                engine.head.network  # noqa: B018 (the head's network too: searchcore.headview)
+                engine.head.network  # noqa: B018 (the head's network too: searchcore.models.headview)
 
         threading.Thread(target=build, name="backbone-builder", daemon=True).start()
         return True
@@ -172,7 +172,7 @@ def build_served(report: Report, photos_folder: Callable[[], Path]) -> Served:
             why = f"`SEARCH_BUNDLE` names the bundle `{name}`, but it could not be loaded{reason}, so the app serves "
     else:
         why = "No `SEARCH_BUNDLE` is set, so the app serves "
-    from searchcore.offline import ensure_offline_bundle
+    from searchcore.build.offline import ensure_offline_bundle
 
     root = ensure_offline_bundle(lambda f, m: report(0.95 * f, m))
     report(0.95, "loading the search engine")

@@ -35,7 +35,7 @@ from searchcore.errors import BadArgumentError
 if TYPE_CHECKING:
     from searchcore import Hit, SearchEngine
     from searchcore.bundle import Bundle
-    from searchcore.personal import PersonalCollection
+    from searchcore.serve.personal import PersonalCollection
 
 #: 24 distinguishable colours (plotly's "Dark24"); labels past them share :data:`OTHER_COLOUR`
 PALETTE = ("#2E91E5", "#E15F99", "#1CA71C", "#FB0D0D", "#DA16FF", "#222A2A", "#B68100", "#750D86", "#EB663B",

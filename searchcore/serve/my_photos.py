@@ -1,5 +1,5 @@
 """The "Your photos" handlers' work: a visitor's own collection held for one request, an upload read into it, a
-clear, and what the tab says after each. The collections themselves: :mod:`searchcore.personal`.
+clear, and what the tab says after each. The collections themselves: :mod:`searchcore.serve.personal`.
 
 app.py's endpoints check what a request sent (the visitor first: :func:`searchcore.serve.page.visitor`) and call
 these with the served engine. Importing this module imports Gradio.
@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 
 from searchcore.errors import BadArgumentError
-from searchcore.pagetext import my_photos_account
 from searchcore.serve import page
+from searchcore.serve.pagetext import my_photos_account
 
 if TYPE_CHECKING:
     from searchcore import SearchEngine
-    from searchcore.personal import PersonalCollection
     from searchcore.serve.lifecycle import Served
+    from searchcore.serve.personal import PersonalCollection
 
 
 @contextlib.contextmanager
@@ -37,8 +37,8 @@ def add(key: str, paths: list[tuple[str, str]], served: Callable[[], Served], pr
     """Read the uploaded files ``paths`` (:func:`searchcore.serve.page.files`) into ``key``'s collection, made if
     need be; the summary the API returns. Gradio's copies of the upload are deleted whatever happens (the collection
     keeps its own), even when ``served()`` (waiting for the engine) fails."""
+    from searchcore.serve.uploads import read_uploads, skipped_summary
     from searchcore.tempfiles import delete_file
-    from searchcore.uploads import read_uploads, skipped_summary
 
     try:
         with using(served(), key, create=True) as (engine, mine):

@@ -16,10 +16,9 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import gradio as gr
 
-from searchcore import pagetext
 from searchcore.errors import SearchError
 from searchcore.serve import map as map_view
-from searchcore.serve import page
+from searchcore.serve import page, pagetext
 
 if TYPE_CHECKING:
     from searchcore import SearchEngine
