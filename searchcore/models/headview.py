@@ -14,50 +14,19 @@ import json
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 
 from ..errors import BundleError
-from ..settings import ServedSettings
 from .headwords import WordReading
 from .wordclass import WordClassifier
-from .words import WordVectors
 
 if TYPE_CHECKING:
     from .head import DeViSEHead
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
-
-
-class Head(Protocol):
-    """What a search needs of a head: the network (:class:`searchcore.models.head.DeViSEHead`) or a
-    :class:`HeadView`."""
-
-    in_dim: int
-    out_dim: int
-    backbone: str
-    seen_words: frozenset[str]
-    conse_mix: float
-    unseen_conse_mix: float
-    seen_similarity: float | None
-    neighbour_mix: float
-    word_mix: float
-    class_mix: float
-    unseen_class_mix: float
-    exemplar_mix: float
-    tag_conse_mix: float
-    ood_distance: float | None
-
-    @property
-    def settings(self) -> ServedSettings: ...
-    @property
-    def word_classifier(self) -> WordClassifier | None: ...
-    def trained_on(self, word: str, words: WordVectors | None = None) -> bool: ...
-    def seen_matrix(self, words: WordVectors) -> np.ndarray: ...
-    def head_query(self, terms: list[tuple[float, str]], words: WordVectors) -> np.ndarray: ...
-    def embed(self, features: np.ndarray, batch_size: int = 1024) -> np.ndarray: ...
 
 
 class HeadView(WordReading):
@@ -112,3 +81,8 @@ class HeadView(WordReading):
     def embed(self, features: np.ndarray, batch_size: int = 1024) -> np.ndarray:
         """Unit vectors in word space for a (n, in_dim) feature matrix (:meth:`DeViSEHead.embed`)."""
         return self.network.embed(features, batch_size)
+
+
+if TYPE_CHECKING:
+    #: What a search takes for a head: the network, or the view of a saved one (they share :class:`WordReading`).
+    Head: TypeAlias = DeViSEHead | HeadView

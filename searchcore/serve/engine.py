@@ -36,7 +36,7 @@ from ..models.backbones import load_backbone
 from ..models.classnames import class_phrases
 from ..models.clip import ClipBackbone
 from ..models.conse import ConSE, conse_only, tag_embeddings
-from ..models.headview import Head, HeadView
+from ..models.headview import HeadView
 from ..models.scoring import Shares, combine, query_mix, query_parts
 from ..models.tagging import ItemTags, TagRule, classifier_tags, neighbour_tags, rank_tags
 from ..models.words import Term, WordVectors, load_word_vectors, parse_query
@@ -46,6 +46,7 @@ from ..topk import Source, top_k
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
+    from ..models.headview import Head
     from .personal import CollectionStore, Limits, PersonalCollection
     from .uploads import Candidate, Skipped
 
