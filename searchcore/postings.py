@@ -79,6 +79,8 @@ class Postings:
         listed = self.ids[part]
         if not len(listed):
             return np.zeros(len(ids), np.float32)
+        # the ids in the list's own type: with other keys (int64) numpy would first convert the whole list
+        ids = np.asarray(ids).astype(listed.dtype, copy=False)
         at = np.minimum(np.searchsorted(listed, ids), len(listed) - 1)  # the list is in id order: one search each
         return np.where(listed[at] == ids, self.scores[part][at], 0.0).astype(np.float32)
 
