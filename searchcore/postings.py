@@ -51,9 +51,13 @@ class Postings:
     best: np.ndarray  # int32 positions within each list, best first
     singular_first: bool = False  # how a query word finds its list: "dogs" → "dog" first, or the word as typed first
     _rows: dict[str, int] = field(default_factory=dict, repr=False)
+    _arrays: tuple[np.ndarray, ...] = field(default=(), repr=False)
 
     def __post_init__(self) -> None:
         self._rows = {w: i for i, w in enumerate(self.words)}
+        # ids, scores and best as plain arrays over the same memory: a slice of an np.memmap goes through Python
+        # (a few µs each, and a query takes a hundred or more), a slice of an array does not; nothing is read here
+        self._arrays = (np.asarray(self.ids), np.asarray(self.scores), np.asarray(self.best))
 
     def row(self, word: str) -> int | None:
         """The list of ``word`` (or of its singular, in the order the signal reads words); None for none."""
@@ -70,17 +74,20 @@ class Postings:
     def top(self, row: int, n: int) -> tuple[np.ndarray, np.ndarray]:
         """The ``n`` photos with the highest scores for the word of ``row``, and their scores, best first."""
         part = self._slice(row)
-        at = self.best[part][:n]
-        return self.ids[part][at].astype(np.int64), self.scores[part][at]
+        ids, scores, best = self._arrays
+        at = best[part][:n]
+        return ids[part][at].astype(np.int64), scores[part][at]
 
     def scores_of(self, row: int, ids: np.ndarray) -> np.ndarray:
         """The scores of photos ``ids`` for the word of ``row``: 0 for a photo not on its list (it has none)."""
         part = self._slice(row)
-        listed = self.ids[part]
+        listed, scores = self._arrays[0][part], self._arrays[1][part]
         if not len(listed):
             return np.zeros(len(ids), np.float32)
+        # the ids in the list's own type: with other keys (int64) numpy would first convert the whole list
+        ids = np.asarray(ids).astype(listed.dtype, copy=False)
         at = np.minimum(np.searchsorted(listed, ids), len(listed) - 1)  # the list is in id order: one search each
-        return np.where(listed[at] == ids, self.scores[part][at], 0.0).astype(np.float32)
+        return np.where(listed[at] == ids, scores[at], 0.0).astype(np.float32)
 
     @property
     def entries(self) -> int:
