@@ -169,7 +169,9 @@ class Bundle:
     def vectors(self, name: str, ids: np.ndarray) -> np.ndarray:
         """Rows ``ids`` of the ``name`` index ("semantic" or "conse"), from the bundle's arrays where it has them."""
         rows = self.rows.get(name)
-        return np.asarray(rows[ids], np.float32) if rows is not None else self.indexes[name].get(ids)
+        if rows is None:
+            return self.indexes[name].get(ids)
+        return np.asarray(np.take(rows, ids, axis=0), np.float32)  # np.take: half the time of rows[ids] here
 
     @property
     def name(self) -> str:
