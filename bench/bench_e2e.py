@@ -367,8 +367,10 @@ def unpack_baseline(rev: str, folder: Path, cache: Path) -> tuple[Path, str]:
     subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
     env = {**os.environ, "SEARCH_CACHE_DIR": str(cache), "HF_HUB_OFFLINE": "1"}
     env.pop("SEARCH_BUNDLE", None)
-    subprocess.run([sys.executable, "-c", "from searchcore.build.offline import ensure_offline_bundle as e; e()"],
-                   cwd=folder, env=env, check=True)
+    # the module's place at the commit: searchcore/offline.py before the sub-packages, build/offline.py since
+    build = ("try:\n    from searchcore.build.offline import ensure_offline_bundle as e\n"
+             "except ImportError:\n    from searchcore.offline import ensure_offline_bundle as e\ne()")
+    subprocess.run([sys.executable, "-c", build], cwd=folder, env=env, check=True)
     return folder, short
 
 
