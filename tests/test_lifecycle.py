@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from searchcore.serve.lifecycle import EngineLoader, Served, bundle_name
+from searchcore.serve.lifecycle import EngineLoader, Served, bundle_name, outermost
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -181,3 +181,11 @@ def test_the_samples_bundle_is_not_trained(fake_offline_build: dict[str, Any]) -
 
     offline.ensure_offline_bundle(collection="samples")
     assert fake_offline_build["build"] == 1 and fake_offline_build["train"] == 0
+
+
+def test_the_folders_allowed_to_gradio_are_the_outermost_ones() -> None:
+    """Gradio checks every file it serves against each allowed folder: a local bundle's photo folders, all inside
+    its images/ folder, are left out; a folder that merely shares a prefix is not inside."""
+    folders = ["/b/images/birds", "/b/images", "/b/images/food/fruit", "/b/images2", "/hub/blobs", "/photos/mine",
+               "/b/images"]
+    assert outermost(folders) == ("/b/images", "/b/images2", "/hub/blobs", "/photos/mine")

@@ -17,7 +17,8 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     from searchcore.serve.personal import CollectionStore
 
 log = logging.getLogger("semantic-search")
+#: seconds between an answer and the build of the image searches' networks it starts (prepare_images)
+BUILD_DELAY = 1.0
 
 #: How a build reports progress: a fraction from 0 to 1 and what it is doing.
 Report = Callable[[float, str], None]
@@ -99,8 +102,9 @@ class EngineLoader:
         :class:`searchcore.models.headview.HeadView`: seconds that a search by words never needs), so that the first
         image search does not wait for them. Returns whether this call started it.
 
-        The app calls it after answering a request, not while loading: the first answer does not share the machine
-        with the network's build."""
+        The app calls it after answering a request, not while loading, and the build waits :data:`BUILD_DELAY`
+        seconds: the answer is still being sent when the handler returns (Gradio copies the photos and writes the
+        response after it), and importing torch beside that holds Python's lock for most of a second."""
         served = self.ready()
         engine = served.engine if served is not None else None
         with self._lock:
@@ -110,6 +114,7 @@ class EngineLoader:
             self._warming = True
 
         def build() -> None:
+            time.sleep(BUILD_DELAY)
             engine.backbone.model  # noqa: B018 (built on first use)
             if engine.head is not None and hasattr(engine.head, "network"):
                 engine.head.network  # noqa: B018 (the head's network too: searchcore.models.headview)
@@ -206,4 +211,14 @@ def serve(engine: SearchEngine, why: str, name: str, photos_root: Path) -> Serve
     photos = engine.collection_store(root=photos_root)
     atexit.register(photos.close)  # the visitors' photos never outlive the server
     folders.add(str(photos.root.resolve()))
-    return Served(engine, why, tuple(sorted(folders)), name, photos)
+    return Served(engine, why, outermost(folders), name, photos)
+
+
+def outermost(folders: Iterable[str]) -> tuple[str, ...]:
+    """``folders`` less any that lies inside another of them: Gradio checks each file it serves against every
+    allowed folder (a few ms a folder), and a local bundle's photo folders all lie inside its images/ folder."""
+    kept: list[Path] = []
+    for folder in sorted({Path(f) for f in folders}, key=lambda path: len(path.parts)):
+        if not any(folder.is_relative_to(outer) for outer in kept):
+            kept.append(folder)
+    return tuple(sorted(str(folder) for folder in kept))
