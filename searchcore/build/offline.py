@@ -20,9 +20,9 @@ from ..models.words import OFFLINE_WORDS
 from ..storage import cache_dir
 
 #: Bumped whenever the way the offline bundle is built or trained changes, so caches made by older code are rebuilt.
-# 23: the joint index with 32 links; 22: the joint index (Text → Image's mixed cosine); 21: layout.npz (the map);
-# 20: training["settings"]; 19: complete posting lists
-RECIPE = "23"
+# 22: the joint index (Text → Image's mixed cosine); 21: layout.npz (the map); 20: training["settings"]; 19: complete
+# posting lists
+RECIPE = "22"
 
 
 def _quiet(_fraction: float, _message: str) -> None:

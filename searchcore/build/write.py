@@ -28,8 +28,6 @@ from ..models.words import WordVectors
 from ..shards import Map, build_index, load_index, remove_saved, save_index
 
 Log = Callable[[str], None]
-JOINT_LINKS = 32  # hnswlib's M for the joint index (rebuild_semantic says why)
-JOINT_EF = 256  # ... and its search width: a query reads at least this many candidates
 EmbedTags = Callable[[Sequence[str]], np.ndarray]  # tag phrases → unit vectors in the bundle's text space
 
 
@@ -259,15 +257,10 @@ def rebuild_semantic(
     # [head row, ConSE row] is (1-m)·cos_head + m·cos_ConSE for any mix m the query's words ask for, so one search
     # reads the mixed cosine best first, and its last value bounds every photo not read (two indexes read apart
     # bound it only by the sum of two different photos' cosines)
-    # (twice hnswlib's default links per photo, and a wider search: the threshold algorithm trusts the index's last
-    # value to bound every photo it did not give, and a photo with hundreds of near-copies, as in bench_scale's
-    # tiled collections, fills 16 links with them and can cut a cluster off: at 400,000 photos `red` then found
-    # none of its best photos; with 32 links it found them)
     joint = root / B.INDEXES / B.JOINT
     if head is not None:
-        save_index(build_index(np.hstack([semantic, conse_rows]), shard_size=shard_size, space="ip", M=JOINT_LINKS,
-                               ef=JOINT_EF, what=f"images in {space} via head and conse side by side", map_fn=map_fn),
-                   joint)
+        save_index(build_index(np.hstack([semantic, conse_rows]), shard_size=shard_size, space="ip",
+                               what=f"images in {space} via head and conse side by side", map_fn=map_fn), joint)
     else:
         remove_saved(joint)
     # the map is drawn from the rows just written; its time goes with the build's times (what the bundle is does
