@@ -70,8 +70,6 @@ POSTINGS = "postings.npz"  # the word signals' tables (searchcore.postings), in 
 LAYOUT = "layout.npz"  # the collection's map (searchcore.layout)
 MEASURED = "measured"  # head/measured/: the head the recorded figures describe, when the served one saw every photo
 INDEX_NAMES = ("images", "semantic", "conse", "words", "tags")
-#: the head's and ConSE's rows side by side, for Text → Image's mixed cosine (a bundle with a trained head)
-JOINT = "joint"
 REBUILD = "Rebuild it with: python -m training.build_assets --collection ... --out {root}"
 
 
@@ -268,12 +266,6 @@ def open_bundle(source: str | Path, check_sums: bool = True) -> Bundle:
         indexes[name] = index
     tags = _load_tags(root / TAGS, root, len(indexes["tags"]))
     listed = manifest.get("files", {})  # only files the manifest vouches for (and verify checked) are read
-    if f"{INDEXES}/{JOINT}.json" in listed:
-        index = load_index(root / INDEXES / JOINT)
-        if (index.dim, len(index)) != (text_dim + word_dim, count):
-            raise BundleError(f"holds {len(index)} × {index.dim} but the bundle has {count} photos × "
-                              f"{text_dim + word_dim}.", root / INDEXES / f"{JOINT}.json", rebuild_hint(root))
-        indexes[JOINT] = index
     # in memory (a 50-d row per photo): Text → Image reads thousands of scattered rows per query, which a memory
     # map serves several times slower
     rows = {name: np.load(root / file) for name, file in (("semantic", SEMANTIC), ("conse", CONSE)) if file in listed}

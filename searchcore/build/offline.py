@@ -20,9 +20,7 @@ from ..models.words import OFFLINE_WORDS
 from ..storage import cache_dir
 
 #: Bumped whenever the way the offline bundle is built or trained changes, so caches made by older code are rebuilt.
-# 22: the joint index (Text → Image's mixed cosine); 21: layout.npz (the map); 20: training["settings"]; 19: complete
-# posting lists
-RECIPE = "22"
+RECIPE = "21"  # 21: layout.npz (the map); 20: training["settings"]; 19: complete posting lists
 
 
 def _quiet(_fraction: float, _message: str) -> None:

@@ -25,7 +25,7 @@ from ..models.head import DeViSEHead
 from ..models.propagation import NEIGHBOURS, collection_targets, neighbour_embedding, served_embedding
 from ..models.tagging import build_tag_vocabulary
 from ..models.words import WordVectors
-from ..shards import Map, build_index, load_index, remove_saved, save_index
+from ..shards import Map, build_index, load_index, save_index
 
 Log = Callable[[str], None]
 EmbedTags = Callable[[Sequence[str]], np.ndarray]  # tag phrases → unit vectors in the bundle's text space
@@ -250,19 +250,8 @@ def rebuild_semantic(
     from ..storage import save_npy
 
     semantic = unit_rows(np.asarray(emb, np.float32))
-    conse_rows = unit_rows(np.asarray(conse_emb, np.float32))
     save_npy(root / B.SEMANTIC, semantic)
-    save_npy(root / B.CONSE, conse_rows)
-    # Text → Image's two cosines in one index: a query [(1-m)·head side, m·ConSE side] against a photo's
-    # [head row, ConSE row] is (1-m)·cos_head + m·cos_ConSE for any mix m the query's words ask for, so one search
-    # reads the mixed cosine best first, and its last value bounds every photo not read (two indexes read apart
-    # bound it only by the sum of two different photos' cosines)
-    joint = root / B.INDEXES / B.JOINT
-    if head is not None:
-        save_index(build_index(np.hstack([semantic, conse_rows]), shard_size=shard_size, space="ip",
-                               what=f"images in {space} via head and conse side by side", map_fn=map_fn), joint)
-    else:
-        remove_saved(joint)
+    save_npy(root / B.CONSE, unit_rows(np.asarray(conse_emb, np.float32)))
     # the map is drawn from the rows just written; its time goes with the build's times (what the bundle is does
     # not depend on how fast it was built)
     fields["layout"], seconds = write_layout(root, semantic)
