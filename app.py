@@ -54,7 +54,7 @@ MY_INDEXING = max(1, int(os.environ.get("SEARCH_MY_INDEXING", "1")))
 
 _gradio_imported = threading.Event()  # set once this module has imported Gradio (below)
 # Gradio asks matplotlib for its backend on every request; a server draws no window, and naming the backend spares
-# the first request matplotlib's search for one (0.2 s)
+# the first request matplotlib's search for one
 os.environ.setdefault("MPLBACKEND", "agg")
 
 

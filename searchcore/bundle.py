@@ -171,7 +171,7 @@ class Bundle:
         rows = self.rows.get(name)
         if rows is None:
             return self.indexes[name].get(ids)
-        return np.asarray(np.take(rows, ids, axis=0), np.float32)  # np.take: half the time of rows[ids] here
+        return np.asarray(np.take(rows, ids, axis=0), np.float32)  # np.take: faster than rows[ids] on many rows
 
     @property
     def name(self) -> str:

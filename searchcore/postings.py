@@ -56,7 +56,7 @@ class Postings:
     def __post_init__(self) -> None:
         self._rows = {w: i for i, w in enumerate(self.words)}
         # ids, scores and best as plain arrays over the same memory: a slice of an np.memmap goes through Python
-        # (a few µs each, and a query takes a hundred or more), a slice of an array does not; nothing is read here
+        # (and a query takes a hundred slices or more), a slice of an array does not; nothing is read here
         self._arrays = (np.asarray(self.ids), np.asarray(self.scores), np.asarray(self.best))
 
     def row(self, word: str) -> int | None:

@@ -28,9 +28,8 @@ from typing import NamedTuple
 import numpy as np
 
 START = 64  # the first depth read in every list
-#: each round reads a list this many times deeper than the last: a round costs a fixed ~0.1 ms of numpy calls while an
-#: item found costs little (its ceiling), so fewer, deeper rounds pay (bench_scale's queries at 400,000 photos: p50
-#: 7 % and p95 15 % below doubling's)
+#: each round reads a list this many times deeper than the last: a round costs a fixed set of numpy calls while an
+#: item found costs little (its ceiling), so fewer, deeper rounds pay
 GROWTH = 4
 CAP = 4096  # the deepest any list is read: the bound on one query's candidates per list
 ROUNDING = 1e-5  # relative: how far an item's ceiling may fall below its float32 score by rounding alone

@@ -5,6 +5,7 @@ loaded."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -49,9 +50,7 @@ class WordReading:
     @property
     def settings(self) -> ServedSettings:
         """The settings this head serves with."""
-        return ServedSettings(self.conse_mix, self.unseen_conse_mix, self.seen_similarity, self.neighbour_mix,
-                              self.word_mix, self.class_mix, self.unseen_class_mix, self.exemplar_mix,
-                              self.tag_conse_mix, self.ood_distance)
+        return ServedSettings(**{f.name: getattr(self, f.name) for f in dataclasses.fields(ServedSettings)})
 
     def trained_on(self, word: str, words: WordVectors | None = None) -> bool:
         """Was ``word`` (or its singular) in the head's training targets, or (with ``words``) near one of them?"""

@@ -413,7 +413,7 @@ class SearchEngine:
             def fetch(depth: int) -> tuple[np.ndarray, np.ndarray]:
                 depth = min(depth, INDEX_DEPTH)
                 if depth > len(read[0]):  # the first search as deep as asked, a second one as deep as it goes:
-                    # searches of 128, 256 and 512 in turn cost as much as one of 1,024 (0.4 ms at 400,000 photos)
+                    # searches of 128, 256 and 512 in turn cost about as much as one of 1,024
                     found = index.query(vector, depth if not len(read[0]) else INDEX_DEPTH)
                     read[:] = found.ids[0], 1.0 - found.distances[0]  # unit rows and queries: the cosine
                 return read[0][:depth], read[1][:depth]

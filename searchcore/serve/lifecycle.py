@@ -104,7 +104,7 @@ class EngineLoader:
 
         The app calls it after answering a request, not while loading, and the build waits :data:`BUILD_DELAY`
         seconds: the answer is still being sent when the handler returns (Gradio copies the photos and writes the
-        response after it), and importing torch beside that holds Python's lock for most of a second."""
+        response after it), and importing torch beside that would compete with it for Python's lock."""
         served = self.ready()
         engine = served.engine if served is not None else None
         with self._lock:
@@ -216,7 +216,7 @@ def serve(engine: SearchEngine, why: str, name: str, photos_root: Path) -> Serve
 
 def outermost(folders: Iterable[str]) -> tuple[str, ...]:
     """``folders`` less any that lies inside another of them: Gradio checks each file it serves against every
-    allowed folder (a few ms a folder), and a local bundle's photo folders all lie inside its images/ folder."""
+    allowed folder, and a local bundle's photo folders all lie inside its images/ folder."""
     kept: list[Path] = []
     for folder in sorted({Path(f) for f in folders}, key=lambda path: len(path.parts)):
         if not any(folder.is_relative_to(outer) for outer in kept):
