@@ -34,30 +34,33 @@ if TYPE_CHECKING:
 BLOCK = 4096
 FILE = "postings.npz"
 TABLES = ("hierarchy", "exemplars", "words")
-#: The tables' layout: 2 = complete lists in photo-id order with a best-first order beside (1 kept only each word's
-#: 2,048 best photos, which a query could not score exactly).
-VERSION = 2
+#: The tables' layout: 3 = complete lists in photo-id order, and each list again best first (2 kept the best-first
+#: order as positions into the id-ordered list, so every read gathered; 1 kept only each word's 2,048 best photos,
+#: which a query could not score exactly).
+VERSION = 3
 
 
 @dataclass
 class Postings:
-    """Per word (``words``), its photos ``ids[offsets[w]:offsets[w+1]]`` in id order with their ``scores``, and
-    ``best``: the positions within the list from the highest score down (ties: the lower photo id first)."""
+    """Per word (``words``), its photos ``ids[offsets[w]:offsets[w+1]]`` in id order with their ``scores`` (a
+    photo's score is looked up there), and the same list best first in ``top_ids``/``top_scores`` (from the highest
+    score down; ties: the lower photo id first), which a query reads from the top: a slice, not a gather."""
 
     words: list[str]
     offsets: np.ndarray  # (len(words) + 1,) int64
     ids: np.ndarray  # int32, ascending within each list
     scores: np.ndarray  # float32
-    best: np.ndarray  # int32 positions within each list, best first
+    top_ids: np.ndarray  # int32, each list best first
+    top_scores: np.ndarray  # float32, likewise
     singular_first: bool = False  # how a query word finds its list: "dogs" → "dog" first, or the word as typed first
     _rows: dict[str, int] = field(default_factory=dict, repr=False)
     _arrays: tuple[np.ndarray, ...] = field(default=(), repr=False)
 
     def __post_init__(self) -> None:
         self._rows = {w: i for i, w in enumerate(self.words)}
-        # ids, scores and best as plain arrays over the same memory: a slice of an np.memmap goes through Python
-        # (and a query takes a hundred slices or more), a slice of an array does not; nothing is read here
-        self._arrays = (np.asarray(self.ids), np.asarray(self.scores), np.asarray(self.best))
+        # the lists as plain arrays over the same memory: a slice of an np.memmap goes through Python (and a query
+        # takes a hundred slices or more), a slice of an array does not; nothing is read here
+        self._arrays = tuple(np.asarray(a) for a in (self.ids, self.scores, self.top_ids, self.top_scores))
 
     def row(self, word: str) -> int | None:
         """The list of ``word`` (or of its singular, in the order the signal reads words); None for none."""
@@ -72,11 +75,11 @@ class Postings:
         return int(self.offsets[row + 1] - self.offsets[row])
 
     def top(self, row: int, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """The ``n`` photos with the highest scores for the word of ``row``, and their scores, best first."""
-        part = self._slice(row)
-        ids, scores, best = self._arrays
-        at = best[part][:n]
-        return ids[part][at].astype(np.int64), scores[part][at]
+        """The ``n`` photos with the highest scores for the word of ``row`` (int32 ids), and their scores, best
+        first: views of the stored list."""
+        start, end = int(self.offsets[row]), int(self.offsets[row + 1])
+        end = min(end, start + max(int(n), 0))
+        return self._arrays[2][start:end], self._arrays[3][start:end]
 
     def scores_of(self, row: int, ids: np.ndarray) -> np.ndarray:
         """The scores of photos ``ids`` for the word of ``row``: 0 for a photo not on its list (it has none)."""
@@ -103,12 +106,12 @@ def from_triples(words: Sequence[str], word: np.ndarray, photo: np.ndarray, scor
     word, photo, score = word[by_id], photo[by_id], score[by_id]
     counts = np.bincount(word, minlength=len(words))
     starts = np.concatenate([[0], np.cumsum(counts)])
-    # best first within each list, ties by the lower id (as a stable ranking of every photo would), as positions
+    # best first within each list, ties by the lower id (as a stable ranking of every photo would)
     best_first = np.lexsort((photo, -score, word))
-    best = (best_first - starts[word[best_first]]).astype(np.int32)
     # a word with no photo keeps its (empty) list: the signal knows the word and says no photo is it, as scoring
     # every photo would (a word with no list has no share in the score at all)
-    return Postings(list(words), starts.astype(np.int64), photo.astype(np.int32), score, best, singular_first)
+    return Postings(list(words), starts.astype(np.int64), photo.astype(np.int32), score,
+                    photo[best_first].astype(np.int32), score[best_first], singular_first)
 
 
 def dense_table(words: Sequence[str], score_block: Callable[[slice], np.ndarray], n_photos: int,
@@ -206,7 +209,8 @@ class PartTables(NamedTuple):
             arrays[f"{name}.offsets"] = np.asarray(table.offsets, np.int64)
             arrays[f"{name}.ids"] = np.asarray(table.ids, np.int32)
             arrays[f"{name}.scores"] = np.asarray(table.scores, np.float32)
-            arrays[f"{name}.best"] = np.asarray(table.best, np.int32)
+            arrays[f"{name}.top_ids"] = np.asarray(table.top_ids, np.int32)
+            arrays[f"{name}.top_scores"] = np.asarray(table.top_scores, np.float32)
             facts[name] = {"words": len(table.words), "entries": table.entries}
         with atomic_path(path) as tmp, open(tmp, "wb") as handle:
             np.savez(handle, **arrays)
@@ -228,7 +232,8 @@ class PartTables(NamedTuple):
                 tables.append(None)
                 continue
             tables.append(Postings([str(w) for w in data[f"{name}.words"]], np.asarray(data[f"{name}.offsets"]),
-                                   data[f"{name}.ids"], data[f"{name}.scores"], data[f"{name}.best"],
+                                   data[f"{name}.ids"], data[f"{name}.scores"], data[f"{name}.top_ids"],
+                                   data[f"{name}.top_scores"],
                                    singular_first=name == "exemplars"))
         return cls(*tables)
 

@@ -91,11 +91,11 @@ def top_k(sources: Sequence[Source], score: Callable[[np.ndarray], np.ndarray], 
             reads.append((listed[fresh], values[fresh], last))
             shares.append(source.weight * last)
             bound += shares[-1]
-        new = _distinct(np.concatenate([read[0] for read in reads]) if reads else np.zeros(0, np.int64))
+        new, where = _distinct(reads)
         seen[new] = True
         found += len(new)
         if len(new):
-            new = _hopeful(new, sources, reads, kth)
+            new = _hopeful(new, sources, reads, where, kth)
             ids = np.concatenate([ids, new])
             scores = np.concatenate([scores, np.asarray(score(new), np.float32)])
             if len(scores) >= k:
@@ -116,24 +116,31 @@ def top_k(sources: Sequence[Source], score: Callable[[np.ndarray], np.ndarray], 
             depths[i] = min(GROWTH * depths[i], limit)
 
 
-def _distinct(items: np.ndarray) -> np.ndarray:
-    """``items`` in order, each once (np.unique, at a fraction of its cost on a few thousand ids)."""
-    items = np.sort(items)
-    return items[np.concatenate([[True], items[1:] != items[:-1]])] if len(items) else items
+def _distinct(reads: list[tuple[np.ndarray, np.ndarray, float]]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The items of ``reads`` each once, in id order; and per read, where each of its items stands among them (one
+    sort of everything read serves both, where a search per list would cost a sort's worth each)."""
+    items = np.concatenate([read[0] for read in reads]) if reads else np.zeros(0, np.int64)
+    order = np.argsort(items)  # equal items are one item: no need for a stable order
+    ranked = items[order]
+    first = np.ones(len(items), bool)
+    first[1:] = ranked[1:] != ranked[:-1]
+    where = np.empty(len(items), np.int64)
+    where[order] = np.cumsum(first) - 1
+    return ranked[first], np.split(where, np.cumsum([len(read[0]) for read in reads])[:-1])
 
 
 def _hopeful(new: np.ndarray, sources: Sequence[Source], reads: list[tuple[np.ndarray, np.ndarray, float]],
-             kth: float) -> np.ndarray:
+             where: list[np.ndarray], kth: float) -> np.ndarray:
     """The items of ``new`` (found this round, in id order) whose ceiling reaches ``kth``: per source the item's
-    value where the source gave it this round, else the list's last value, or for a source that can say any item's
-    value (``value``) its ``most``, until it is asked for the items still in."""
+    value where the source gave it this round (``where``: the positions in ``new`` of each read's items), else the
+    list's last value, or for a source that can say any item's value (``value``) its ``most``, until it is asked for
+    the items still in."""
     if not np.isfinite(kth):
         return new
     floor = kth - ROUNDING * max(1.0, abs(kth))  # the score's float32 rounding: an item tied with the k-th is scored
     parts, unknown = [], []
-    for source, (listed, values, last) in zip(sources, reads):
+    for source, (_, values, last), given in zip(sources, reads, where):
         part = np.full(len(new), source.most if source.value is not None else last, np.float64)
-        given = np.searchsorted(new, listed)  # every item listed is in new
         part[given] = values
         parts.append(part)
         unknown.append(np.ones(len(new), bool))

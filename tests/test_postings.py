@@ -72,7 +72,7 @@ def test_tables_survive_a_save_and_load_memory_mapped(tmp_path: Path) -> None:
     back = PartTables.load(tmp_path / "p.npz")
     assert facts == {"hierarchy": {"words": 3, "entries": 150}} and back.exemplars is None
     assert isinstance(back.hierarchy.ids, np.memmap)  # read as queries touch it, not at load
-    for name in ("ids", "scores", "best", "offsets"):
+    for name in ("ids", "scores", "top_ids", "top_scores", "offsets"):
         np.testing.assert_array_equal(getattr(back.hierarchy, name), getattr(tables.hierarchy, name))
     assert back.hierarchy.row("b") == 1
     assert back.hierarchy.top(1, 3)[0].tolist() == np.argsort(-scores[:, 1], kind="stable")[:3].tolist()
@@ -82,6 +82,11 @@ def test_tables_of_an_older_layout_are_refused(tmp_path: Path) -> None:
     np.savez(tmp_path / "old.npz", **{"hierarchy.words": np.asarray(["a"]), "hierarchy.offsets": np.array([0, 1])})
     with pytest.raises(ValueError, match="layout 1"):
         PartTables.load(tmp_path / "old.npz")
+    # layout 2: the best-first order as positions into the id-ordered list
+    np.savez(tmp_path / "two.npz", version=np.asarray(2), **{"hierarchy.words": np.asarray(["a"]),
+                                                             "hierarchy.best": np.array([0], np.int32)})
+    with pytest.raises(ValueError, match="layout 2; this version reads layout 3"):
+        PartTables.load(tmp_path / "two.npz")
 
 
 def _exact(engine, query: str) -> np.ndarray:

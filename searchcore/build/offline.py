@@ -20,7 +20,9 @@ from ..models.words import OFFLINE_WORDS
 from ..storage import cache_dir
 
 #: Bumped whenever the way the offline bundle is built or trained changes, so caches made by older code are rebuilt.
-RECIPE = "21"  # 21: layout.npz (the map); 20: training["settings"]; 19: complete posting lists
+# 24: posting lists stored best first (postings layout 3; 22 and 23 were a reverted joint index); 21: layout.npz
+# (the map); 20: training["settings"]; 19: complete posting lists
+RECIPE = "24"
 
 
 def _quiet(_fraction: float, _message: str) -> None:
