@@ -426,6 +426,46 @@ def search_cases(engine: Any, size: int, photo: Path, samples: dict[str, list[fl
     return {key: cases[key] for key, _, _ in SEARCHES}
 
 
+class ExactText:
+    """Text → Image's served score of every photo, computed exactly (as ``tests/test_postings.py``'s ``_exact`` and
+    :func:`searchcore.quality.metrics.rankers`' "served" do): what the indexes and posting tables stand in for. The
+    per-bundle work (exemplars among the collection, every photo's rows) is done once, here."""
+
+    def __init__(self, engine: Any) -> None:
+        from searchcore.models.exemplars import served_exemplars
+        from searchcore.models.hierarchy import log_normaliser
+
+        self.engine = engine
+        bundle = engine.bundle
+        t0 = time.perf_counter()
+        self.features = np.ascontiguousarray(bundle.features)
+        self.exemplars = served_exemplars(bundle.indexes["images"], self.features, bundle.items, engine.words)
+        everyone = np.arange(len(bundle.items))
+        self.rows = {name: bundle.indexes[name].get(everyone) for name in ("semantic", "conse")}
+        self.log_norm = log_normaliser(bundle.logits)
+        self.setup_s = time.perf_counter() - t0
+
+    def scores(self, query: str) -> tuple[np.ndarray, Any]:
+        """Every photo's exact score for ``query``, and the word signals' parts it was made of."""
+        from searchcore.models.scoring import query_parts, text_scores
+        from searchcore.models.words import parse_query
+
+        engine, terms = self.engine, parse_query(query)
+        parts = query_parts(engine.head, self.features, engine.bundle.logits, terms, self.log_norm, self.exemplars)
+        return text_scores(engine.words.combine(terms), terms, engine.head, engine.words, self.rows["semantic"],
+                           self.rows["conse"], parts), parts
+
+    def vectors(self, query: str) -> dict[str, np.ndarray]:
+        """The query's vector in each photo index's space (the head's reading, ConSE's mean word vector)."""
+        from searchcore.models.words import parse_query
+
+        engine, terms = self.engine, parse_query(query)
+        out = {"conse": engine.words.combine(terms)}
+        if engine.head is not None:
+            out["semantic"] = engine.head.head_query([(t.weight, t.word) for t in terms], engine.words)
+        return out
+
+
 def recall_text(engine: Any, queries: tuple[str, ...], r: int) -> dict[str, Any]:
     """Served Text → Image top 10 against the served score computed exactly over every photo (test_postings' way).
 
@@ -436,33 +476,18 @@ def recall_text(engine: Any, queries: tuple[str, ...], r: int) -> dict[str, Any]
     (:data:`CAP_TRADEOFF`): recall and time per cap, the trade-off :data:`searchcore.topk.CAP` is chosen on.
     """
     from searchcore import topk
-    from searchcore.models.exemplars import served_exemplars
-    from searchcore.models.hierarchy import log_normaliser
-    from searchcore.models.scoring import query_parts, text_scores
     from searchcore.models.words import parse_query
     from searchcore.postings import query_rows
 
-    bundle, words, head = engine.bundle, engine.words, engine.head
-    n = len(bundle.items)
-    t0 = time.perf_counter()
-    features = np.ascontiguousarray(bundle.features)
-    exemplars = served_exemplars(bundle.indexes["images"], features, bundle.items, words)
-    everyone = np.arange(n)
-    semantic, conse = bundle.indexes["semantic"].get(everyone), bundle.indexes["conse"].get(everyone)
-    log_norm = log_normaliser(bundle.logits)
-    setup_s = time.perf_counter() - t0
+    bundle, head = engine.bundle, engine.head
+    exactly = ExactText(engine)
     per_query: dict[str, dict[str, Any]] = {}
     tops: dict[str, np.ndarray] = {}
     for query in queries:
         terms = parse_query(query)
-        # searchcore.quality.metrics.rankers(...)["served"], as tests/test_postings.py's _exact: every photo, every part
-        parts = query_parts(head, features, bundle.logits, terms, log_norm, exemplars)
-        exact = text_scores(words.combine(terms), terms, head, words, semantic, conse, parts)
-        vectors = {"conse": words.combine(terms)}
-        if head is not None:
-            vectors["semantic"] = head.head_query([(t.weight, t.word) for t in terms], words)
-        first_read = {name: index_first_read(bundle.indexes[name], rows, vectors[name])
-                      for name, rows in (("semantic", semantic), ("conse", conse)) if name in vectors}
+        exact, parts = exactly.scores(query)
+        first_read = {name: index_first_read(bundle.indexes[name], exactly.rows[name], vector)
+                      for name, vector in exactly.vectors(query).items()}
         top = tops[query] = np.argsort(-exact, kind="stable")[:K]
         with captured("searchcore.serve.engine", "top_k") as reads:
             served = engine.search_images(query, K)
@@ -484,7 +509,8 @@ def recall_text(engine: Any, queries: tuple[str, ...], r: int) -> dict[str, Any]
             "capped": bool(reads and hasattr(reads[-1], "exact") and not reads[-1].exact),
             "first_read": first_read,
         }
-    del features
+    setup_s = exactly.setup_s
+    del exactly  # every photo's features: the memory is the engines' again
     tradeoff = {}
     defaults = topk.top_k.__defaults__
     try:
