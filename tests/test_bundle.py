@@ -227,6 +227,17 @@ def test_index_of_the_wrong_dimension_is_refused(bundle_copy: Path):
         B.open_bundle(bundle_copy)
 
 
+def test_posting_tables_of_an_older_layout_are_refused_with_a_rebuild_hint(bundle_copy: Path):
+    # layout 2 (the best-first order as positions into the id-ordered lists), as a bundle built before layout 3 has
+    np.savez(bundle_copy / B.POSTINGS, version=np.asarray(2), **{"hierarchy.words": np.asarray(["cat"]),
+                                                               "hierarchy.offsets": np.array([0, 1]),
+                                                               "hierarchy.best": np.array([0], np.int32)})
+    B.write_manifest(bundle_copy, manifest_fields(bundle_copy))
+    with pytest.raises(BundleError, match=r"postings\.npz.*layout 2; this version reads layout 3") as caught:
+        B.open_bundle(bundle_copy)
+    assert "build_assets" in str(caught.value)  # the message says how to rebuild
+
+
 def test_unchecked_open_still_catches_a_size_change(bundle_copy: Path):
     features = bundle_copy / "features.npy"
     features.write_bytes(features.read_bytes() + b"\0" * 16)
