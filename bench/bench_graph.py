@@ -135,10 +135,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                          f"`python -m bench.bench_scale --sizes {size} --build-only`")
     info = common.machine()
     engine = load_engine(root)
-    results = measure(engine, configurations(engine, args.configs), args.reps or (3 if args.quick else 10))
+    reps = args.reps or (3 if args.quick else 10)
+    results = measure(engine, configurations(engine, args.configs), reps)
     info["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
     res = {"machine": info, "command": common.command("bench.bench_graph", argv), "code": code_version(),
-           "size": size, "reps": args.reps or (3 if args.quick else 10), "results": results}
+           "size": size, "reps": reps, "results": results}
     text = render(res)
     print(text)
     common.emit_json("bench_graph", res)

@@ -27,8 +27,8 @@ OLD_MAX_CHARS = 32_000  # the old parser takes ~11 s at 32k digits; 100k would t
 
 
 def old_parse(text: str) -> list[tuple[float, str]]:
-    """The parser before issue 20 (``git show e7a2d82~1:searchcore/models/words.py``), its checks on the result left
-    out."""
+    """The parser before issue 20 (``git show e7a2d82~1:searchcore/words.py``: the module's path then), its checks
+    on the result left out."""
     tokens = _TOKENS.findall(text.replace("\u2212", "-"))
     terms: list[tuple[float, str]] = []
     sign = 1.0
