@@ -27,7 +27,7 @@ import numpy as np
 
 from . import storage
 from .errors import BadArgumentError, BundleError
-from .index import IndexFacts, IndexInfo, Neighbours, VectorIndex, _as_queries, _check_k
+from .index import IndexFacts, IndexInfo, Neighbours, VectorIndex, _as_queries, _check_k, copies_path
 
 # how the shards are built: ``map_fn(build_one, slices)`` yields one VectorIndex per slice, in order (builtin ``map``)
 Map = Callable[[Callable[[Any], Any], Iterable[Any]], Iterable[Any]]
@@ -154,7 +154,7 @@ def save_index(index: VectorIndex | ShardedIndex, path: str | Path) -> None:
 
 def remove_saved(base: Path) -> None:
     """Delete an index saved at ``base`` (plain or sharded), so no stale file joins the bundle's manifest."""
-    for stale in [base.with_suffix(".hnsw"), base.with_suffix(".json"),
+    for stale in [base.with_suffix(".hnsw"), base.with_suffix(".json"), copies_path(base),
                   *base.parent.glob(f"{base.name}-[0-9][0-9][0-9][0-9][0-9].*")]:
         stale.unlink(missing_ok=True)
 

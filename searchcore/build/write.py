@@ -28,6 +28,10 @@ from ..models.words import WordVectors
 from ..shards import Map, build_index, load_index, save_index
 
 Log = Callable[[str], None]
+#: the word-space photo indexes list a photo within this cosine distance of an earlier one as its near-copy, not as a
+#: node of the graph (searchcore.copies): the head and ConSE place photos of one meaning that close together, and
+#: hnswlib's search cannot cross such crowds
+COPIES = 0.005
 EmbedTags = Callable[[Sequence[str]], np.ndarray]  # tag phrases → unit vectors in the bundle's text space
 
 
@@ -239,10 +243,10 @@ def rebuild_semantic(
             else (conse_emb, "conse")
         space = f"{words.source} word space"
     shard_size = fields.get("shard_size")  # the photo indexes are sharded alike
-    save_index(build_index(emb, shard_size=shard_size, what=f"images in {space} via {kind}",
+    save_index(build_index(emb, shard_size=shard_size, what=f"images in {space} via {kind}", copies=COPIES,
                            map_fn=map_fn), root / B.INDEXES / "semantic")
     save_index(build_index(conse_emb, shard_size=shard_size, what=f"images in {words.source} word space via conse",
-                           map_fn=map_fn), root / B.INDEXES / "conse")
+                           copies=COPIES, map_fn=map_fn), root / B.INDEXES / "conse")
     fields["semantic"] = "clip" if clip else "conse" if head is None else "head+conse per query"
     fields["head"] = head is not None
     # the rows Text → Image re-ranks its candidates with, memory-mapped when served (an index hands its vectors

@@ -1,0 +1,190 @@
+"""Near-copies in a photo index: items whose vector (almost) equals an earlier item's are listed under it, not linked
+into the hnswlib graph.
+
+Why: hnswlib's graph search cannot cross a crowd of near-identical vectors. Each of them spends its links on the
+others, the search's beam fills with one crowd and stops there, and a better crowd elsewhere is never reached, at
+any search width (hnswlib's author: "does your data have duplicates? deduping should bring a huge gain"). Photos
+crowd like that in word space: the head and ConSE place photos of one meaning within a hair of each other (in the
+Tux Paint bundle a quarter of the photos have a neighbour above cosine 0.99), and a collection with bursts, re-saves
+or resized copies has crowds of its own.
+
+So :func:`group` walks the items in order and makes an item a *copy* of the first earlier *node* within ``distance``
+(cosine distance) of it, searching the nodes found so far; only nodes go into the graph. :class:`Copies` lists each
+node's copies with their vectors, and :meth:`Copies.expand` turns a search's nodes into items: every copy of a node
+that could make the top ``k`` is scored exactly against the query (its vector is in the table), so the answer holds
+the same items as a search of a graph of every item, found reliably. A copy's cosine differs from its node's by at
+most √(2·distance) (and in practice by far less: the difference is the copy's offset projected on the query), which
+is the only approximation the grouping adds: copies of a node that ranks below the k-th item found are taken to rank
+below it too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+
+class Expanded(NamedTuple):
+    ids: np.ndarray
+    sims: np.ndarray
+    settled: bool  # no copy of a node the search did not give can make the answer
+
+
+#: items grouped per round of :func:`group`: each round is one batched search of the nodes so far, one
+#: block × block product among the round's own items, and one insertion of the round's new nodes
+BLOCK = 4096
+
+
+@dataclass(frozen=True)
+class Copies:
+    """The copies of an index's nodes. ``nodes``: the ids of nodes that have copies, ascending; node ``nodes[i]``'s
+    copies are ``ids[offsets[i]:offsets[i + 1]]`` (ascending) with unit vectors ``vectors`` (same rows), the
+    farthest of them ``reach[i]`` from it (Euclidean); ``order``: ``ids`` sorted (``ids[order]`` ascending), to
+    find a copy by its id."""
+
+    nodes: np.ndarray
+    offsets: np.ndarray
+    reach: np.ndarray
+    ids: np.ndarray
+    vectors: np.ndarray
+    order: np.ndarray
+
+    @classmethod
+    def of(cls, item_ids: np.ndarray, node_of: np.ndarray, data: np.ndarray) -> Copies | None:
+        """The table for items ``item_ids`` (rows of ``data``) whose node is ``node_of`` (an id; its own id for a
+        node); None when every item is a node."""
+        copy = node_of != item_ids
+        if not copy.any():
+            return None
+        rows = np.flatnonzero(copy)
+        rows = rows[np.lexsort((item_ids[rows], node_of[rows]))]  # by node, then by id
+        nodes, counts = np.unique(node_of[rows], return_counts=True)
+        ids = item_ids[rows].astype(np.int64)
+        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        vectors = np.ascontiguousarray(data[rows], np.float32)
+        row_of = np.full(int(item_ids.max()) + 1, -1, np.int64)
+        row_of[item_ids] = np.arange(len(item_ids))
+        gap = np.linalg.norm(vectors - data[row_of[node_of[rows]]], axis=1)
+        reach = np.maximum.reduceat(gap, offsets[:-1]).astype(np.float32)
+        order = np.argsort(ids, kind="stable").astype(np.int64)
+        return cls(nodes.astype(np.int64), offsets, reach, ids, vectors, order)
+
+    def __len__(self) -> int:  # the number of copies
+        return len(self.ids)
+
+    def save(self, path: Path) -> None:
+        from .storage import atomic_path
+
+        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+            np.savez(handle, **{f.name: getattr(self, f.name) for f in fields(self)})
+
+    @classmethod
+    def load(cls, path: Path) -> Copies:
+        """The table at ``path``, memory-mapped (a search reads the copies of the few nodes it finds)."""
+        import zipfile
+
+        from .storage import load_npz
+
+        try:
+            data = load_npz(path)
+        except (zipfile.BadZipFile, EOFError) as exc:  # a file cut short: its archive's directory is gone
+            raise ValueError(f"not a whole archive ({exc})") from exc
+        names = [f.name for f in fields(cls)]
+        missing = [name for name in names if name not in data]
+        if missing:
+            raise ValueError(f"it lacks {', '.join(missing)}")
+        table = cls(*(data[name] for name in names))
+        if len(table.offsets) != len(table.nodes) + 1 or int(table.offsets[-1]) != len(table.ids) or \
+                len(table.vectors) != len(table.ids) or len(table.order) != len(table.ids):
+            raise ValueError("its arrays disagree in length (a truncated or mixed file)")
+        return table
+
+    def find(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For items ``ids``: which are copies, and for those, their rows in ``ids``/``vectors``."""
+        ranked = self.ids[self.order]
+        at = np.minimum(np.searchsorted(ranked, ids), len(ranked) - 1)
+        copy = ranked[at] == ids
+        return copy, self.order[at[copy]]
+
+    def expand(self, query: np.ndarray, ids: np.ndarray, sims: np.ndarray, k: int) -> Expanded:
+        """The ``k`` best items (ids, cosines; best first, ties by id) among nodes ``ids`` (a search's answer,
+        cosines ``sims`` descending) and their copies, each copy scored exactly against the unit ``query``.
+
+        A node's copies are read where one of them could make the top k: a copy's cosine exceeds its node's by at
+        most its distance from the node (the query is a unit vector), so where the node's cosine plus its
+        ``reach`` falls below the k-th best found so far, none of its copies can reach it. The answer is
+        ``settled`` when that holds for every node the search did not give too (they rank below its last one).
+        """
+        sims = np.asarray(sims, np.float32)
+        at = np.minimum(np.searchsorted(self.nodes, ids), len(self.nodes) - 1)
+        has = self.nodes[at] == ids
+        found = [(ids, sims)]
+        # two products at most: the copies of the best nodes, as many as it takes to hold k items (the k-th best
+        # of everything found then bounds what else may count), then those of every later node that can reach it
+        rows = np.flatnonzero(has)
+        held = np.ones(len(ids), np.int64)
+        held[rows] += self.offsets[at[rows] + 1] - self.offsets[at[rows]]
+        first = rows[rows <= int(np.searchsorted(np.cumsum(held), k))]
+        if len(first):
+            found.append(self._score(query, at[first]))
+        pool = np.concatenate([part for _, part in found])
+        kth = float(-np.partition(-pool, k - 1)[k - 1]) if len(pool) >= k else -np.inf
+        rest = rows[len(first):]
+        rest = rest[sims[rest] + self.reach[at[rest]] >= kth]
+        if len(rest):
+            found.append(self._score(query, at[rest]))
+        all_ids, all_sims = np.concatenate([i for i, _ in found]), np.concatenate([v for _, v in found])
+        if len(all_sims) > k:  # the k best and every item tied with the k-th, then only those sorted
+            keep = all_sims >= -np.partition(-all_sims, k - 1)[k - 1]
+            all_ids, all_sims = all_ids[keep], all_sims[keep]
+        order = np.lexsort((all_ids, -all_sims))[:k]
+        settled = len(order) == k and float(sims[-1]) + self.farthest < float(all_sims[order[-1]])
+        return Expanded(all_ids[order], all_sims[order], settled)
+
+    @property
+    def farthest(self) -> float:
+        """The farthest any copy lies from its node."""
+        return float(self.reach.max())
+
+    def _score(self, query: np.ndarray, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The copies of nodes ``nodes[slots]`` and their cosines to ``query``."""
+        spans = [slice(int(self.offsets[n]), int(self.offsets[n + 1])) for n in slots]
+        ids = np.concatenate([self.ids[span] for span in spans])
+        return ids, np.concatenate([np.asarray(self.vectors[span] @ query, np.float32) for span in spans])
+
+
+def group(index, data: np.ndarray, ids: np.ndarray, distance: float, threads: int = -1) -> np.ndarray:
+    """Insert the nodes of unit rows ``data`` (ids ``ids``) into the empty hnswlib ``index``; return each item's
+    node (an id; its own for a node).
+
+    Rounds of :data:`BLOCK` items, in order: an item within ``distance`` of a node inserted by an earlier round is
+    its copy; among the round's other items, one within ``distance`` of an earlier one of them takes that item's
+    node where it is within ``distance`` of that node too (else it is a node itself: a node too many costs a
+    little speed, a copy too far would cost answers).
+    """
+    node_of = np.asarray(ids, np.int64).copy()
+    floor = 1.0 - distance
+    for start in range(0, len(data), BLOCK):
+        rows = np.arange(start, min(start + BLOCK, len(data)))
+        block = data[rows]
+        if index.get_current_count():
+            labels, dists = index.knn_query(block, k=1, num_threads=threads)
+            near = dists[:, 0] <= distance
+            node_of[rows[near]] = labels[near, 0]
+            rows, block = rows[~near], block[~near]
+        if len(rows) > 1:
+            sims = block @ block.T
+            earlier = np.tril(sims >= floor, -1)  # item i is near an earlier item j of the round
+            first = np.where(earlier.any(1), earlier.argmax(1), np.arange(len(rows)))
+            while not np.array_equal(first[first], first):  # follow each chain to an item that is its own node
+                first = first[first]
+            keep = sims[np.arange(len(rows)), first] >= floor  # within distance of that node, else a node itself
+            first = np.where(keep, first, np.arange(len(rows)))
+            node_of[rows] = node_of[rows[first]]
+        new = node_of[rows] == np.asarray(ids)[rows]
+        if new.any():
+            index.add_items(block[new], np.asarray(ids)[rows[new]], num_threads=threads)
+    return node_of
