@@ -120,7 +120,7 @@ BUILD_STEPS = (("copy_images", "copying photos"), ("build_index", "photo indexes
 # the modules whose code decides what write_bundle writes (build_code_hash)
 BUILD_MODULES = ("build/write", "bundle", "postings", "models/exemplars", "models/propagation", "models/hierarchy",
                  "models/wordclass", "models/head", "models/headwords", "index", "shards", "models/tagging", "storage",
-                 "models/scoring", "text", "models/words")
+                 "models/scoring", "text", "models/words", "copies")
 # what load_engine spends its time on: functions of searchcore.bundle (open_bundle's parts) and of
 # searchcore.serve.engine
 LOAD_STEPS = (("verify", "manifest + checksums"), ("read_items", "items.jsonl"), ("_load_npy", "features, logits"),
@@ -443,6 +443,7 @@ class ExactText:
         everyone = np.arange(len(bundle.items))
         self.rows = {name: bundle.indexes[name].get(everyone) for name in ("semantic", "conse")}
         self.log_norm = log_normaliser(bundle.logits)
+        self.joint_rows: np.ndarray | None = None
         self.setup_s = time.perf_counter() - t0
 
     def scores(self, query: str) -> tuple[np.ndarray, Any]:
@@ -465,6 +466,19 @@ class ExactText:
             out["semantic"] = engine.head.head_query([(t.weight, t.word) for t in terms], engine.words)
         return out
 
+    def reads(self, query: str, joint: bool) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """The photo indexes Text → Image reads for ``query`` (the joint index, or the head's and ConSE's apart),
+        each with every photo's unit row and the query's unit vector there."""
+        from searchcore.models.words import parse_query
+
+        if not joint:
+            return {name: (self.rows[name], vector) for name, vector in self.vectors(query).items()}
+        if self.joint_rows is None:  # a photo's joint row: [head row, ConSE row] / √2, unit as the index keeps it
+            self.joint_rows = np.hstack([self.rows["semantic"], self.rows["conse"]]) / np.float32(np.sqrt(2.0))
+        read = self.engine._query(parse_query(query), None, self.engine.head)  # the served vectors and mix
+        vector = np.concatenate([(1.0 - read.mix) * read.head, read.mix * read.conse])
+        return {"joint": (self.joint_rows, vector / np.linalg.norm(vector))}
+
 
 def recall_text(engine: Any, queries: tuple[str, ...], r: int) -> dict[str, Any]:
     """Served Text → Image top 10 against the served score computed exactly over every photo (test_postings' way).
@@ -486,8 +500,8 @@ def recall_text(engine: Any, queries: tuple[str, ...], r: int) -> dict[str, Any]
     for query in queries:
         terms = parse_query(query)
         exact, parts = exactly.scores(query)
-        first_read = {name: index_first_read(bundle.indexes[name], exactly.rows[name], vector)
-                      for name, vector in exactly.vectors(query).items()}
+        first_read = {name: index_first_read(bundle.indexes[name], rows, vector)
+                      for name, (rows, vector) in exactly.reads(query, "joint" in bundle.indexes).items()}
         top = tops[query] = np.argsort(-exact, kind="stable")[:K]
         with captured("searchcore.serve.engine", "top_k") as reads:
             served = engine.search_images(query, K)
@@ -542,7 +556,7 @@ def recall_text(engine: Any, queries: tuple[str, ...], r: int) -> dict[str, Any]
                                   "none": sum(q["first_read"][name]["recall"] == 0 for q in qs),
                                   "searches": len(qs),
                                   "bound_error": max(q["first_read"][name]["bound_error"] for q in qs)}
-                           for name in ("semantic", "conse") if all(name in q["first_read"] for q in qs)}}
+                           for name in ("joint", "semantic", "conse") if all(name in q["first_read"] for q in qs)}}
 
 
 def index_first_read(index: Any, rows: np.ndarray, vector: np.ndarray) -> dict[str, float]:
@@ -851,18 +865,20 @@ def render(res: dict[str, Any]) -> str:
         if misses:
             lines += ["Text → Image queries below recall 1 (ids): " + "; ".join(misses) + ".", ""]
         firsts = {s: rec[s]["text_image"].get("first_read", {}) for s in sizes}
-        names = [n for n in ("semantic", "conse") if all(n in f for f in firsts.values())]
+        names = [n for n in ("joint", "semantic", "conse") if all(n in f for f in firsts.values())]
         if names:
             from searchcore.topk import START
 
             lines += [
-                f"Where the misses come from: the photo indexes' first read. For the same queries, hnswlib's best "
-                f"{START} (the depth `searchcore.topk.top_k` reads an index first) against the exact best {START} by "
-                f"cosine over every photo: *recall*, the share of the exact ids found (mean over queries); *none*, "
-                f"searches that found none of them; *bound error*, the most by which hnswlib's {START}th cosine fell "
-                "below the exact one (the threshold algorithm bounds the photos an index did not give by that "
-                "cosine, so a photo it missed can beat the bound by this much). Above 429 photos each real photo has "
-                "about N/429 near-copies, and hnswlib's graph search can stay among the copies of one photo.",
+                f"The photo indexes' first read: for the same queries, the best {START} of each photo index Text → "
+                f"Image reads (`joint`: the head's and ConSE's rows side by side, read with the query's mix; the depth "
+                f"`searchcore.topk.top_k` reads an index first) against the exact best {START} by that cosine over "
+                f"every photo: *recall*, the share of the exact ids found (mean over queries); *none*, searches that "
+                f"found none of them; *bound error*, the most by which the index's {START}th cosine fell below the "
+                "exact one (the threshold algorithm bounds the photos an index did not give by that cosine, so a "
+                "photo it missed can beat the bound by this much). Above 429 photos each real photo has about N/429 "
+                "near-copies; the index lists them under one graph node and scores them exactly when it finds the "
+                "node (`searchcore.copies`), since hnswlib's graph search could stay among one photo's copies.",
                 "",
                 common.table(["photos", *(f"{n} {h}" for n in names for h in ("recall", "none", "bound error"))],
                              [[f"{s:,}", *(v for n in names for v in (

@@ -10,7 +10,9 @@ Layout (``BUNDLE_FORMAT`` 2)::
     indexes/NAME.hnsw|json   images (features), semantic (images in word space: the head's, else ConSE's),
                              conse (images in word space by ConSE), words (Text→Text), tags (the tag phrases);
                              with ``shard_size`` in the manifest the three photo indexes are sharded instead:
-                             NAME.json + NAME-00000.hnsw|json, … (see searchcore.shards)
+                             NAME.json + NAME-00000.hnsw|json, … (see searchcore.shards); the word-space ones
+                             list near-copies under one node, in NAME.copies.npz (see searchcore.copies); with a
+                             head, joint: the head's and ConSE's rows side by side (Text → Image's mixed cosine)
     tags.json                the tag vocabulary: phrases in index order, each ImageNet class's own and broader tag
     semantic.npy, conse.npy  the semantic and conse indexes' rows, for re-ranking
     postings.npz             with a head: per word, every photo the word signals (class hierarchy, exemplars, word
@@ -70,6 +72,8 @@ POSTINGS = "postings.npz"  # the word signals' tables (searchcore.postings), in 
 LAYOUT = "layout.npz"  # the collection's map (searchcore.layout)
 MEASURED = "measured"  # head/measured/: the head the recorded figures describe, when the served one saw every photo
 INDEX_NAMES = ("images", "semantic", "conse", "words", "tags")
+#: a bundle with a trained head: the head's and ConSE's rows side by side, for Text → Image's mixed cosine
+JOINT = "joint"
 REBUILD = "Rebuild it with: python -m training.build_assets --collection ... --out {root}"
 
 
@@ -273,6 +277,12 @@ def open_bundle(source: str | Path, check_sums: bool = True) -> Bundle:
         if array.shape != (count, indexes[name].dim):
             raise BundleError(f"has shape {array.shape} but the {name} index holds {count} × {indexes[name].dim}.",
                               root / (SEMANTIC if name == "semantic" else CONSE), rebuild_hint(root))
+    if f"{INDEXES}/{JOINT}.json" in listed:
+        index = load_index(root / INDEXES / JOINT)
+        if (index.dim, len(index)) != (text_dim + word_dim, count):
+            raise BundleError(f"holds {len(index)} × {index.dim} but the bundle has {count} photos × "
+                              f"{text_dim + word_dim}.", root / INDEXES / f"{JOINT}.json", rebuild_hint(root))
+        indexes[JOINT] = index
     tables = _load_tables(root / POSTINGS, root, count) if POSTINGS in listed else PartTables()
     layout = _load_layout(root / LAYOUT, root, count) if LAYOUT in listed else None
     return Bundle(root, manifest, items, features, logits, indexes, tags, tables, rows, layout)

@@ -27,6 +27,13 @@ from typing import NamedTuple
 import numpy as np
 
 
+def ceiling(sims: np.ndarray, reach: np.ndarray | float) -> np.ndarray:
+    """The highest cosine with a unit query that a vector within ``reach`` (Euclidean, on the unit sphere) of one
+    with cosines ``sims`` can have: the angle to the query shrinks by at most the angle ``reach`` spans."""
+    angle = np.arccos(np.clip(sims, -1.0, 1.0)) - 2.0 * np.arcsin(np.minimum(np.asarray(reach) / 2.0, 1.0))
+    return np.cos(np.maximum(angle, 0.0))
+
+
 class Expanded(NamedTuple):
     ids: np.ndarray
     sims: np.ndarray
@@ -113,9 +120,9 @@ class Copies:
         """The ``k`` best items (ids, cosines; best first, ties by id) among nodes ``ids`` (a search's answer,
         cosines ``sims`` descending) and their copies, each copy scored exactly against the unit ``query``.
 
-        A node's copies are read where one of them could make the top k: a copy's cosine exceeds its node's by at
-        most its distance from the node (the query is a unit vector), so where the node's cosine plus its
-        ``reach`` falls below the k-th best found so far, none of its copies can reach it. The answer is
+        A node's copies are read where one of them could make the top k: a copy's angle to the query is smaller than
+        its node's by at most the angle between them, so where the node's cosine raised by its ``reach``
+        (:func:`ceiling`) falls below the k-th best found so far, none of its copies can reach it. The answer is
         ``settled`` when that holds for every node the search did not give too (they rank below its last one).
         """
         sims = np.asarray(sims, np.float32)
@@ -133,7 +140,7 @@ class Copies:
         pool = np.concatenate([part for _, part in found])
         kth = float(-np.partition(-pool, k - 1)[k - 1]) if len(pool) >= k else -np.inf
         rest = rows[len(first):]
-        rest = rest[sims[rest] + self.reach[at[rest]] >= kth]
+        rest = rest[ceiling(sims[rest], self.reach[at[rest]]) >= kth]
         if len(rest):
             found.append(self._score(query, at[rest]))
         all_ids, all_sims = np.concatenate([i for i, _ in found]), np.concatenate([v for _, v in found])
@@ -141,7 +148,7 @@ class Copies:
             keep = all_sims >= -np.partition(-all_sims, k - 1)[k - 1]
             all_ids, all_sims = all_ids[keep], all_sims[keep]
         order = np.lexsort((all_ids, -all_sims))[:k]
-        settled = len(order) == k and float(sims[-1]) + self.farthest < float(all_sims[order[-1]])
+        settled = len(order) == k and float(ceiling(sims[-1:], self.farthest)[0]) < float(all_sims[order[-1]])
         return Expanded(all_ids[order], all_sims[order], settled)
 
     @property

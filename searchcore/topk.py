@@ -1,7 +1,8 @@
 """The best k items by a weighted sum of scores, each of which some sorted list gives best first.
 
-Text → Image's served score is a weighted sum: the head's cosine and ConSE's (each an hnswlib index, searched best
-first) and the word signals' parts (each a posting list of :mod:`searchcore.postings`, stored best first). So the
+Text → Image's served score is a weighted sum: the head's and ConSE's cosines mixed (one hnswlib index of both, the
+joint index, searched best first; in a bundle built before it, each from its own index) and the word signals' parts
+(each a posting list of :mod:`searchcore.postings`, stored best first). So the
 query reads every list down to a depth, scores what it found exactly, and stops once no item it has not seen could
 beat its k-th best: an unseen item scores at most the weighted sum of the values at the depths read (Fagin's
 threshold algorithm, which holds whatever depth each list is read to). The depths grow fourfold (:data:`GROWTH`) from

@@ -116,6 +116,29 @@ def test_the_served_ranking_is_the_measured_ranking_on_the_real_bundle(offline_e
         np.testing.assert_allclose([1 - h.distance for h in served], exact[order], atol=1e-5)
 
 
+def test_the_joint_index_reads_the_mixed_cosine_and_serves_as_the_two_indexes_do(offline_engine, monkeypatch) -> None:
+    """The head's and ConSE's rows side by side in one index give (1-m)·cos_head + m·cos_ConSE (over √2 and the
+    query's length) for a query's mix m; a bundle built before it (no joint index) reads the two indexes apart,
+    with the same answers."""
+    engine = offline_engine
+    joint = engine.bundle.indexes["joint"]
+    assert joint.nodes < len(joint)  # the head's crowds: near-copies listed under one node
+    semantic, conse = engine.bundle.rows["semantic"], engine.bundle.rows["conse"]
+    rng = np.random.default_rng(0)
+    head_side, conse_side = (v / np.linalg.norm(v) for v in rng.normal(size=(2, semantic.shape[1])))
+    for mix in (0.0, 0.3, 1.0):
+        vector = np.concatenate([(1 - mix) * head_side, mix * conse_side])
+        found = joint.query(vector, 20)
+        mixed = (1 - mix) * semantic @ head_side + mix * conse @ conse_side
+        scale = np.sqrt(2.0) * np.linalg.norm(vector)
+        np.testing.assert_allclose(scale * (1 - found.distances[0]), mixed[found.ids[0]], atol=1e-5)
+        np.testing.assert_allclose(scale * (1 - found.distances[0]), -np.sort(-mixed)[:20], atol=1e-5)
+    with_joint = {q: engine.search_images(q, 10) for q in QUERIES}
+    monkeypatch.delitem(engine.bundle.indexes, "joint")
+    for query in QUERIES:
+        assert engine.search_images(query, 10) == with_joint[query], query
+
+
 def test_table_parts_equal_the_computed_parts_for_every_photo(offline_engine) -> None:
     engine, bundle = offline_engine, offline_engine.bundle
     exemplars = served_exemplars(bundle.indexes["images"], bundle.features, bundle.items, engine.words)

@@ -25,7 +25,7 @@ from ..models.head import DeViSEHead
 from ..models.propagation import NEIGHBOURS, collection_targets, neighbour_embedding, served_embedding
 from ..models.tagging import build_tag_vocabulary
 from ..models.words import WordVectors
-from ..shards import Map, build_index, load_index, save_index
+from ..shards import Map, build_index, load_index, remove_saved, save_index
 
 Log = Callable[[str], None]
 #: the word-space photo indexes list a photo within this cosine distance of an earlier one as its near-copy, not as a
@@ -254,8 +254,18 @@ def rebuild_semantic(
     from ..storage import save_npy
 
     semantic = unit_rows(np.asarray(emb, np.float32))
+    conse_rows = unit_rows(np.asarray(conse_emb, np.float32))
     save_npy(root / B.SEMANTIC, semantic)
-    save_npy(root / B.CONSE, unit_rows(np.asarray(conse_emb, np.float32)))
+    save_npy(root / B.CONSE, conse_rows)
+    # Text → Image's two cosines in one index (searchcore.serve.engine reads it): a photo's [head row, ConSE row]
+    # against the query [(1-m)·head side, m·ConSE side] gives (1-m)·cos_head + m·cos_ConSE for whatever mix m
+    # the query's words ask for, so one search reads the mixed cosine best first
+    joint = root / B.INDEXES / B.JOINT
+    if head is not None:
+        save_index(build_index(np.hstack([semantic, conse_rows]), shard_size=shard_size, copies=COPIES,
+                               what=f"images in {space} via head and conse side by side", map_fn=map_fn), joint)
+    else:
+        remove_saved(joint)
     # the map is drawn from the rows just written; its time goes with the build's times (what the bundle is does
     # not depend on how fast it was built)
     fields["layout"], seconds = write_layout(root, semantic)

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from ..bundle import Bundle, is_clip, open_bundle, rebuild_hint
+from ..bundle import JOINT, Bundle, is_clip, open_bundle, rebuild_hint
 from ..errors import NO_PHOTOS_YET, BadArgumentError, BundleError, EmptyCollectionError, QueryError, shorten
 from ..images import ImageInput
 from ..index import Neighbours, exact_search, unit_rows
@@ -407,31 +407,48 @@ class SearchEngine:
         weights = part_weights(table_parts(tables, head, terms, np.zeros(0, np.int64), rows), head)
         assert query.head is not None  # a head reads every query
 
-        def nearest(name: str, vector: np.ndarray, weight: float) -> Source:
-            index, read = self.bundle.indexes[name], [np.zeros(0, np.int64), np.zeros(0, np.float32)]
+        def nearest(index: Any, vector: np.ndarray, scale: float, weight: float,
+                    value: Callable[[np.ndarray], np.ndarray]) -> Source:
+            """An index read best first: its cosines times ``scale`` are the list's values (``value`` gives any
+            photo's without the index)."""
+            read = [np.zeros(0, np.int64), np.zeros(0, np.float32)]
 
             def fetch(depth: int) -> tuple[np.ndarray, np.ndarray]:
                 depth = min(depth, INDEX_DEPTH)
                 if depth > len(read[0]):  # the first search as deep as asked, a second one as deep as it goes:
                     # searches of 128, 256 and 512 in turn cost about as much as one of 1,024
                     found = index.query(vector, depth if not len(read[0]) else INDEX_DEPTH)
-                    read[:] = found.ids[0], 1.0 - found.distances[0]  # unit rows and queries: the cosine
+                    read[:] = found.ids[0], scale * (1.0 - found.distances[0])
                 return read[0][:depth], read[1][:depth]
 
-            def cosine(ids: np.ndarray) -> np.ndarray:  # a photo's value in this list, without the index
-                return self.bundle.vectors(name, ids) @ vector
+            return Source(weight, fetch, ends=False, value=value, most=1.0, dear=True)
 
-            return Source(weight, fetch, ends=False, value=cosine, most=1.0, dear=True)
+        def head_cosine(ids: np.ndarray) -> np.ndarray:
+            return self.bundle.vectors("semantic", ids) @ query.head
+
+        def conse_cosine(ids: np.ndarray) -> np.ndarray:
+            return self.bundle.vectors("conse", ids) @ query.conse
 
         def score(ids: np.ndarray) -> np.ndarray:  # the served score (scoring.combine), of these photos only
-            bundle = self.bundle
-            return combine(bundle.vectors("semantic", ids) @ query.head, bundle.vectors("conse", ids) @ query.conse,
-                           query.mix, table_parts(tables, head, terms, ids, rows), shares)
+            return combine(head_cosine(ids), conse_cosine(ids), query.mix, table_parts(tables, head, terms, ids, rows),
+                           shares)
 
-        # the indexes and the words' lists, read best first only as deep as the k-th best score needs
-        sources = [nearest("semantic", query.head, weights["cosine"] * (1.0 - query.mix)),
-                   nearest("conse", query.conse, weights["cosine"] * query.mix),
-                   *list_sources(tables, head, terms, rows, weights)]
+        # the mixed cosine and the words' lists, read best first only as deep as the k-th best score needs: one
+        # index of both sides (searchcore.build.write.rebuild_semantic), or in a bundle built before it, each side's
+        mix, joint = query.mix, self.bundle.indexes.get(JOINT)
+        if joint is not None:
+            # a photo's row there is [head row, ConSE row] / √2, so the query [(1-m)·head side, m·ConSE side]
+            # has the cosine ((1-m)·cos_head + m·cos_ConSE) / (√2·|query|) with every photo: one search reads the
+            # mixed cosine best first, and its last value bounds every photo not read (two indexes read apart
+            # bound it only by the sum of two different photos' cosines)
+            vector = np.concatenate([(1.0 - mix) * query.head, mix * query.conse])
+            scale = float(np.sqrt(2.0) * np.linalg.norm(vector)) if joint.info.space == "cosine" else 1.0
+            cosines = [nearest(joint, vector, scale, weights["cosine"],
+                               lambda ids: (1.0 - mix) * head_cosine(ids) + mix * conse_cosine(ids))]
+        else:
+            cosines = [nearest(semantic, query.head, 1.0, weights["cosine"] * (1.0 - mix), head_cosine),
+                       nearest(self.bundle.indexes["conse"], query.conse, 1.0, weights["cosine"] * mix, conse_cosine)]
+        sources = [*cosines, *list_sources(tables, head, terms, rows, weights)]
         found = top_k(sources, score, k, len(semantic))
         return self._hits(found.ids, np.maximum(1.0 - found.scores, 0.0))
 
