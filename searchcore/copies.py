@@ -10,12 +10,12 @@ or resized copies has crowds of its own.
 
 So :func:`group` walks the items in order and makes an item a *copy* of the first earlier *node* within ``distance``
 (cosine distance) of it, searching the nodes found so far; only nodes go into the graph. :class:`Copies` lists each
-node's copies with their vectors, and :meth:`Copies.expand` turns a search's nodes into items: every copy of a node
-that could make the top ``k`` is scored exactly against the query (its vector is in the table), so the answer holds
-the same items as a search of a graph of every item, found reliably. A copy's cosine differs from its node's by at
-most √(2·distance) (and in practice by far less: the difference is the copy's offset projected on the query), which
-is the only approximation the grouping adds: copies of a node that ranks below the k-th item found are taken to rank
-below it too.
+node's copies with their vectors and how far the farthest lies (its ``reach``), and :meth:`Copies.expand` turns a
+search's nodes into items. A copy's angle to the query is smaller than its node's by at most the angle between them
+(:func:`ceiling`), so a node's copies are scored (exactly: their vectors are in the table) only where that bound
+reaches the k-th best found, and the index reads its nodes deeper until no copy of a node it has not read can
+(:meth:`searchcore.index.VectorIndex.query`). The answer is the top k over every item, up to hnswlib's own
+approximation among the nodes, which are now spread apart as its graph needs them to be.
 """
 
 from __future__ import annotations
