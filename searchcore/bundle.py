@@ -9,7 +9,7 @@ Layout (``BUNDLE_FORMAT`` 2)::
     images/                  the photos
     indexes/NAME.hnsw|json   images (features), semantic (images in word space: the head's, else ConSE's),
                              conse (images in word space by ConSE), words (Text→Text), tags (the tag phrases);
-                             with ``shard_size`` in the manifest the three photo indexes are sharded instead:
+                             with ``shard_size`` in the manifest the photo indexes are sharded instead:
                              NAME.json + NAME-00000.hnsw|json, … (see searchcore.shards); the word-space ones
                              list near-copies under one node, in NAME.copies.npz (see searchcore.copies); with a
                              head, joint: the head's and ConSE's rows side by side (Text → Image's mixed cosine)
