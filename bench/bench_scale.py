@@ -767,7 +767,7 @@ def render(res: dict[str, Any]) -> str:
         f"head): row i = real row i mod {res['r']} plus Gaussian noise of {NOISE:.0%} of the row's norm on features "
         f"and logits (seed {res['seed']}); items copy the real items' labels and captions and share their {res['r']} "
         "photo files; each built by `searchcore.build.write.write_bundle` with the real bundle's served head (image, "
-        "semantic and ConSE indexes, tag vocabulary, posting tables), as `bench/bench_scale.py`'s docstring "
+        "semantic, ConSE and joint indexes, tag vocabulary, posting tables), as `bench/bench_scale.py`'s docstring "
         f"describes. All sizes were loaded in one process and timed in {res['reps']} interleaved rounds (each search "
         "at every size back to back); p50/p95 over every call of every round. One torch thread, as the app serves. "
         f"\"Before\": issue 21, measured at `{BEFORE_REV}` (every photo scored per query). Photo file: "

@@ -27,6 +27,13 @@ from typing import NamedTuple
 import numpy as np
 
 
+def unit_rows(matrix: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (a zero row stays zero), as float32 (:mod:`searchcore.index` exports it: the
+    ground floor's one normalisation, here because the index builds on this module)."""
+    matrix = np.asarray(matrix, dtype=np.float32)
+    return matrix / np.maximum(np.linalg.norm(matrix, axis=-1, keepdims=True), 1e-12)
+
+
 def ceiling(sims: np.ndarray, reach: np.ndarray | float) -> np.ndarray:
     """The highest cosine with a unit query that a vector within ``reach`` (Euclidean, on the unit sphere) of one
     with cosines ``sims`` can have: the angle to the query shrinks by at most the angle ``reach`` spans."""
@@ -41,8 +48,9 @@ class Expanded(NamedTuple):
 
 
 #: items grouped per round of :func:`group`: each round is one batched search of the nodes so far, one
-#: block × block product among the round's own items, and one insertion of the round's new nodes
-BLOCK = 4096
+#: block × block product among the round's own items (its cost grows with the block: 1,024 keeps it to about a
+#: tenth of hnswlib's own insertion for distinct 1,280-d features), and one insertion of the round's new nodes
+BLOCK = 1024
 
 
 @dataclass(frozen=True)
@@ -61,8 +69,8 @@ class Copies:
 
     @classmethod
     def of(cls, item_ids: np.ndarray, node_of: np.ndarray, data: np.ndarray) -> Copies | None:
-        """The table for items ``item_ids`` (rows of ``data``) whose node is ``node_of`` (an id; its own id for a
-        node); None when every item is a node."""
+        """The table for items ``item_ids`` (rows of ``data``, any length) whose node is ``node_of`` (an id; its own
+        id for a node); None when every item is a node."""
         copy = node_of != item_ids
         if not copy.any():
             return None
@@ -71,10 +79,10 @@ class Copies:
         nodes, counts = np.unique(node_of[rows], return_counts=True)
         ids = item_ids[rows].astype(np.int64)
         offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        vectors = np.ascontiguousarray(data[rows], np.float32)
+        vectors = np.ascontiguousarray(unit_rows(data[rows]))
         row_of = np.full(int(item_ids.max()) + 1, -1, np.int64)
         row_of[item_ids] = np.arange(len(item_ids))
-        gap = np.linalg.norm(vectors - data[row_of[node_of[rows]]], axis=1)
+        gap = np.linalg.norm(vectors - unit_rows(data[row_of[node_of[rows]]]), axis=1)
         reach = np.maximum.reduceat(gap, offsets[:-1]).astype(np.float32)
         order = np.argsort(ids, kind="stable").astype(np.int64)
         return cls(nodes.astype(np.int64), offsets, reach, ids, vectors, order)
@@ -164,8 +172,8 @@ class Copies:
 
 
 def group(index, data: np.ndarray, ids: np.ndarray, distance: float, threads: int = -1) -> np.ndarray:
-    """Insert the nodes of unit rows ``data`` (ids ``ids``) into the empty hnswlib ``index``; return each item's
-    node (an id; its own for a node).
+    """Insert the nodes of rows ``data`` (ids ``ids``; compared by cosine) into the empty hnswlib ``index``; return
+    each item's node (an id; its own for a node).
 
     Rounds of :data:`BLOCK` items, in order: an item within ``distance`` of a node inserted by an earlier round is
     its copy; among the round's other items, one within ``distance`` of an earlier one of them takes that item's
@@ -176,7 +184,7 @@ def group(index, data: np.ndarray, ids: np.ndarray, distance: float, threads: in
     floor = 1.0 - distance
     for start in range(0, len(data), BLOCK):
         rows = np.arange(start, min(start + BLOCK, len(data)))
-        block = data[rows]
+        block = unit_rows(data[rows])
         if index.get_current_count():
             labels, dists = index.knn_query(block, k=1, num_threads=threads)
             near = dists[:, 0] <= distance

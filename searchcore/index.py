@@ -20,7 +20,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import storage
-from .copies import Copies, Expanded, group
+from .copies import Copies, Expanded, group, unit_rows
 from .errors import BadArgumentError, BundleError
 
 SPACES = ("cosine", "l2", "ip")
@@ -50,12 +50,6 @@ def _check_k(k: int) -> int:
     if k < 1:
         raise BadArgumentError(f"k must be at least 1 (got {k}).")
     return int(k)
-
-
-def unit_rows(matrix: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length (a zero row stays zero), as float32."""
-    matrix = np.asarray(matrix, dtype=np.float32)
-    return matrix / np.maximum(np.linalg.norm(matrix, axis=-1, keepdims=True), 1e-12)
 
 
 def _as_queries(queries: np.ndarray, dim: int) -> np.ndarray:
@@ -142,7 +136,6 @@ class VectorIndex(IndexFacts):
         index.init_index(max_elements=len(data), M=M, ef_construction=ef_construction, random_seed=100)
         table = None
         if copies > 0:
-            data = unit_rows(data)
             table = Copies.of(labels, group(index, data, labels, copies, threads), data)
         else:
             index.add_items(data, labels, num_threads=threads)
