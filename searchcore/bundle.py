@@ -10,7 +10,7 @@ Layout (``BUNDLE_FORMAT`` 2)::
     indexes/NAME.hnsw|json   images (features), semantic (images in word space: the head's, else ConSE's),
                              conse (images in word space by ConSE), words (Text→Text), tags (the tag phrases);
                              with ``shard_size`` in the manifest the photo indexes are sharded instead:
-                             NAME.json + NAME-00000.hnsw|json, … (see searchcore.shards); the photo indexes
+                             NAME.json + NAME-00000.hnsw|json, … (see searchcore.shards); the word-space ones
                              list near-copies under one node, in NAME.copies.npz (see searchcore.copies); with a
                              head, joint: the head's and ConSE's rows side by side (Text → Image's mixed cosine)
     tags.json                the tag vocabulary: phrases in index order, each ImageNet class's own and broader tag

@@ -48,8 +48,8 @@ class Expanded(NamedTuple):
 
 
 #: items grouped per round of :func:`group`: each round is one batched search of the nodes so far, one
-#: block × block product among the round's own items (its cost grows with the block: 1,024 keeps it to about a
-#: tenth of hnswlib's own insertion for distinct 1,280-d features), and one insertion of the round's new nodes
+#: block × block product among the round's own items (its cost grows with the block and the dimension: 1,024 keeps
+#: it small beside hnswlib's own insertion even for 1,280-d features), and one insertion of the round's new nodes
 BLOCK = 1024
 
 

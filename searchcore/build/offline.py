@@ -20,10 +20,10 @@ from ..models.words import OFFLINE_WORDS
 from ..storage import cache_dir
 
 #: Bumped whenever the way the offline bundle is built or trained changes, so caches made by older code are rebuilt.
-# 27: the image index lists near-copies too; 26: the joint index (Text → Image's mixed cosine), near-copies listed;
-# 25: near-copies listed under one node in the word-space photo indexes; 24: posting lists stored best first (postings
-# layout 3; 22 and 23 were a reverted joint index); 21: layout.npz (the map); 20: training["settings"]
-RECIPE = "27"
+# 28: the image index lists no near-copies again (27 did); 26: the joint index (Text → Image's mixed cosine),
+# near-copies listed; 25: near-copies listed under one node in the word-space photo indexes; 24: posting lists stored
+# best first (postings layout 3; 22 and 23 were a reverted joint index); 21: layout.npz (the map); 20: settings
+RECIPE = "28"
 
 
 def _quiet(_fraction: float, _message: str) -> None:

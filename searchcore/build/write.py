@@ -28,9 +28,10 @@ from ..models.words import WordVectors
 from ..shards import Map, build_index, load_index, remove_saved, save_index
 
 Log = Callable[[str], None]
-#: the photo indexes list a photo within this cosine distance of an earlier one as its near-copy, not as a node of
-#: the graph (searchcore.copies): hnswlib's search cannot cross crowds of near-identical vectors, which the head and
-#: ConSE make of photos of one meaning, and bursts, re-saves and resized copies make of the photos themselves
+#: the word-space photo indexes list a photo within this cosine distance of an earlier one as its near-copy, not as a
+#: node of the graph (searchcore.copies): hnswlib's search cannot cross crowds of near-identical vectors, and the head
+#: and ConSE place photos of one meaning that close together. (The image index does not list them yet: the build
+#: queries it once per photo, for look-alikes and exemplars, and the expansion of copies is one query at a time.)
 COPIES = 0.005
 EmbedTags = Callable[[Sequence[str]], np.ndarray]  # tag phrases → unit vectors in the bundle's text space
 
@@ -106,7 +107,7 @@ def write_bundle(
     t0 = time.perf_counter()
     what = f"{backbone_spec} penultimate features"
     sharded = shard_size is not None and shard_size < len(items)
-    save_index(build_index(feats.features, shard_size=shard_size, what=what, copies=COPIES, map_fn=map_fn),
+    save_index(build_index(feats.features, shard_size=shard_size, what=what, map_fn=map_fn),
                root / B.INDEXES / "images")
     _word_index(root, "words", words, word_vocab, log)
     clip = is_clip_spec(backbone_spec)
