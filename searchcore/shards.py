@@ -71,6 +71,11 @@ class ShardedIndex(IndexFacts):
         info = IndexInfo(data.shape[1], len(data), first.space, first.M, first.ef_construction, first.ef, what)
         return cls(shards, shard_size, info)
 
+    @property
+    def nodes(self) -> int:
+        """The items in the shards' graphs: every item, less the near-copies each shard lists under them."""
+        return sum(shard.nodes for shard in self.shards)
+
     @IndexFacts.ef.setter
     def ef(self, value: int) -> None:
         self.info.ef = int(value)

@@ -111,6 +111,7 @@ def test_shards_list_their_own_copies(crowds, tmp_path: Path) -> None:
     sharded = build_index(crowds, shard_size=2500, copies=DISTANCE, threads=1)
     save_index(sharded, tmp_path / "conse")
     loaded = load_index(tmp_path / "conse")
+    assert 340 <= loaded.nodes < 600 and len(loaded) == len(crowds)  # each of 3 shards has its own nodes
     queries = unit_rows(np.random.default_rng(6).standard_normal((10, 16)))
     np.testing.assert_allclose(loaded.query(queries, 30).distances, exact_search(crowds, queries, 30).distances,
                                atol=1e-5)
