@@ -475,8 +475,7 @@ class ExactText:
             return {name: (self.rows[name], vector) for name, vector in self.vectors(query).items()}
         if self.joint_rows is None:  # a photo's joint row: [head row, ConSE row] / √2, unit as the index keeps it
             self.joint_rows = np.hstack([self.rows["semantic"], self.rows["conse"]]) / np.float32(np.sqrt(2.0))
-        read = self.engine._query(parse_query(query), None, self.engine.head)  # the served vectors and mix
-        vector = np.concatenate([(1.0 - read.mix) * read.head, read.mix * read.conse])
+        vector = self.engine._query(parse_query(query), None, self.engine.head).joint()  # as served
         return {"joint": (self.joint_rows, vector / np.linalg.norm(vector))}
 
 

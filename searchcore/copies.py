@@ -4,9 +4,8 @@ into the hnswlib graph.
 Why: hnswlib's graph search cannot cross a crowd of near-identical vectors. Each of them spends its links on the
 others, the search's beam fills with one crowd and stops there, and a better crowd elsewhere is never reached, at
 any search width (hnswlib's author: "does your data have duplicates? deduping should bring a huge gain"). Photos
-crowd like that in word space: the head and ConSE place photos of one meaning within a hair of each other (in the
-Tux Paint bundle a quarter of the photos have a neighbour above cosine 0.99), and a collection with bursts, re-saves
-or resized copies has crowds of its own.
+crowd like that in word space, where the head and ConSE place photos of one meaning within a hair of each other,
+and a collection with bursts, re-saves or resized copies has crowds of its own.
 
 So :func:`group` walks the items in order and makes an item a *copy* of the first earlier *node* within ``distance``
 (cosine distance) of it, searching the nodes found so far; only nodes go into the graph. :class:`Copies` lists each
@@ -25,6 +24,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+
+from .topk import best_first
 
 
 def unit_rows(matrix: np.ndarray) -> np.ndarray:
@@ -48,8 +49,8 @@ class Expanded(NamedTuple):
 
 
 #: items grouped per round of :func:`group`: each round is one batched search of the nodes so far, one
-#: block × block product among the round's own items (its cost grows with the block and the dimension: 1,024 keeps
-#: it small beside hnswlib's own insertion even for 1,280-d features), and one insertion of the round's new nodes
+#: block × block product among the round's own items (its cost grows with the block and the dimension), and one
+#: insertion of the round's new nodes
 BLOCK = 1024
 
 
@@ -151,13 +152,9 @@ class Copies:
         rest = rest[ceiling(sims[rest], self.reach[at[rest]]) >= kth]
         if len(rest):
             found.append(self._score(query, at[rest]))
-        all_ids, all_sims = np.concatenate([i for i, _ in found]), np.concatenate([v for _, v in found])
-        if len(all_sims) > k:  # the k best and every item tied with the k-th, then only those sorted
-            keep = all_sims >= -np.partition(-all_sims, k - 1)[k - 1]
-            all_ids, all_sims = all_ids[keep], all_sims[keep]
-        order = np.lexsort((all_ids, -all_sims))[:k]
-        settled = len(order) == k and float(ceiling(sims[-1:], self.farthest)[0]) < float(all_sims[order[-1]])
-        return Expanded(all_ids[order], all_sims[order], settled)
+        best, best_sims = best_first(np.concatenate([i for i, _ in found]), np.concatenate([v for _, v in found]), k)
+        settled = len(best) == k and float(ceiling(sims[-1:], self.farthest)[0]) < float(best_sims[-1])
+        return Expanded(best, best_sims, settled)
 
     @property
     def farthest(self) -> float:

@@ -161,8 +161,14 @@ def _hopeful(new: np.ndarray, sources: Sequence[Source], reads: list[tuple[np.nd
 
 
 def _best(ids: np.ndarray, scores: np.ndarray, k: int, depth: int, exact: bool) -> TopK:
-    if len(scores) > k:  # the k best (and every item tied with the k-th), then their order
+    return TopK(*best_first(ids, scores, k), depth, exact)
+
+
+def best_first(ids: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` best of ``ids`` by ``scores``, best first; ties: the lower id first, as a stable sort of every item
+    would. Only the k best (and every item tied with the k-th) are sorted."""
+    if len(scores) > k:
         keep = scores >= -np.partition(-scores, k - 1)[k - 1]
         ids, scores = ids[keep], scores[keep]
-    order = np.lexsort((ids, -scores))[:k]  # ties: the lower id first, as a stable sort of every item would
-    return TopK(ids[order], scores[order], depth, exact)
+    order = np.lexsort((ids, -scores))[:k]
+    return ids[order], scores[order]

@@ -104,6 +104,12 @@ class _Query(NamedTuple):
     mix: float
     terms: list[Term]
 
+    def joint(self) -> np.ndarray:
+        """The query in the joint index's space: ``[(1-mix)·head side, mix·ConSE side]``, whose inner product with a
+        photo's ``[head row, ConSE row]`` is the mixed cosine."""
+        assert self.head is not None  # a joint index exists only beside a head
+        return np.concatenate([(1.0 - self.mix) * self.head, self.mix * self.conse])
+
 
 class WordHit(NamedTuple):
     word: str
@@ -441,7 +447,7 @@ class SearchEngine:
             # has the cosine ((1-m)·cos_head + m·cos_ConSE) / (√2·|query|) with every photo: one search reads the
             # mixed cosine best first, and its last value bounds every photo not read (two indexes read apart
             # bound it only by the sum of two different photos' cosines)
-            vector = np.concatenate([(1.0 - mix) * query.head, mix * query.conse])
+            vector = query.joint()
             scale = float(np.sqrt(2.0) * np.linalg.norm(vector)) if joint.info.space == "cosine" else 1.0
             cosines = [nearest(joint, vector, scale, weights["cosine"],
                                lambda ids: (1.0 - mix) * head_cosine(ids) + mix * conse_cosine(ids))]
